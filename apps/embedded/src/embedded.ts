@@ -1,0 +1,122 @@
+/**
+ * Gateway and router in one process. Without DATABASE_URL it keeps its data in PGlite
+ * (Postgres in WASM) under DATA_DIR; without REDIS_URL the bus is in memory. Either way the
+ * same Gateway and Router classes run, so embedded and clustered modes share every line of
+ * business logic.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { MemoryBus, RedisBus, type Bus } from "@pesan/shared/bus";
+import { loadConfig, port, type Env } from "@pesan/shared/config";
+import { migrate, openDb, type Db } from "@pesan/shared/db";
+import { closeOnly, createLogger, createRegistry, dependencyChecks, HealthServer, type Lifecycle, type Logger } from "@pesan/shared/observability";
+import { Gateway, gatewayOptionsFrom, gatewaySettings } from "@pesan/udp-gateway";
+import { Router, routerOptionsFrom, routerSettings } from "@pesan/router";
+import { createMonitorApp, loadMonitorConfig } from "@pesan/monitor-bot";
+import { MONITOR_PACKAGE_DIR } from "@pesan/monitor-bot/package-dir";
+
+/** The built-in monitor config: it watches this very process. */
+const EMBEDDED_MONITOR_CONFIG = new URL("../monitor.embedded.yaml", import.meta.url).pathname;
+
+export const embeddedSchema = z.object({
+  ...routerSettings,
+  ...gatewaySettings,
+  HTTP_PORT: port().default(9090),
+  DATA_DIR: z.string().min(1).default(".pesan-data"),
+  GATEWAY_ID: gatewaySettings.GATEWAY_ID.default("embedded"),
+  // Quiet by default: the newcomer's terminal shows how to chat, not every request.
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
+  /** The monitor's config file; default: one that watches this process (apps/embedded/monitor.embedded.yaml). */
+  MONITOR_CONFIG: z.string().min(1).optional(),
+  /** "false" runs without the monitor. */
+  MONITOR: z.enum(["true", "false"]).default("true"),
+});
+export type EmbeddedConfig = z.infer<typeof embeddedSchema>;
+
+export function loadEmbeddedConfig(env: Env = process.env): EmbeddedConfig {
+  return loadConfig(embeddedSchema, env);
+}
+
+export interface Embedded {
+  components: Lifecycle[];
+  gateway: Gateway;
+  db: Db;
+  bus: Bus;
+  logger: Logger;
+  describe(): string;
+}
+
+export async function createEmbedded(config: EmbeddedConfig, logger = createLogger("pesan", config.LOG_LEVEL)): Promise<Embedded> {
+  const registry = createRegistry("pesan");
+  const db = await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, applicationName: "pesan-embedded" });
+  const bus: Bus = config.REDIS_URL ? new RedisBus(config.REDIS_URL, config.BUS_PREFIX) : new MemoryBus(config.BUS_PREFIX);
+  const applied = await migrate(db);
+  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  const routerOpts = routerOptionsFrom(config);
+  const gatewayOpts = gatewayOptionsFrom(config);
+  // The public address defaults to the UDP port actually configured.
+  if (!process.env.PUBLIC_ADDRESS) routerOpts.publicAddress = `127.0.0.1:${config.UDP_PORT}`;
+  const router = new Router({ db, bus, logger: logger.child({ component: "router" }), registry }, routerOpts);
+  const monitor = config.MONITOR === "true" ? createEmbeddedMonitor(config, db, logger) : undefined;
+  const gateway = new Gateway({ bus, logger: logger.child({ component: "gateway" }), registry }, gatewayOpts);
+  const health = new HealthServer({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    registry,
+    logger,
+    checks: dependencyChecks({ db, bus }, { db: "database", bus: "bus" }),
+    info: () => ({ service: "embedded", udp: gateway.address, database: db.kind, bus: bus.kind }),
+  });
+  return {
+    components: [
+      closeOnly("database", () => db.close()),
+      closeOnly("bus", () => bus.close()),
+      router,
+      gateway,
+      health,
+      ...(monitor?.components ?? []),
+    ],
+    gateway,
+    db,
+    bus,
+    logger,
+    describe: () =>
+      [
+        `pesan is running (database: ${db.kind === "pglite" ? `embedded PGlite in ${config.DATA_DIR}` : "Postgres"}, bus: ${bus.kind === "memory" ? "in process" : "Redis"})`,
+        "",
+        `  chat with netcat:      nc -u 127.0.0.1 ${gateway.address?.port ?? config.UDP_PORT}`,
+        `  or the CLI client:     ./pesan chat --server 127.0.0.1:${gateway.address?.port ?? config.UDP_PORT}`,
+        `  health and metrics:    http://${config.HTTP_HOST}:${config.HTTP_PORT}/healthz  /metrics`,
+        ...(monitor
+          ? [
+              `  dashboard:             http://${monitor.config.http.host}:${monitor.config.http.port}/`,
+              `  monitoring API:        http://${monitor.config.http.host}:${monitor.config.http.port}/api/messaging  /api/svcstats  /api/userstats`,
+            ]
+          : []),
+        "",
+        "  then type:  REGISTER alice secret1   LOGIN alice secret1   SEND bob hello   WHO   INBOX",
+        "  Ctrl-C stops it.",
+        "",
+      ].join("\n"),
+  };
+}
+
+/**
+ * The monitor runs in the same process and keeps its history in the same database. Its probe
+ * account's password is made once and kept in DATA_DIR, so the account works after a restart.
+ */
+function createEmbeddedMonitor(config: EmbeddedConfig, db: Db, logger: Logger) {
+  mkdirSync(config.DATA_DIR, { recursive: true });
+  const secretFile = join(config.DATA_DIR, "monitor-probe.secret");
+  if (!existsSync(secretFile)) writeFileSync(secretFile, randomBytes(18).toString("base64url"), { mode: 0o600 });
+  const env = {
+    ...process.env,
+    PROBE_PASSWORD: process.env.PROBE_PASSWORD ?? readFileSync(secretFile, "utf8").trim(),
+    UDP_PORT: String(config.UDP_PORT),
+    HTTP_PORT: String(config.HTTP_PORT),
+  };
+  const monitorConfig = loadMonitorConfig(config.MONITOR_CONFIG ?? EMBEDDED_MONITOR_CONFIG, env, { requireDatabase: false });
+  return createMonitorApp(monitorConfig, { packageDir: MONITOR_PACKAGE_DIR, db, logger: logger.child({ component: "monitor" }) });
+}

@@ -1,0 +1,491 @@
+import dgram from "node:dgram";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { PesanClient, PesanError, RequestTimeoutError, ClientClosedError, parseServerAddress, type FailoverEvent, type MsgLine } from "./client.ts";
+
+// ---------------------------------------------------------------------------------------------
+// A scripted UDP server: records every datagram (tag removed) and answers through a handler.
+
+interface Received {
+  tag: string | undefined;
+  text: string;
+  from: dgram.RemoteInfo;
+}
+
+type Handler = (req: Received, srv: ScriptedServer) => string[] | undefined;
+
+const TAG_RE = /^@([A-Za-z0-9_-]{1,32}) /;
+
+class ScriptedServer {
+  readonly socket: dgram.Socket;
+  readonly received: Received[] = [];
+  handler: Handler;
+  /** When true the server records but never answers (a dead server). */
+  silent = false;
+  private waiters: Array<() => void> = [];
+
+  constructor(handler: Handler) {
+    this.socket = dgram.createSocket("udp4");
+    this.handler = handler;
+    this.socket.on("message", (buf, rinfo) => {
+      let text = buf.toString("utf8");
+      let tag: string | undefined;
+      const m = TAG_RE.exec(text);
+      if (m) {
+        tag = m[1];
+        text = text.slice(m[0].length);
+      }
+      const req = { tag, text, from: rinfo };
+      this.received.push(req);
+      for (const w of this.waiters.splice(0)) w();
+      if (this.silent) return;
+      const replies = this.handler(req, this) ?? [];
+      for (const r of replies) this.push(tag === undefined ? r : `@${tag} ${r}`, rinfo);
+    });
+  }
+
+  async listen(): Promise<this> {
+    this.socket.bind(0, "127.0.0.1");
+    await once(this.socket, "listening");
+    return this;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.socket.address().port}`;
+  }
+
+  push(text: string, to: { address: string; port: number }): void {
+    this.socket.send(text, to.port, to.address);
+  }
+
+  /** Non-heartbeat requests, tags removed. */
+  commands(): string[] {
+    return this.received.map((r) => r.text).filter((t) => t !== "/@live?");
+  }
+
+  async waitFor(pred: (srv: this) => boolean, ms = 3000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!pred(this)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`condition not met within ${ms} ms; received: ${JSON.stringify(this.received.map((r) => r.text))}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 50));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** A well-behaved fake: heartbeats, CAP ACK, LOGIN/RESUME with a fixed token, WHO. */
+function basicHandler(token = "tok123"): Handler {
+  return (req) => {
+    const t = req.text;
+    if (t === "/@live?") return ["yes"];
+    if (/^CAP ACK$/i.test(t)) return ["OK CAP ACK"];
+    let m = /^\/?LOGIN (\S+) (.+)$/i.exec(t);
+    if (m) return m[2] === "secret1" ? [`OK LOGIN ${m[1]} ${token}`] : ["ERR AUTH wrong user name, password or token"];
+    m = /^\/?RESUME (\S+) (\S+)$/i.exec(t);
+    if (m) return m[2] === token ? [`OK LOGIN ${m[1]} ${token}`] : ["ERR AUTH wrong user name, password or token"];
+    if (/^\/?WHO$/i.test(t)) return ["ONLINE alice", "OK WHO 1"];
+    if (/^\/?LOGOUT$/i.test(t)) return ["OK BYE"];
+    if (/^ACK /.test(t)) return [];
+    return [`ERR UNKNOWN_COMMAND ${t.split(" ")[0]}`];
+  };
+}
+
+const servers: ScriptedServer[] = [];
+const clients: PesanClient[] = [];
+
+async function server(handler: Handler = basicHandler()): Promise<ScriptedServer> {
+  const s = await new ScriptedServer(handler).listen();
+  servers.push(s);
+  return s;
+}
+
+async function client(opts: Partial<ConstructorParameters<typeof PesanClient>[0]> & { servers: string[] }): Promise<PesanClient> {
+  const c = new PesanClient({ heartbeatMs: 0, requestTimeoutMs: 1000, ...opts });
+  clients.push(c);
+  await c.start();
+  return c;
+}
+
+function nextEvent<T>(c: PesanClient, name: "failover" | "resumed" | "message", ms = 3000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no ${name} event within ${ms} ms`)), ms);
+    c.once(name, (e: unknown) => {
+      clearTimeout(t);
+      resolve(e as T);
+    });
+  });
+}
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("PesanClient requests", () => {
+  test("tags requests and collects intermediate lines up to the final one", async () => {
+    const srv = await server((req, s) => {
+      if (req.text === "WHO") {
+        // A push and a foreign tag interleave with the reply; both must be ignored by request().
+        s.push("MSG m1 bob 2026-11-22T23:40:00.123Z hello", req.from);
+        s.push("@other OK WHO 99", req.from);
+        return ["ONLINE alice bob", "ONLINE carol", "OK WHO 3"];
+      }
+      if (req.text === "INBOX") return ["ITEM m1 bob 2026-11-22T23:40:00.123Z NEW hello", "OK INBOX 1"];
+      if (req.text === "READ m1") return ["MSG m1 bob 2026-11-22T23:40:00.123Z hello there"];
+      if (req.text === "SERVERS") return ["SERVER a 127.0.0.1:1 UP 1/10", "OK SERVERS 1"];
+      return ["ERR UNKNOWN_COMMAND X"];
+    });
+    const c = await client({ servers: [srv.address] });
+
+    const lines = await c.request("WHO");
+    expect(lines.map((l) => l.raw.replace(/^@\S+ /, ""))).toEqual(["ONLINE alice bob", "ONLINE carol", "OK WHO 3"]);
+    expect(lines.every((l) => l.tag === lines[0]!.tag)).toBe(true);
+    expect(srv.received[0]!.tag).toBe(lines[0]!.tag);
+
+    expect(await c.who()).toEqual(["alice", "bob", "carol"]);
+
+    const inbox = await c.request("INBOX");
+    expect(inbox.map((l) => l.kind)).toEqual(["ITEM", "OK"]);
+
+    const read = await c.request("READ m1");
+    expect(read).toHaveLength(1);
+    expect(read[0]).toMatchObject({ kind: "MSG", id: "m1", text: "hello there" });
+
+    expect((await c.request("SERVERS")).map((l) => l.kind)).toEqual(["SERVER", "OK"]);
+
+    const err = await c.request("BOGUS");
+    expect(err[0]).toMatchObject({ kind: "ERR", code: "UNKNOWN_COMMAND" });
+
+    // Tags are unique.
+    const tags = srv.received.map((r) => r.tag);
+    expect(new Set(tags).size).toBe(tags.length);
+  });
+
+  test("rejects with a timeout error when no final line comes", async () => {
+    const srv = await server((req) => (req.text === "WHO" ? ["ONLINE alice"] : undefined));
+    const c = await client({ servers: [srv.address] });
+    const t0 = Date.now();
+    await expect(c.request("WHO", { timeoutMs: 150 })).rejects.toBeInstanceOf(RequestTimeoutError);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    await expect(c.request("NOTHING", { timeoutMs: 100 })).rejects.toMatchObject({ code: "TIMEOUT" });
+  });
+
+  test("convenience methods: register, login remembers the session, send, logout", async () => {
+    const srv = await server((req) => {
+      const t = req.text;
+      if (t.startsWith("REGISTER alice")) return ["ERR TAKEN that user name is taken"];
+      if (t === "LOGIN alice secret1") return ["OK LOGIN alice tok-9", "ONLINE alice"];
+      if (t === "SEND bob hi there") return ["OK SENT id42 DELIVERED"];
+      if (t === "SEND nobody x") return ["ERR NO_SUCH_USER no such user"];
+      if (t === "LOGOUT") return ["OK BYE"];
+      return undefined;
+    });
+    const c = await client({ servers: [srv.address] });
+    await expect(c.register("alice", "secret1")).rejects.toMatchObject({ code: "TAKEN" });
+    expect(await c.login("alice", "secret1")).toEqual({ user: "alice", token: "tok-9" });
+    expect(c.session).toEqual({ user: "alice", token: "tok-9" });
+    const sent = await c.send("bob", "hi there");
+    expect(sent).toMatchObject({ kind: "OK", word: "SENT", args: ["id42", "DELIVERED"] });
+    await expect(c.send("nobody", "x")).rejects.toBeInstanceOf(PesanError);
+    await c.logout();
+    expect(c.session).toBeUndefined();
+  });
+
+  test("ERR FULL from LOGIN exposes the alternatives and does not switch", async () => {
+    const srv = await server((req) =>
+      req.text.startsWith("LOGIN") ? ["ERR FULL 10.0.0.2:4999 [::1]:5000 this server is full, try those"] : undefined,
+    );
+    const c = await client({ servers: [srv.address] });
+    const err = (await c.login("alice", "secret1").catch((e: unknown) => e)) as PesanError;
+    expect(err).toBeInstanceOf(PesanError);
+    expect(err.code).toBe("FULL");
+    expect(err.alternatives).toEqual(["10.0.0.2:4999", "[::1]:5000"]);
+    expect(c.currentServer).toBe(srv.address);
+    expect(c.session).toBeUndefined();
+  });
+
+  test("parses server addresses", () => {
+    expect(parseServerAddress("127.0.0.1:4999")).toEqual({ host: "127.0.0.1", port: 4999 });
+    expect(parseServerAddress("[::1]:4999")).toEqual({ host: "::1", port: 4999 });
+    expect(parseServerAddress("gw.example:1")).toEqual({ host: "gw.example", port: 1 });
+    expect(() => parseServerAddress("::1:4999")).toThrow();
+    expect(() => parseServerAddress("host:70000")).toThrow();
+    expect(() => new PesanClient({ servers: [] })).toThrow();
+  });
+});
+
+describe("PesanClient failover", () => {
+  test("missed heartbeats move to the next server with CAP ACK then RESUME", async () => {
+    const a = await server(basicHandler("tokA"));
+    const b = await server(basicHandler("tokA"));
+    const c = await client({ servers: [a.address, b.address], heartbeatMs: 100, missedHeartbeats: 3, capAck: true });
+    await c.login("alice", "secret1");
+    expect(a.commands()).toEqual(["CAP ACK", "LOGIN alice secret1"]);
+    await a.waitFor((s) => s.received.some((r) => r.text === "/@live?"));
+    expect(c.currentServer).toBe(a.address);
+
+    const failover = nextEvent<FailoverEvent>(c, "failover");
+    const resumed = nextEvent<{ server: string; user: string }>(c, "resumed");
+    const killedAt = Date.now();
+    a.silent = true;
+    expect(await failover).toEqual({ from: a.address, to: b.address, reason: "heartbeat" });
+    // 3 misses of 100 ms each: not before ~200 ms, not much after ~400 ms.
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(200);
+    expect(await resumed).toEqual({ server: b.address, user: "alice" });
+    expect(b.commands()).toEqual(["CAP ACK", "RESUME alice tokA"]);
+    expect(c.currentServer).toBe(b.address);
+    // Requests now go to b.
+    expect(await c.who()).toEqual(["alice"]);
+  });
+
+  test("keeps moving through the list when the next server is dead too, wrapping around", async () => {
+    const a = await server(basicHandler("t1"));
+    const dead = await server(basicHandler("t1"));
+    dead.silent = true;
+    const c = await client({ servers: [a.address, dead.address], heartbeatMs: 100, missedHeartbeats: 2, capAck: false, requestTimeoutMs: 2000 });
+    await c.login("alice", "secret1");
+    const hops: FailoverEvent[] = [];
+    c.on("failover", (e) => hops.push(e));
+    const resumed = new Promise<{ server: string }>((resolve) => c.on("resumed", resolve));
+
+    a.silent = true;
+    await dead.waitFor((s) => s.commands().includes("RESUME alice t1"));
+    a.silent = false; // a comes back; the client must wrap around to it and resume there
+    expect(await resumed).toEqual({ server: a.address, user: "alice" });
+    expect(hops.map((h) => h.to)).toEqual([dead.address, a.address]);
+    expect(a.commands()).toEqual(["LOGIN alice secret1", "RESUME alice t1"]);
+  });
+
+  test("REDIRECT switches to the given server and resumes there", async () => {
+    const a = await server(basicHandler("tr"));
+    const b = await server(basicHandler("tr"));
+    const c = await client({ servers: [a.address], heartbeatMs: 0, capAck: true });
+    await c.login("alice", "secret1");
+    const failover = nextEvent<FailoverEvent>(c, "failover");
+    const resumed = nextEvent<{ server: string }>(c, "resumed");
+    b.push(`REDIRECT ${b.address}`, { address: "127.0.0.1", port: c.localPort! });
+    expect(await failover).toEqual({ from: a.address, to: b.address, reason: "redirect" });
+    expect(await resumed).toEqual({ server: b.address, user: "alice" });
+    expect(b.commands()).toEqual(["CAP ACK", "RESUME alice tr"]);
+    expect(c.currentServer).toBe(b.address);
+    expect(c.servers).toEqual([a.address, b.address]);
+    await c.who();
+    expect(b.commands()).toContain("WHO");
+    expect(a.commands()).not.toContain("WHO");
+  });
+
+  test("RESUME refused as UNAVAILABLE is retried after a good heartbeat; ERR AUTH forgets the session", async () => {
+    const a = await server(basicHandler("tu"));
+    let unavailable = 1;
+    const b = await server((req, s) => {
+      if (req.text.startsWith("RESUME") && unavailable-- > 0) return ["ERR UNAVAILABLE service unavailable"];
+      return basicHandler("tu")(req, s);
+    });
+    const c = await client({ servers: [a.address, b.address], heartbeatMs: 80, missedHeartbeats: 2 });
+    const errors: string[] = [];
+    c.on("error", (e) => errors.push(e.message));
+    await c.login("alice", "secret1");
+    const resumed = nextEvent<{ server: string }>(c, "resumed");
+    a.silent = true;
+    expect(await resumed).toEqual({ server: b.address, user: "alice" });
+    expect(b.commands()).toEqual(["RESUME alice tu", "RESUME alice tu"]);
+    expect(errors.some((m) => m.includes("UNAVAILABLE"))).toBe(true);
+
+    // Now b forgets the token: the next failover (back to a) gets ERR AUTH.
+    a.silent = false;
+    a.handler = (req, s) => (req.text.startsWith("RESUME") ? ["ERR AUTH wrong user name, password or token"] : basicHandler("tu")(req, s));
+    const failover = nextEvent<FailoverEvent>(c, "failover");
+    b.silent = true;
+    expect((await failover).to).toBe(a.address);
+    await a.waitFor(() => c.session === undefined);
+    expect(errors.some((m) => m.includes("RESUME: ERR AUTH"))).toBe(true);
+  });
+
+  test("a BYE push forgets the session, so failover does not RESUME", async () => {
+    const a = await server(basicHandler());
+    const b = await server(basicHandler());
+    const c = await client({ servers: [a.address, b.address], heartbeatMs: 80, missedHeartbeats: 2 });
+    await c.login("alice", "secret1");
+    const pushes: string[] = [];
+    c.on("push", (l) => pushes.push(l.raw));
+    a.push("BYE replaced", { address: "127.0.0.1", port: c.localPort! });
+    await a.waitFor(() => pushes.length > 0);
+    expect(c.session).toBeUndefined();
+    const failover = nextEvent<FailoverEvent>(c, "failover");
+    a.silent = true;
+    await failover;
+    await b.waitFor((s) => s.received.some((r) => r.text === "/@live?"));
+    expect(b.commands()).toEqual([]);
+  });
+});
+
+describe("PesanClient pushes", () => {
+  test("MSG pushes are deduplicated by id and each one is ACKed when capAck", async () => {
+    const srv = await server(basicHandler());
+    const c = await client({ servers: [srv.address], capAck: true });
+    await c.login("alice", "secret1");
+    const messages: MsgLine[] = [];
+    c.on("message", (m) => messages.push(m));
+    const to = { address: "127.0.0.1", port: c.localPort! };
+    srv.push("MSG m1 bob 2026-11-22T23:40:00.123Z hello", to);
+    srv.push("MSG m1 bob 2026-11-22T23:40:00.123Z hello", to); // a resend
+    srv.push("MSG m2 *carol 2026-11-22T23:40:01.000Z to all\nwith a newline", to);
+    await srv.waitFor((s) => s.commands().filter((t) => t.startsWith("ACK ")).length === 3);
+    expect(srv.commands().filter((t) => t.startsWith("ACK "))).toEqual(["ACK m1", "ACK m1", "ACK m2"]);
+    expect(srv.received.filter((r) => r.text.startsWith("ACK ")).every((r) => r.tag === undefined)).toBe(true);
+    expect(messages.map((m) => [m.id, m.from, m.text])).toEqual([
+      ["m1", "bob", "hello"],
+      ["m2", "*carol", "to all\nwith a newline"],
+    ]);
+  });
+
+  test("without capAck nothing is ACKed and no CAP ACK is sent", async () => {
+    const srv = await server(basicHandler());
+    const c = await client({ servers: [srv.address] });
+    await c.login("alice", "secret1");
+    const got = nextEvent<MsgLine>(c, "message");
+    srv.push("MSG m1 bob 2026-11-22T23:40:00.123Z hello", { address: "127.0.0.1", port: c.localPort! });
+    expect((await got).id).toBe("m1");
+    await c.who(); // a round trip after the push
+    expect(srv.commands()).toEqual(["LOGIN alice secret1", "WHO"]);
+  });
+
+  test("CAP ACK refused before login (NOT_LOGGED_IN) is sent again after OK LOGIN", async () => {
+    let loggedIn = false;
+    const srv = await server((req) => {
+      if (req.text === "CAP ACK") return [loggedIn ? "OK CAP ACK" : "ERR NOT_LOGGED_IN log in first"];
+      if (req.text.startsWith("LOGIN")) {
+        loggedIn = true;
+        return ["OK LOGIN alice t"];
+      }
+      return undefined;
+    });
+    const c = await client({ servers: [srv.address], capAck: true });
+    await c.login("alice", "secret1");
+    await srv.waitFor((s) => s.commands().length === 3);
+    expect(srv.commands()).toEqual(["CAP ACK", "LOGIN alice secret1", "CAP ACK"]);
+  });
+});
+
+describe("PesanClient lifecycle", () => {
+  test("close() is idempotent, rejects pending requests and stops everything", async () => {
+    const srv = await server(() => undefined);
+    const c = await client({ servers: [srv.address], heartbeatMs: 50 });
+    const pending = c.request("WHO", { timeoutMs: 10_000 });
+    const closing = c.close();
+    expect(c.close()).toBe(closing);
+    await expect(pending).rejects.toBeInstanceOf(ClientClosedError);
+    await closing;
+    await expect(c.request("WHO")).rejects.toBeInstanceOf(ClientClosedError);
+    expect(() => c.sendRaw("WHO")).toThrow(ClientClosedError);
+    const before = srv.received.length;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(srv.received.length).toBe(before); // no heartbeats after close
+  });
+
+  test("sendRaw sends one untagged datagram", async () => {
+    const srv = await server(() => undefined);
+    const c = await client({ servers: [srv.address] });
+    c.sendRaw("/who");
+    await srv.waitFor((s) => s.received.length === 1);
+    expect(srv.received[0]).toMatchObject({ tag: undefined, text: "/who" });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const CHAT = path.join(__dirname, "chat.ts");
+
+function runChat(args: string[], input: string | undefined, ms = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CHAT, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`chat did not exit within ${ms} ms; stdout=${stdout} stderr=${stderr}`));
+    }, ms);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin.end(input);
+  });
+}
+
+describe("chat CLI", () => {
+  test("--help prints usage and exits 0", async () => {
+    const r = await runChat(["--help"], "");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/usage: pnpm chat/);
+    expect(r.stdout).toMatch(/--server/);
+  });
+
+  test("a bad option exits 2 with usage on stderr", async () => {
+    const r = await runChat(["--bogus"], "");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/usage: pnpm chat/);
+  });
+
+  test("sends stdin lines as commands and prints replies without tags", async () => {
+    const srv = await server((req, s) => {
+      const replies = basicHandler("tk")(req, s);
+      if (req.text.startsWith("LOGIN")) setImmediate(() => s.push("MSG m7 bob 2026-11-22T23:40:00.123Z welcome back", req.from));
+      return replies;
+    });
+    const r = await runChat(["--server", srv.address], "LOGIN alice secret1\n/who\n");
+    expect(r.code).toBe(0);
+    const out = r.stdout.split("\n").filter((l) => l.length > 0);
+    expect(out).toEqual(["OK LOGIN alice tk", "MSG m7 bob 2026-11-22T23:40:00.123Z welcome back", "ONLINE alice", "OK WHO 1"]);
+    expect(r.stdout).not.toMatch(/> /);
+    expect(r.stderr).toMatch(/^\* connected to /m);
+    // CAP ACK first (on by default), then the commands; the pushed MSG was ACKed.
+    expect(srv.commands().filter((t) => !t.startsWith("ACK "))).toEqual(["CAP ACK", "LOGIN alice secret1", "/who"]);
+    expect(srv.commands()).toContain("ACK m7");
+  });
+
+  test("--user/--password/--register log in at start; --no-cap-ack sends no CAP ACK", async () => {
+    const srv = await server((req, s) => (req.text.startsWith("REGISTER") ? ["ERR TAKEN that user name is taken"] : basicHandler("tk")(req, s)));
+    const r = await runChat(["--server", srv.address, "--user", "alice", "--password", "secret1", "--register", "--no-cap-ack"], "WHO\n");
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n").filter((l) => l.length > 0)).toEqual(["ERR TAKEN that user name is taken", "OK LOGIN alice tk", "ONLINE alice", "OK WHO 1"]);
+    expect(r.stderr).toMatch(/\* logged in as alice/);
+    expect(srv.commands()).toEqual(["REGISTER alice secret1", "LOGIN alice secret1", "WHO"]);
+  });
+
+  test("SIGTERM logs out and exits", async () => {
+    const srv = await server(basicHandler("tk"));
+    const child = spawn(process.execPath, [CHAT, "--server", srv.address, "--user", "alice", "--password", "secret1"], { stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.stdout.resume();
+    try {
+      await srv.waitFor((s) => s.commands().includes("LOGIN alice secret1"), 10_000);
+      const deadline = Date.now() + 5000;
+      while (!stderr.includes("logged in") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const closed = once(child, "close");
+      child.kill("SIGTERM");
+      const [code] = (await closed) as [number | null];
+      expect(code).toBe(0);
+      expect(srv.commands()).toContain("LOGOUT");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});

@@ -1,0 +1,170 @@
+/**
+ * The bus between gateways and routers: append-only streams read by consumer groups, with
+ * at-least-once delivery. Two backends sit behind one interface (Redis streams for real
+ * deployments, memory for the embedded mode); the consumer loop, with its retry, reclaim and
+ * dead-letter rules, is shared by both.
+ */
+import type { Logger } from "../observability/log.ts";
+
+export interface BusEntry {
+  id: string;
+  payload: string;
+}
+
+export interface PublishItem {
+  stream: string;
+  payload: string;
+  /** Approximate cap on the stream's length; omit for streams whose entries must never be dropped. */
+  maxLen?: number;
+}
+
+export interface ConsumerOptions {
+  stream: string;
+  group: string;
+  consumer: string;
+  /** Entries per read. */
+  count: number;
+  /** How long one blocking read waits. */
+  blockMs: number;
+  /** Entries pending longer than this on another consumer are taken over (it is presumed dead). */
+  claimIdleMs: number;
+  /** Delete entries once acknowledged, so the stream holds only unprocessed work. */
+  deleteOnAck: boolean;
+  /** Errors for which the batch is retried as is (the database is down), as opposed to bad entries. */
+  isTransient: (err: unknown) => boolean;
+}
+
+export type BatchHandler = (entries: BusEntry[]) => Promise<void>;
+
+export interface Consumer {
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Bus {
+  readonly kind: "redis" | "memory";
+  /** The full key of a stream name under this bus's prefix. */
+  key(name: string): string;
+  /** Appends every item in one round trip. */
+  publish(items: PublishItem[]): Promise<void>;
+  consumer(opts: ConsumerOptions, handler: BatchHandler, logger: Logger): Consumer;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a backend must offer the shared consumer loop. */
+export interface StreamBackend {
+  ensureGroup(): Promise<void>;
+  /** New entries for this consumer, waiting up to blockMs. */
+  readNew(count: number, blockMs: number): Promise<BusEntry[]>;
+  /** Entries of other consumers pending longer than minIdleMs, now owned by this one. */
+  claimIdle(minIdleMs: number, count: number): Promise<BusEntry[]>;
+  ack(ids: string[]): Promise<void>;
+  deadLetter(entry: BusEntry, reason: string): Promise<void>;
+  /** Wakes a blocked readNew so close() does not wait for blockMs. */
+  interrupt(): void;
+  close(): Promise<void>;
+}
+
+const BACKOFF_MIN_MS = 50;
+const BACKOFF_MAX_MS = 2000;
+
+/**
+ * Reads, hands batches to the handler, and acknowledges only after the handler resolved
+ * (i.e. after its effects are committed). A transient failure retries the same batch with
+ * backoff, forever; any other failure splits the batch and dead-letters the entry that fails
+ * on its own, so one bad entry never blocks the stream.
+ */
+export class ConsumerLoop implements Consumer {
+  private running = false;
+  private closed = false;
+  private loop: Promise<void> | undefined;
+  private lastClaim = 0;
+  private sleeper: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  private readonly backend: StreamBackend;
+  private readonly opts: ConsumerOptions;
+  private readonly handler: BatchHandler;
+  private readonly logger: Logger;
+
+  constructor(backend: StreamBackend, opts: ConsumerOptions, handler: BatchHandler, logger: Logger) {
+    this.backend = backend;
+    this.opts = opts;
+    this.handler = handler;
+    this.logger = logger;
+  }
+
+  async start(): Promise<void> {
+    if (this.running || this.closed) return;
+    await this.backend.ensureGroup();
+    // close() (or another start()) may have run while the group was being created.
+    if (this.running || this.closed) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.running) {
+      this.running = false;
+      this.backend.interrupt();
+      if (this.sleeper) {
+        clearTimeout(this.sleeper.timer);
+        this.sleeper.resolve();
+      }
+      await this.loop;
+    }
+    // Also when never started: the backend may hold a connection already.
+    await this.backend.close();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = BACKOFF_MIN_MS;
+    let retry: BusEntry[] = [];
+    while (this.running) {
+      try {
+        let batch = retry;
+        if (batch.length === 0 && Date.now() - this.lastClaim >= this.opts.claimIdleMs / 2) {
+          this.lastClaim = Date.now();
+          batch = await this.backend.claimIdle(this.opts.claimIdleMs, this.opts.count);
+          if (batch.length > 0) this.logger.warn({ stream: this.opts.stream, entries: batch.length }, "took over entries of a dead consumer");
+        }
+        if (batch.length === 0) batch = await this.backend.readNew(this.opts.count, this.opts.blockMs);
+        if (batch.length === 0) continue;
+        retry = batch;
+        await this.process(batch);
+        retry = [];
+        backoff = BACKOFF_MIN_MS;
+      } catch (err) {
+        if (!this.running) break;
+        this.logger.error({ err, stream: this.opts.stream, retrying: retry.length }, "stream processing failed, retrying");
+        await this.sleep(backoff);
+        backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+      }
+    }
+  }
+
+  private async process(batch: BusEntry[]): Promise<void> {
+    try {
+      await this.handler(batch);
+    } catch (err) {
+      if (this.opts.isTransient(err)) throw err;
+      if (batch.length === 1) {
+        this.logger.error({ err, entry: batch[0]!.id }, "entry failed on its own, moved to the dead-letter stream");
+        await this.backend.deadLetter(batch[0]!, String((err as Error)?.message ?? err));
+        await this.backend.ack([batch[0]!.id]);
+        return;
+      }
+      this.logger.warn({ err, entries: batch.length }, "batch failed, processing its entries one by one");
+      for (const e of batch) await this.process([e]);
+      return;
+    }
+    await this.backend.ack(batch.map((e) => e.id));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.sleeper = { timer: setTimeout(resolve, ms), resolve };
+    });
+  }
+}

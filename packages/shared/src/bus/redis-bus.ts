@@ -1,0 +1,158 @@
+/** The Redis streams backend: XADD / XREADGROUP / XAUTOCLAIM / XACK (+XDEL). */
+import { Redis } from "ioredis";
+import type { Logger } from "../observability/log.ts";
+import { ConsumerLoop, type Bus, type BusEntry, type ConsumerOptions, type BatchHandler, type Consumer, type PublishItem, type StreamBackend } from "./bus.ts";
+
+type RawEntries = Array<[string, string[]]>;
+
+function toEntries(raw: RawEntries | null | undefined): BusEntry[] {
+  const out: BusEntry[] = [];
+  for (const [id, fields] of raw ?? []) {
+    // XAUTOCLAIM reports entries deleted meanwhile with null fields; nothing left to do for them.
+    if (!fields) continue;
+    const i = fields.indexOf("p");
+    if (i >= 0 && fields[i + 1] !== undefined) out.push({ id, payload: fields[i + 1]! });
+  }
+  return out;
+}
+
+export class RedisBus implements Bus {
+  readonly kind = "redis";
+  readonly redis: Redis;
+  private readonly prefix: string;
+  private closed = false;
+
+  constructor(url: string, prefix: string) {
+    this.prefix = prefix;
+    // Commands issued while Redis is away wait in the offline queue; callers bound the wait.
+    this.redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+    this.redis.on("error", () => undefined);
+  }
+
+  key(name: string): string {
+    return this.prefix + name;
+  }
+
+  async publish(items: PublishItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const it of items) {
+      if (it.maxLen !== undefined) p.xadd(it.stream, "MAXLEN", "~", it.maxLen, "*", "p", it.payload);
+      else p.xadd(it.stream, "*", "p", it.payload);
+    }
+    const res = await p.exec();
+    const failed = res?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  consumer(opts: ConsumerOptions, handler: BatchHandler, logger: Logger): Consumer {
+    return new ConsumerLoop(new RedisStreamBackend(this.redis, opts), opts, handler, logger);
+  }
+
+  async ping(): Promise<void> {
+    if (this.redis.status !== "ready") throw new Error(`redis ${this.redis.status}`);
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.redis.disconnect();
+  }
+}
+
+class RedisStreamBackend implements StreamBackend {
+  private readonly shared: Redis;
+  // A blocking read holds its connection; it gets one of its own.
+  private readonly blocking: Redis;
+  private readonly opts: ConsumerOptions;
+  private claims = 0;
+  private disconnected = false;
+
+  constructor(shared: Redis, opts: ConsumerOptions) {
+    this.shared = shared;
+    this.blocking = shared.duplicate();
+    this.blocking.on("error", () => undefined);
+    this.opts = opts;
+  }
+
+  async ensureGroup(): Promise<void> {
+    try {
+      await this.shared.xgroup("CREATE", this.opts.stream, this.opts.group, "0", "MKSTREAM");
+    } catch (e) {
+      if (!String((e as Error).message).includes("BUSYGROUP")) throw e;
+    }
+  }
+
+  async readNew(count: number, blockMs: number): Promise<BusEntry[]> {
+    const o = this.opts;
+    try {
+      const res = (await this.blocking.xreadgroup("GROUP", o.group, o.consumer, "COUNT", count, "BLOCK", blockMs, "STREAMS", o.stream, ">")) as
+        | Array<[string, RawEntries]>
+        | null;
+      return toEntries(res?.[0]?.[1]);
+    } catch (e) {
+      // The stream (and so the group) vanished, e.g. Redis restarted without persistence.
+      if (String((e as Error).message).includes("NOGROUP")) {
+        await this.ensureGroup();
+        return [];
+      }
+      throw e;
+    }
+  }
+
+  async claimIdle(minIdleMs: number, count: number): Promise<BusEntry[]> {
+    const o = this.opts;
+    try {
+      const res = (await this.shared.xautoclaim(o.stream, o.group, o.consumer, minIdleMs, "0-0", "COUNT", count)) as [string, RawEntries, string[]?];
+      if (++this.claims % 20 === 0) await this.forgetDeadConsumers(minIdleMs);
+      return toEntries(res[1]);
+    } catch (e) {
+      if (String((e as Error).message).includes("NOGROUP")) return [];
+      throw e;
+    }
+  }
+
+  /**
+   * Every restarted router joins under a new name; names idle for long with nothing pending
+   * are removed so the group's consumer list does not grow forever.
+   */
+  private async forgetDeadConsumers(minIdleMs: number): Promise<void> {
+    const o = this.opts;
+    const idleLimit = Math.max(minIdleMs * 10, 3_600_000);
+    const rows = (await this.shared.xinfo("CONSUMERS", o.stream, o.group)) as Array<Array<string | number>>;
+    for (const row of rows) {
+      const info: Record<string, string | number> = {};
+      for (let i = 0; i + 1 < row.length; i += 2) info[String(row[i])] = row[i + 1]!;
+      if (info.name !== o.consumer && Number(info.pending) === 0 && Number(info.idle) > idleLimit) {
+        await this.shared.xgroup("DELCONSUMER", o.stream, o.group, String(info.name));
+      }
+    }
+  }
+
+  async ack(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const p = this.shared.pipeline().xack(this.opts.stream, this.opts.group, ...ids);
+    if (this.opts.deleteOnAck) p.xdel(this.opts.stream, ...ids);
+    const res = await p.exec();
+    const failed = res?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  async deadLetter(entry: BusEntry, reason: string): Promise<void> {
+    await this.shared.xadd(`${this.opts.stream}:dead`, "MAXLEN", "~", 10000, "*", "p", entry.payload, "id", entry.id, "reason", reason);
+  }
+
+  interrupt(): void {
+    // Dropping the blocking connection ends the pending XREADGROUP at once. Only once: each
+    // ioredis disconnect() of an already closing socket arms a 2 s timer that nothing clears,
+    // which kept the process alive for 2 s after close().
+    if (this.disconnected) return;
+    this.disconnected = true;
+    this.blocking.disconnect();
+  }
+
+  async close(): Promise<void> {
+    this.interrupt();
+  }
+}

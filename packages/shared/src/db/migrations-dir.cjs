@@ -1,0 +1,1 @@
+module.exports = { MIGRATIONS_DIR: require("node:path").join(__dirname, "..", "..", "migrations") };

@@ -1,0 +1,5 @@
+export { createLogger, type Logger } from "./log.ts";
+export { createRegistry, Registry, Counter, Gauge, Histogram } from "./metrics.ts";
+export { HealthServer, buildHealthApp, dependencyChecks, type HealthCheck, type HealthServerOptions } from "./health.ts";
+export { runComponents, exitOnStartupError, closeOnly, type Lifecycle } from "./lifecycle.ts";
+export { Loop } from "./loop.ts";

@@ -1,0 +1,171 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { ConfigError } from "@pesan/shared/errors";
+import { DEFAULT_COMMANDS, loadMonitorConfig, parseMonitorConfig, type Env } from "./config.ts";
+
+const FP = "SHA256:0mE4wOz/P//s0y1zv8svt4o9RjTmLlj6et85vKUAFkk";
+// At load time, not in beforeAll: the test.each table below is built when the module loads.
+const dir = mkdtempSync(join(tmpdir(), "pesan-monitor-config-"));
+const keyText = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+const keyFile = join(dir, "id_rsa");
+writeFileSync(keyFile, keyText);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const base = () => ({ database: { url: "postgres://u@127.0.0.1/db" } });
+const target = (over: Record<string, unknown> = {}) => ({ name: "web1", host: "127.0.0.1", username: "root", privateKeyFile: keyFile, hostKey: FP, ...over });
+
+/** The ConfigError's issue lines. */
+function issues(tree: unknown, env: Env = {}): string[] {
+  try {
+    parseMonitorConfig(tree, env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).issues;
+  }
+  throw new Error("the config was accepted");
+}
+
+describe("a minimal config", () => {
+  test("only database.url: everything else has defaults", () => {
+    const c = parseMonitorConfig(base(), {});
+    expect(c.http).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(c.database!.usersUrl).toBe(c.database!.url);
+    expect(c.history.retentionMs).toBe(7 * 86_400_000);
+    expect(c.alerts).toEqual({ downAfter: 1, upAfter: 1, maxConcurrentActions: 8 });
+  });
+
+  test("a target gets the Linux default commands, intervals from defaults, thresholds merged", () => {
+    const c = parseMonitorConfig(
+      { ...base(), defaults: { interval: "2s" }, thresholds: { mem: { high: 70 } }, targets: [target({ services: ["nginx", { name: "x", command: "true", interval: 500 }], thresholds: { cpu: { high: 0 } } })] },
+      {},
+    );
+    const t = c.targets[0]!;
+    expect(t.metrics.cpu).toEqual({ command: DEFAULT_COMMANDS.cpu, intervalMs: 2000 });
+    expect(t.services).toEqual([
+      { name: "nginx", command: "systemctl is-active --quiet nginx", intervalMs: 2000 },
+      { name: "x", command: "true", intervalMs: 500 },
+    ]);
+    expect(t.thresholds).toEqual({ cpu: { high: 0, hysteresis: 0 }, mem: { high: 70, hysteresis: 0 }, hdd: { high: 90, hysteresis: 2 } });
+    expect(t.port).toBe(22);
+    expect(t.privateKey.toString()).toBe(keyText);
+  });
+});
+
+describe("secrets from the environment", () => {
+  test("${ENV:NAME} anywhere in a string, ${ENV:NAME:-default}, numbers from strings", () => {
+    const c = parseMonitorConfig(
+      {
+        database: { url: "postgres://monitor:${ENV:PGPASS}@db:5432/pesan" },
+        http: { port: "${ENV:PORT:-9999}" },
+        targets: [target({ privateKeyFile: undefined, privateKey: "${ENV:KEY}" })],
+      },
+      { PGPASS: "s3cret", KEY: keyText },
+    );
+    expect(c.database!.url).toBe("postgres://monitor:s3cret@db:5432/pesan");
+    expect(c.http.port).toBe(9999);
+    expect(c.targets[0]!.privateKey.toString()).toBe(keyText);
+  });
+
+  test("an unset variable names the field and the variable", () => {
+    expect(issues({ database: { url: "${ENV:NOPE_DB}" } })).toEqual(["database.url: environment variable NOPE_DB is not set (named by ${ENV:NOPE_DB})"]);
+  });
+
+  test("secrets are never echoed back in errors", () => {
+    const out = issues({ ...base(), messaging: [{ name: "m", gateway: "gw:4999", user: "probe", password: "12345" }] });
+    expect(out).toEqual(["messaging[0].password: must be 6 to 128 characters"]);
+  });
+});
+
+describe("broken configs name the field and what was expected", () => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ["no database", {}, /^database: required \(expected object\)$/],
+    ["database url of the wrong kind", { database: { url: "mysql://x" } }, /^database\.url: must be a postgres:\/\/ URL \(got "mysql:\/\/x"\)$/],
+    ["misspelt top-level key", { ...base(), targetz: [] }, /^\(top level\): Unrecognized key: "targetz"$/],
+    ["port not a number", { ...base(), http: { port: "eighty" } }, /^http\.port: Invalid input: expected number, received string \(got "eighty"\)$/],
+    ["port out of range", { ...base(), http: { port: 70000 } }, /^http\.port: Too big: expected number to be <=65535 \(got 70000\)$/],
+    ["bad duration", { ...base(), defaults: { interval: "often" } }, /^defaults\.interval: expected a duration.*\(got "often"\)$/],
+    ["duration too short", { ...base(), defaults: { interval: "1ms" } }, /^defaults\.interval: must be between 50 ms and/],
+    ["target without a host key", { ...base(), targets: [target({ hostKey: undefined })] }, /^targets\[0\]\.hostKey: required/],
+    ["target with a bad host key", { ...base(), targets: [target({ hostKey: "SHA256:abc" })] }, /^targets\[0\]\.hostKey: a SHA256 fingerprint is/],
+    ["target with both key kinds", { ...base(), targets: [target({ privateKey: "x" })] }, /^targets\[0\]\.privateKeyFile: give exactly one of privateKey or privateKeyFile$/],
+    ["unreadable key file", { ...base(), targets: [target({ privateKeyFile: "/nonexistent/key" })] }, /^targets\[0\]\.privateKeyFile: cannot read \/nonexistent\/key: ENOENT/],
+    ["not a key", { ...base(), targets: [target({ privateKeyFile: undefined, privateKey: "hello" })] }, /^targets\[0\]\.privateKey: expected an OpenSSH or PEM private key/],
+    ["duplicate target names", { ...base(), targets: [target(), target()] }, /^targets\[1\]\.name: duplicate target name "web1"/],
+    ["bad service name", { ...base(), targets: [target({ services: ["nginx; rm -rf /"] })] }, /^targets\[0\]\.services\[0\]: /],
+    ["unknown component type", { ...base(), components: [{ type: "ftp", name: "x" }] }, /^components\[0\]\.type: expected type to be one of "http", "udp", "postgres", "redis" \(got "ftp"\)$/],
+    ["component URL of the wrong kind", { ...base(), components: [{ type: "redis", name: "r", url: "http://x" }] }, /^components\[0\]\.url: must be a redis:\/\/ or rediss:\/\/ URL/],
+    ["udp address without a port", { ...base(), components: [{ type: "udp", name: "g", address: "gateway" }] }, /^components\[0\]\.address: must be host:port/],
+    ["messaging user name", { ...base(), messaging: [{ name: "m", gateway: "gw:1", user: "no spaces", password: "secret1" }] }, /^messaging\[0\]\.user: must be 1-32 of/],
+    ["threshold not a number", { ...base(), thresholds: { cpu: { high: "lots" } } }, /^thresholds\.cpu\.high: Invalid input: expected number/],
+    ["negative hysteresis", { ...base(), thresholds: { cpu: { high: 5, hysteresis: -1 } } }, /^thresholds\.cpu\.hysteresis: Too small/],
+    ["action with neither command nor http", { ...base(), actions: [{ name: "a" }] }, /^actions\[0\]\.command: give exactly one of command or http$/],
+    ["action on an unknown event", { ...base(), actions: [{ name: "a", on: ["boom"], command: "true" }] }, /^actions\[0\]\.on\[0\]: Invalid option: expected one of "down"\|"up"\|"threshold"\|"clear"/],
+    ["misspelt key in a target", { ...base(), targets: [target({ hots: "x" })] }, /^targets\[0\]: Unrecognized key: "hots"$/],
+  ];
+  test.each(cases)("%s", (_name, tree, expected) => {
+    const out = issues(tree);
+    expect(out).toEqual(expect.arrayContaining([expect.stringMatching(expected)]));
+  });
+
+  test("database may be left out only by a program that hands the monitor its own Db", () => {
+    expect(issues({})).toEqual(["database: required (expected object)"]);
+    expect(parseMonitorConfig({}, {}, { requireDatabase: false }).database).toBeUndefined();
+  });
+
+  test("every bad field is listed at once", () => {
+    const out = issues({ database: { url: "x" }, http: { port: -1 }, log: { level: "loud" } });
+    expect(out).toHaveLength(3);
+  });
+});
+
+describe("the file", () => {
+  test("YAML and JSON both load", () => {
+    const yamlFile = join(dir, "m.yaml");
+    writeFileSync(yamlFile, "database:\n  url: postgres://u@h/db\nhttp: { port: 8181 }\n");
+    expect(loadMonitorConfig(yamlFile, {}).http.port).toBe(8181);
+    const jsonFile = join(dir, "m.json");
+    writeFileSync(jsonFile, JSON.stringify({ database: { url: "postgres://u@h/db" }, http: { port: 8282 } }));
+    expect(loadMonitorConfig(jsonFile, {}).http.port).toBe(8282);
+  });
+
+  test("unreadable, unparsable, or not a mapping", () => {
+    expect(() => loadMonitorConfig(join(dir, "missing.yaml"), {})).toThrow(/config file .*missing\.yaml: cannot read it/);
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "database:\n  url: [unclosed\n");
+    expect(() => loadMonitorConfig(bad, {})).toThrow(/not valid YAML or JSON/);
+    const list = join(dir, "list.yaml");
+    writeFileSync(list, "- a\n- b\n");
+    expect(() => loadMonitorConfig(list, {})).toThrow(/expected a mapping/);
+  });
+
+  test("monitor.compose.yaml is valid with only DATABASE_URL set", () => {
+    const c = loadMonitorConfig(join(__dirname, "..", "monitor.compose.yaml"), { DATABASE_URL: "postgres://postgres:pesan@postgres:5432/pesan" });
+    expect(c.http).toEqual({ host: "0.0.0.0", port: 8080 });
+    expect(c.components.map((x) => `${x.type}:${x.name}`)).toEqual(["http:router", "http:gateway-health", "udp:gateway", "postgres:postgres", "redis:redis"]);
+  });
+
+  test("monitor.example.yaml is valid (with its key files and variables provided)", () => {
+    const text = readFileSync(join(__dirname, "..", "monitor.example.yaml"), "utf8");
+    const tree = parse(text) as { targets: Array<Record<string, unknown>>; actions: unknown[] };
+    for (const t of tree.targets) if ("privateKeyFile" in t) t.privateKeyFile = keyFile;
+    const c = parseMonitorConfig(tree, {
+      DATABASE_URL: "postgres://u@h/db",
+      MONITOR_SSH_KEY: keyText,
+      PROBE_PASSWORD: "probe-secret",
+      SMS_KEY: "k",
+      TELEGRAM_BOT_TOKEN: "123456:AAH-example-token-0123456789",
+      TELEGRAM_ADMIN_CODE: "example-admin-code",
+      TELEGRAM_WEBHOOK_SECRET: "example-webhook-secret-0123",
+    });
+    expect(c.targets.map((t) => t.name)).toEqual(["web1", "db1"]);
+    expect(c.components).toHaveLength(5);
+    expect(c.messaging[0]).toMatchObject({ name: "msg1", expiryMs: 30_000, timeoutMs: 3000 });
+    expect(c.actions.map((a) => a.name)).toEqual(["log-everything", "sms", "restart-nginx"]);
+    expect(c.telegram).toMatchObject({ mode: "polling", alertIntervalMs: 10_000, webhook: { path: "/telegram/webhook" } });
+    expect(c.redis).toEqual({ url: "redis://127.0.0.1:6379", prefix: "pesan:monitor:" });
+  });
+});

@@ -1,0 +1,12 @@
+export { createMonitorApp, type MonitorApp, type MonitorAppOptions } from "./app.ts";
+export { loadMonitorConfig, parseMonitorConfig, type MonitorConfig, type TargetConfig, type ComponentConfig, type MessagingConfig, type TelegramConfig } from "./config.ts";
+export { Monitor, hostId, serviceId, componentId, messagingId, type MessagingStatus } from "./monitor.ts";
+export { MonitorEvents, type MonitorEvent, type MonitorEventMap, type EventKind } from "./events.ts";
+export { listDown, openConditions, migrateMonitor, type OpenCondition } from "./store.ts";
+export { connectSsh, SshConnection, SshConnectError, type SshConnector, type SshSession } from "./ssh.ts";
+export { systemResolver, type Resolver } from "./component-probe.ts";
+export { planAlerts, type AlertRecord } from "./alert-plan.ts";
+export { decide, parseInput, type Member } from "./bot-logic.ts";
+export { LeaseState, RedisLease, LocalLease, type Lease } from "./lease.ts";
+export { Outbox, classifySendError } from "./outbox.ts";
+export { TelegramBot } from "./telegram-bot.ts";

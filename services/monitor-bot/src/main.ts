@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/** The monitor-bot process: wiring only. */
+import { parseArgs } from "node:util";
+import { exitOnStartupError, runComponents } from "@pesan/shared/observability";
+import { createMonitorApp } from "./app.ts";
+import { loadMonitorConfig, type MonitorConfig } from "./config.ts";
+import { MONITOR_PACKAGE_DIR } from "./package-dir.ts";
+
+const HELP = `pesan monitor-bot: probes hosts over SSH, services, gateways, Postgres, Redis and the
+messaging path; keeps history in Postgres; runs actions on failures and thresholds; serves the
+monitoring API and a live dashboard; alerts members on Telegram (optional telegram section).
+
+usage: node services/monitor-bot/src/main.ts [--config FILE] [--check] [--help]
+
+  --config FILE  the config file, YAML or JSON (default: $MONITOR_CONFIG, else monitor.yaml)
+  --check        validate the config file, print a summary and exit (0 valid, 2 invalid)
+  --help         this text
+
+Secrets stay out of the file with \${ENV:NAME} or \${ENV:NAME:-default} in any string value.
+A bad file stops the program (exit code 2) with a message naming every bad field.
+See services/monitor-bot/README.md and monitor.example.yaml for every setting.
+
+HTTP (default 127.0.0.1:8080): GET /  (the dashboard)  /api/rmon/:server  /api/svcstats
+  /api/messaging  /api/userstats  /api/components  /api/down  /api/dashboard  /api/live
+  /api/history/:server  /healthz  /metrics;  POST /telegram/webhook in webhook mode
+`;
+
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { help: { type: "boolean", short: "h" }, config: { type: "string", short: "c" }, check: { type: "boolean" } },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const file = values.config ?? process.env.MONITOR_CONFIG ?? "monitor.yaml";
+  let config: MonitorConfig;
+  try {
+    config = loadMonitorConfig(file);
+  } catch (e) {
+    exitOnStartupError(e);
+  }
+  if (values.check) {
+    process.stdout.write(
+      `${file}: valid (${config.targets.length} targets, ${config.components.length} components, ${config.messaging.length} messaging probes, ${config.actions.length} actions)\n`,
+    );
+    return;
+  }
+  const app = createMonitorApp(config, { packageDir: MONITOR_PACKAGE_DIR });
+  await runComponents(app.components, app.logger, SHUTDOWN_DEADLINE_MS);
+}
+
+main().catch(exitOnStartupError);

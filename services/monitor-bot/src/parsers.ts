@@ -1,0 +1,74 @@
+/**
+ * Turns a probe command's output into a percentage. The default commands print raw Linux
+ * files; a custom command may print just the number instead (`42`, `42.5`, `42%`), which is
+ * taken as is. Each parser returns the value or throws an Error saying what it could not read.
+ */
+
+const round2 = (v: number): number => Math.round(v * 100) / 100;
+
+/** One number, optionally followed by %, and nothing else. */
+function plainNumber(out: string): number | undefined {
+  const m = /^\s*(-?\d+(?:\.\d+)?)\s*%?\s*$/.exec(out);
+  return m ? Number(m[1]) : undefined;
+}
+
+function percent(v: number, what: string): number {
+  if (!Number.isFinite(v) || v < 0 || v > 100) throw new Error(`${what} ${v} is not a percentage (0-100)`);
+  return round2(v);
+}
+
+/**
+ * Two `cpu ` lines of /proc/stat read some time apart: busy share of the ticks in between.
+ * Fields: user nice system idle iowait irq softirq steal (guest time is already in user/nice).
+ */
+export function parseCpu(out: string): number {
+  const n = plainNumber(out);
+  if (n !== undefined) return percent(n, "CPU");
+  const reads = out
+    .split("\n")
+    .filter((l) => /^cpu\s/.test(l))
+    .map((l) => l.trim().split(/\s+/).slice(1, 9).map(Number));
+  if (reads.length < 2) throw new Error("expected two 'cpu ' lines of /proc/stat or one number");
+  const a = reads[0]!;
+  const b = reads[reads.length - 1]!;
+  if (a.length < 4 || b.length < 4 || [...a, ...b].some((x) => !Number.isFinite(x))) throw new Error("malformed 'cpu ' line in /proc/stat output");
+  const sum = (xs: number[]) => xs.reduce((s, x) => s + x, 0);
+  const idle = (xs: number[]) => xs[3]! + (xs[4] ?? 0);
+  const total = sum(b) - sum(a);
+  if (total <= 0) throw new Error("no CPU time passed between the two /proc/stat reads (sleep longer between them)");
+  return percent((100 * (total - (idle(b) - idle(a)))) / total, "CPU");
+}
+
+/** /proc/meminfo: share of MemTotal that is not MemAvailable (or free + buffers + cache on old kernels). */
+export function parseMem(out: string): number {
+  const n = plainNumber(out);
+  if (n !== undefined) return percent(n, "memory");
+  const kb = new Map<string, number>();
+  for (const m of out.matchAll(/^(\w+):\s+(\d+)/gm)) kb.set(m[1]!, Number(m[2]));
+  const total = kb.get("MemTotal");
+  if (!total) throw new Error("expected /proc/meminfo lines (MemTotal, MemAvailable) or one number");
+  const available = kb.get("MemAvailable") ?? (kb.get("MemFree") ?? 0) + (kb.get("Buffers") ?? 0) + (kb.get("Cached") ?? 0);
+  return percent(100 * (1 - available / total), "memory");
+}
+
+/** `df -P`: the fullest listed filesystem's capacity column. */
+export function parseDisk(out: string): number {
+  const n = plainNumber(out);
+  if (n !== undefined) return percent(n, "disk");
+  const capacities: number[] = [];
+  for (const line of out.split("\n").slice(1)) {
+    // Scan from the end: the mount point may hold spaces, the capacity column never does.
+    const words = line.trim().split(/\s+/);
+    for (let i = words.length - 1; i >= 0; i--) {
+      const m = /^(\d+)%$/.exec(words[i]!);
+      if (m) {
+        capacities.push(Number(m[1]));
+        break;
+      }
+    }
+  }
+  if (capacities.length === 0) throw new Error("expected `df -P` output (a header, then lines with a Capacity column like 23%) or one number");
+  return percent(Math.max(...capacities), "disk");
+}
+
+export const PARSERS = { cpu: parseCpu, mem: parseMem, hdd: parseDisk } as const;

@@ -1,0 +1,112 @@
+/**
+ * The inbound apply path: what an authenticated, validated request does to this cluster's
+ * database. Every handler is idempotent, so a request applied twice (a retry after a lost
+ * answer) leaves the same state as once.
+ */
+import type { Db } from "@pesan/shared/db";
+import type { Logger } from "@pesan/shared/observability";
+import type { PeerConfig } from "./config.ts";
+import {
+  comparePositions,
+  FrameError,
+  PROTOCOL_VERSION,
+  ZERO_POSITION,
+  type AnnounceBody,
+  type FrameKinds,
+  type FramesAck,
+  type FramesBody,
+  type HelloBody,
+  type OutboxPosition,
+  type ServerStatus,
+  type StatusReply,
+} from "./frames.ts";
+import type { PeerSyncMetrics } from "./metrics.ts";
+import type { SyncHandlers } from "./server.ts";
+import * as store from "./store.ts";
+
+export interface ApplierDeps {
+  db: Db;
+  logger: Logger;
+  metrics: PeerSyncMetrics;
+  kinds: FrameKinds;
+  /** This cluster's name. */
+  self: string;
+  /** This server's status, for every answer. */
+  selfStatus: () => Promise<ServerStatus>;
+  /** A peer showed it is alive (it announced itself). */
+  onAnnounce: (peer: string) => void;
+  clock?: () => Date;
+}
+
+export class Applier implements SyncHandlers {
+  private readonly d: ApplierDeps;
+  private readonly peers: ReadonlyMap<string, PeerConfig>;
+  private readonly clock: () => Date;
+
+  constructor(peers: PeerConfig[], d: ApplierDeps) {
+    this.d = d;
+    this.peers = new Map(peers.map((p) => [p.name, p]));
+    this.clock = d.clock ?? (() => new Date());
+  }
+
+  private async reply(): Promise<StatusReply> {
+    return { v: PROTOCOL_VERSION, kind: "status", server: await this.d.selfStatus() };
+  }
+
+  private checkSender(peer: string, body: { server: ServerStatus }): PeerConfig {
+    // The signature proves who sent it; a body speaking for someone else is a bug or an attack.
+    if (body.server.name !== peer) throw new FrameError(`server.name ${JSON.stringify(body.server.name)} is not the sender ${peer}`);
+    return this.peers.get(peer)!;
+  }
+
+  async announce(peer: string, body: AnnounceBody): Promise<StatusReply> {
+    const p = this.checkSender(peer, body);
+    if (body.server.syncUrl !== p.syncUrl) {
+      this.d.logger.warn({ peer, announced: body.server.syncUrl, configured: p.syncUrl }, "peer announces a sync URL other than the configured one; still calling the configured one");
+    }
+    // Not re-broadcast: every cluster announces itself to each of its peers directly.
+    await store.applyAnnounce(this.d.db, peer, body.server, p.proximity, this.clock());
+    this.d.metrics.applied.inc({ kind: "announce" });
+    this.d.logger.info({ peer, address: body.server.address }, "peer announced itself");
+    this.d.onAnnounce(peer);
+    return this.reply();
+  }
+
+  async hello(peer: string, body: HelloBody): Promise<StatusReply> {
+    this.checkSender(peer, body);
+    await store.applyHello(this.d.db, peer, body.server, this.clock());
+    this.d.metrics.applied.inc({ kind: "hello" });
+    return this.reply();
+  }
+
+  /**
+   * One transaction per batch: frames at or below the peer's applied position are skipped
+   * (a re-send after a lost ack), the rest applied in order, and the position moves with them.
+   */
+  async frames(peer: string, body: FramesBody): Promise<FramesAck> {
+    for (const f of body.frames) {
+      if (!Object.hasOwn(this.d.kinds, f.kind)) throw new FrameError(`unknown frame kind ${JSON.stringify(f.kind)}`);
+    }
+    const now = this.clock();
+    const applied = new Map<string, number>();
+    const upTo = await this.d.db.withTransaction(async (tx) => {
+      applied.clear();
+      const cur = await store.lockInbound(tx, peer);
+      let high: OutboxPosition = cur.epoch === body.epoch ? { txid: cur.txid, id: cur.id } : ZERO_POSITION;
+      for (const f of body.frames) {
+        const pos = { txid: f.txid, id: f.id };
+        if (comparePositions(pos, high) <= 0) continue;
+        const kind = this.d.kinds[f.kind]!;
+        const data = kind.schema.safeParse(f.data);
+        if (!data.success) throw new FrameError(`frame ${f.txid}:${f.id} (${f.kind}): ${data.error.issues.map((i) => `${i.path.map(String).join(".")}: ${i.message}`).join("; ")}`);
+        await kind.apply(tx, { peer, self: this.d.self, now }, data.data);
+        applied.set(f.kind, (applied.get(f.kind) ?? 0) + 1);
+        high = pos;
+      }
+      await store.setInbound(tx, peer, body.epoch, high, now);
+      return high;
+    });
+    for (const [kind, n] of applied) this.d.metrics.applied.inc({ kind }, n);
+    return { v: PROTOCOL_VERSION, kind: "ack", upTo };
+  }
+}

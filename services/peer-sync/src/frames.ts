@@ -1,0 +1,101 @@
+/**
+ * The bodies of the peer protocol, version 1 (docs/peer-protocol.md), validated with zod.
+ * Control requests (announce, hello) have their own paths; replicated state travels as typed
+ * frames in batches on /v1/frames, each kind with its own schema and idempotent apply handler.
+ */
+import { z } from "zod";
+import type { Queryable } from "@pesan/shared/db";
+import { CONNECTED_KINDS, USER_KINDS } from "./kinds.ts";
+import { MESSAGE_KINDS } from "./message-kinds.ts";
+
+export const PROTOCOL_VERSION = 1;
+export const PATHS = { announce: "/v1/announce", hello: "/v1/hello", frames: "/v1/frames" } as const;
+
+const name = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
+const address = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/);
+const count = z.number().int().min(0).max(1_000_000_000);
+/** A bigint position as a decimal string (JSON numbers lose precision past 2^53). */
+const position = z.string().regex(/^\d{1,20}$/);
+
+/** What a server says about itself: in announce and hello, and in every answer to them. */
+export const serverStatus = z.object({
+  name,
+  address,
+  syncUrl: z.string().max(2048),
+  quota: count,
+  online: count,
+});
+export type ServerStatus = z.infer<typeof serverStatus>;
+
+export const announceBody = z.object({ v: z.literal(PROTOCOL_VERSION), kind: z.literal("announce"), server: serverStatus });
+export const helloBody = z.object({ v: z.literal(PROTOCOL_VERSION), kind: z.literal("hello"), server: serverStatus });
+export const statusReply = z.object({ v: z.literal(PROTOCOL_VERSION), kind: z.literal("status"), server: serverStatus });
+export type AnnounceBody = z.infer<typeof announceBody>;
+export type HelloBody = z.infer<typeof helloBody>;
+export type StatusReply = z.infer<typeof statusReply>;
+
+/** An outbox position: the writing transaction's id, then the row id (see 002_peer_sync.sql). */
+export const outboxPosition = z.object({ txid: position, id: position });
+export type OutboxPosition = z.infer<typeof outboxPosition>;
+
+export const frame = outboxPosition.extend({ kind: z.string().regex(/^[a-z][a-z0-9_.]{0,31}$/), data: z.unknown() });
+export type Frame = z.infer<typeof frame>;
+
+export const framesBody = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  kind: z.literal("frames"),
+  /** The sender database's identity; positions are only comparable within one epoch. */
+  epoch: z.string().min(1).max(64),
+  frames: z.array(frame).min(1).max(10_000),
+});
+export type FramesBody = z.infer<typeof framesBody>;
+
+/** The receiver has applied (or already had) everything up to and including `upTo`. */
+export const framesAck = z.object({ v: z.literal(PROTOCOL_VERSION), kind: z.literal("ack"), upTo: outboxPosition });
+export type FramesAck = z.infer<typeof framesAck>;
+
+export interface ApplyContext {
+  /** The sending cluster. */
+  peer: string;
+  /** This cluster. */
+  self: string;
+  now: Date;
+}
+
+export interface Validator<T> {
+  safeParse(data: unknown): { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } };
+}
+
+/**
+ * One kind of replicated frame. apply runs inside the batch's transaction and must be
+ * idempotent: positions make a re-sent frame rare, not impossible (a new epoch, a restore).
+ */
+export interface FrameKind<T = unknown> {
+  /** A zod schema, or anything with the same safeParse. */
+  schema: Validator<T>;
+  apply(tx: Queryable, ctx: ApplyContext, data: T): Promise<void>;
+}
+
+// `any`: each entry pairs its own schema with its own handler; the registry only routes by kind.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type FrameKinds = Readonly<Record<string, FrameKind<any>>>;
+
+/** Update User and Update Connected (kinds.ts), Update Messages and routing (message-kinds.ts). */
+export const FRAME_KINDS: FrameKinds = { ...USER_KINDS, ...CONNECTED_KINDS, ...MESSAGE_KINDS };
+
+export function comparePositions(a: OutboxPosition, b: OutboxPosition): number {
+  const d = BigInt(a.txid) - BigInt(b.txid);
+  if (d !== 0n) return d < 0n ? -1 : 1;
+  const e = BigInt(a.id) - BigInt(b.id);
+  return e === 0n ? 0 : e < 0n ? -1 : 1;
+}
+
+export const ZERO_POSITION: OutboxPosition = { txid: "0", id: "0" };
+
+/** A body that is well signed but not acceptable (a kind we do not know, a name that is not the sender's). */
+export class FrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FrameError";
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * The replicated frame kinds of Update User and Update Connected (docs/peer-protocol.md):
+ * their schemas and idempotent apply handlers. The routers write them to peer_outbox in the
+ * transaction of the change; these handlers run in the receiver's batch transaction.
+ *
+ * Nothing applied here is written back to the outbox as the same kind: each cluster sends only
+ * what its own clients did, to every peer directly, so nothing echoes.
+ */
+import { z } from "zod";
+import type { Queryable } from "@pesan/shared/db";
+import type { ApplyContext, FrameKind } from "./frames.ts";
+
+const clusterName = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
+const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
+/** An instant as JSON: ISO 8601 with an offset (Date#toISOString gives `...Z`). */
+const instant = z.iso.datetime({ offset: true });
+const token = z.string().min(1).max(128);
+
+export const userRegister = z.object({ name: userName, passHash: z.string().min(1).max(1024), createdAt: instant, home: clusterName });
+export const userUnregister = z.object({ name: userName, createdAt: instant, at: instant });
+export const sessionUp = z.object({ user: userName, token, cluster: clusterName, capAck: z.boolean(), at: instant });
+export const sessionDown = z.object({ user: userName, token, cluster: clusterName, reason: z.enum(["logout", "expired", "unregistered", "replaced"]), at: instant });
+export const sessionSnapshot = z.object({
+  cluster: clusterName,
+  sessions: z.array(z.object({ user: userName, token, capAck: z.boolean(), at: instant })).max(10_000_000),
+});
+export type UserRegister = z.infer<typeof userRegister>;
+export type UserUnregister = z.infer<typeof userUnregister>;
+export type SessionUp = z.infer<typeof sessionUp>;
+export type SessionDown = z.infer<typeof sessionDown>;
+export type SessionSnapshot = z.infer<typeof sessionSnapshot>;
+
+/** One account of a name, as the winner rule sees it. */
+export interface Registration {
+  createdAt: Date;
+  home: string;
+}
+
+/**
+ * Which of two accounts of one name keeps it: the one registered earlier; at the same instant,
+ * the one whose home cluster name is smaller. Every cluster decides the same from the same two,
+ * so they all end with one owner. Negative: a wins; positive: b wins; 0: the same account.
+ */
+export function compareRegistrations(a: Registration, b: Registration): number {
+  const d = a.createdAt.getTime() - b.createdAt.getTime();
+  if (d !== 0) return d < 0 ? -1 : 1;
+  return a.home < b.home ? -1 : a.home > b.home ? 1 : 0;
+}
+
+/**
+ * Which of two logins of one user is the session now: the later one (`at`, when it was bound);
+ * at the same instant, the one in the cluster with the larger name. Positive: a is newer.
+ */
+export function compareBindings(a: { at: Date; cluster: string }, b: { at: Date; cluster: string }): number {
+  const d = a.at.getTime() - b.at.getTime();
+  if (d !== 0) return d < 0 ? -1 : 1;
+  return a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0;
+}
+
+// --- handlers -----------------------------------------------------------------------------
+
+async function applyUserRegister(tx: Queryable, ctx: ApplyContext, d: UserRegister): Promise<void> {
+  const incoming = { createdAt: new Date(d.createdAt), home: d.home };
+  const gone = await tx.query("SELECT 1 FROM user_tombstones WHERE name = $1 AND created_at = $2", [d.name, incoming.createdAt]);
+  if (gone.rowCount > 0) return; // unregistered already (we heard of that first)
+  const r = await tx.query<{ pass_hash: string; created_at: Date | string; home_cluster: string }>(
+    "SELECT pass_hash, created_at, home_cluster FROM users WHERE name = $1 FOR UPDATE",
+    [d.name],
+  );
+  const cur = r.rows[0];
+  if (!cur) {
+    await tx.query("INSERT INTO users (name, pass_hash, created_at, home_cluster) VALUES ($1, $2, $3, $4)", [d.name, d.passHash, incoming.createdAt, d.home]);
+    return;
+  }
+  const local = { createdAt: new Date(cur.created_at), home: cur.home_cluster };
+  const c = compareRegistrations(incoming, local);
+  if (c === 0) return; // this very account, seen before
+  if (c > 0) {
+    // Ours keeps the name; remember the loser so its owner gets ERR TAKEN if they log in here.
+    await rememberLoser(tx, d.name, incoming, d.passHash);
+    return;
+  }
+  // The incoming account wins: ours goes, with its session and messages (cascade).
+  await rememberLoser(tx, d.name, local, cur.pass_hash);
+  const s = await tx.query<{ token: string; cluster: string }>("SELECT token, cluster FROM sessions WHERE user_name = $1", [d.name]);
+  const held = s.rows[0];
+  if (held && held.cluster === ctx.self) {
+    // Our session of the losing account ends: tell the others, in this very transaction.
+    await tx.query("INSERT INTO peer_outbox (kind, payload) VALUES ('session.down', $1::jsonb)", [
+      JSON.stringify({ user: d.name, token: held.token, cluster: ctx.self, reason: "unregistered", at: ctx.now.toISOString() }),
+    ]);
+  }
+  await tx.query("DELETE FROM users WHERE name = $1", [d.name]);
+  await tx.query("INSERT INTO users (name, pass_hash, created_at, home_cluster) VALUES ($1, $2, $3, $4)", [d.name, d.passHash, incoming.createdAt, d.home]);
+}
+
+async function rememberLoser(tx: Queryable, name: string, r: Registration, passHash: string): Promise<void> {
+  await tx.query("INSERT INTO lost_registrations (name, home, created_at, pass_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", [name, r.home, r.createdAt, passHash]);
+}
+
+async function applyUserUnregister(tx: Queryable, _ctx: ApplyContext, d: UserUnregister): Promise<void> {
+  const createdAt = new Date(d.createdAt);
+  await tx.query("INSERT INTO user_tombstones (name, created_at, removed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [d.name, createdAt, new Date(d.at)]);
+  // Only that account: a newer registration of the name (here or elsewhere) stays.
+  await tx.query("DELETE FROM users WHERE name = $1 AND created_at = $2", [d.name, createdAt]);
+}
+
+/**
+ * The session of `user` is now held by `cluster` (a login, a resume, or a snapshot entry).
+ * Applied only when it is not older than what we have; a local session replaced by another
+ * login (another token) gets `BYE replaced` through pending_pushes (the routers publish it).
+ */
+async function bindRemote(tx: Queryable, ctx: ApplyContext, cluster: string, d: { user: string; token: string; capAck: boolean; at: string }): Promise<void> {
+  const at = new Date(d.at);
+  const u = await tx.query("SELECT 1 FROM users WHERE name = $1", [d.user]);
+  if (u.rowCount === 0) return;
+  const r = await tx.query<{ token: string; cluster: string; gateway: string; addr: string; login_at: Date | string }>(
+    "SELECT token, cluster, gateway, addr, login_at FROM sessions WHERE user_name = $1 FOR UPDATE",
+    [d.user],
+  );
+  const cur = r.rows[0];
+  if (cur) {
+    if (cur.cluster === cluster && cur.token === d.token && new Date(cur.login_at).getTime() === at.getTime()) return; // already so
+    if (compareBindings({ at, cluster }, { at: new Date(cur.login_at), cluster: cur.cluster }) < 0) return; // older news
+    if (cur.cluster === ctx.self && cur.gateway !== "") {
+      if (cur.token !== d.token) {
+        await tx.query("INSERT INTO pending_pushes (gateway, addr, line) VALUES ($1, $2, 'BYE replaced')", [cur.gateway, cur.addr]);
+        await tx.query("INSERT INTO connection_log (user_name, event, cluster, gateway, addr, at) VALUES ($1, 'replaced', $2, $3, $4, $5)", [
+          d.user,
+          ctx.self,
+          cur.gateway,
+          cur.addr,
+          ctx.now,
+        ]);
+      }
+      // Same token: the client resumed in that cluster (failover); the session moves silently.
+    }
+  }
+  await tx.query(
+    `INSERT INTO sessions (user_name, token, cluster, gateway, addr, cap_ack, login_at, last_heard) VALUES ($1, $2, $3, '', '', $4, $5, $5)
+     ON CONFLICT (user_name) DO UPDATE SET token = EXCLUDED.token, cluster = EXCLUDED.cluster, gateway = '', addr = '',
+       cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard`,
+    [d.user, d.token, cluster, d.capAck, at],
+  );
+  await handOver(tx, d.user);
+}
+
+/**
+ * The session now lives in another cluster: the messages this cluster pushed (or stored) only
+ * here and that are still undelivered (e.g. a CAP ACK push not yet ACKed when the client failed
+ * over, or this cluster was down) are copied to every peer as `message.new`, so the cluster
+ * that holds the session now pushes them. Replicated copies already exist everywhere.
+ */
+export async function handOver(tx: Queryable, user: string): Promise<number> {
+  const r = await tx.query(
+    `WITH h AS (
+       UPDATE messages SET replicated = true, next_push_at = NULL WHERE recipient = $1 AND NOT delivered AND NOT replicated
+       RETURNING id, sent_at, sender, recipient, body
+     )
+     INSERT INTO peer_outbox (kind, payload)
+     SELECT 'message.new', jsonb_build_object('id', id, 'sentAt', to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+       'sender', sender, 'recipient', recipient, 'body', body)
+       FROM h ORDER BY sent_at, id`,
+    [user],
+  );
+  return r.rowCount;
+}
+
+async function applySessionUp(tx: Queryable, ctx: ApplyContext, d: SessionUp): Promise<void> {
+  // A cluster speaks only for its own sessions.
+  if (d.cluster !== ctx.peer) return;
+  await bindRemote(tx, ctx, d.cluster, d);
+}
+
+async function applySessionDown(tx: Queryable, ctx: ApplyContext, d: SessionDown): Promise<void> {
+  if (d.cluster !== ctx.peer) return;
+  await tx.query("DELETE FROM sessions WHERE user_name = $1 AND token = $2 AND cluster = $3", [d.user, d.token, d.cluster]);
+}
+
+/** The sender's full list of its sessions: rows of that cluster not in it go, the others are bound. */
+async function applySessionSnapshot(tx: Queryable, ctx: ApplyContext, d: SessionSnapshot): Promise<void> {
+  if (d.cluster !== ctx.peer) return;
+  await tx.query(
+    `DELETE FROM sessions s WHERE s.cluster = $1
+       AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS l(u, t) WHERE l.u = s.user_name AND l.t = s.token)`,
+    [d.cluster, d.sessions.map((x) => x.user), d.sessions.map((x) => x.token)],
+  );
+  for (const s of [...d.sessions].sort((a, b) => (a.user < b.user ? -1 : 1))) await bindRemote(tx, ctx, d.cluster, s);
+}
+
+export const USER_KINDS = {
+  "user.register": { schema: userRegister, apply: applyUserRegister } satisfies FrameKind<UserRegister>,
+  "user.unregister": { schema: userUnregister, apply: applyUserUnregister } satisfies FrameKind<UserUnregister>,
+};
+
+export const CONNECTED_KINDS = {
+  "session.up": { schema: sessionUp, apply: applySessionUp } satisfies FrameKind<SessionUp>,
+  "session.down": { schema: sessionDown, apply: applySessionDown } satisfies FrameKind<SessionDown>,
+  "session.snapshot": { schema: sessionSnapshot, apply: applySessionSnapshot } satisfies FrameKind<SessionSnapshot>,
+};
+
+// --- the sender's side of the periodic refresh ---------------------------------------------
+
+/**
+ * Writes a session.snapshot of this cluster's sessions to the outbox. The transaction first
+ * takes its id, then waits until every transaction with a smaller id has ended, and only then
+ * reads the sessions: so every frame ordered before the snapshot is in it, and every change it
+ * does not show has a frame ordered after it. Gives up (false) after waitMs.
+ */
+export async function writeSnapshot(tx: Queryable, self: string, waitMs: number, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<boolean> {
+  const x = await tx.query<{ xid: string }>("SELECT pg_current_xact_id()::text AS xid");
+  const xid = x.rows[0]!.xid;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const r = await tx.query<{ ok: boolean }>("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 AS ok", [xid]);
+    if (r.rows[0]?.ok) break;
+    if (Date.now() >= deadline) return false;
+    await sleep(20);
+  }
+  const s = await tx.query<{ user_name: string; token: string; cap_ack: boolean; login_at: Date | string }>(
+    "SELECT user_name, token, cap_ack, login_at FROM sessions WHERE cluster = $1 ORDER BY user_name",
+    [self],
+  );
+  const snapshot: SessionSnapshot = {
+    cluster: self,
+    sessions: s.rows.map((row) => ({ user: row.user_name, token: row.token, capAck: row.cap_ack, at: new Date(row.login_at).toISOString() })),
+  };
+  await tx.query("INSERT INTO peer_outbox (kind, payload) VALUES ('session.snapshot', $1::jsonb)", [JSON.stringify(snapshot)]);
+  return true;
+}

@@ -1,0 +1,119 @@
+import type { Db, QueryResult, Row } from "@pesan/shared/db";
+import { createLogger, createRegistry } from "@pesan/shared/observability";
+import { Link, type PeerCaller } from "./link.ts";
+import { createPeerSyncMetrics } from "./metrics.ts";
+
+/** Records the statements peer-sync sends; answers every one with one affected row. */
+class FakeDb {
+  readonly calls: Array<{ sql: string; params: unknown[] }> = [];
+  failing = false;
+  async query<R extends Row>(sql: string, params: unknown[] = []): Promise<QueryResult<R>> {
+    if (this.failing) throw new Error("connection refused");
+    this.calls.push({ sql: sql.replace(/\s+/g, " ").trim(), params });
+    return { rows: [], rowCount: 1 };
+  }
+  writes(): string[] {
+    return this.calls.map((c) => (c.sql.startsWith("UPDATE server_list SET active = false") ? "down" : c.sql.startsWith("INSERT INTO server_list") ? "up" : "other"));
+  }
+}
+
+class FakePeer implements PeerCaller {
+  readonly paths: string[] = [];
+  up = true;
+  answerAs = "b";
+  async post(path: string): Promise<unknown> {
+    this.paths.push(path);
+    if (!this.up) throw new Error("connect ECONNREFUSED");
+    return { v: 1, kind: "status", server: { name: this.answerAs, address: "127.0.0.1:5000", syncUrl: "http://127.0.0.1:7001", quota: 10, online: 3 } };
+  }
+}
+
+function setup(failuresToDown = 2) {
+  const db = new FakeDb();
+  const peer = new FakePeer();
+  let selfDown = false;
+  const registry = createRegistry("peer-sync-test");
+  const link = new Link(
+    { name: "b", syncUrl: "http://127.0.0.1:7001", address: "127.0.0.1:5000", key: "k".repeat(32), proximity: 20 },
+    { intervalMs: 1000, failuresToDown },
+    {
+      db: db as unknown as Db,
+      client: peer,
+      logger: createLogger("peer-sync", "silent"),
+      metrics: createPeerSyncMetrics(registry, ["b"]),
+      selfStatus: async () => {
+        if (selfDown) throw new Error("our database is down");
+        return { name: "a", address: "127.0.0.1:4999", syncUrl: "http://127.0.0.1:7000", quota: 5, online: 1 };
+      },
+      clock: () => new Date(0),
+    },
+  );
+  return { db, peer, link, registry, setSelfDown: (v: boolean) => (selfDown = v) };
+}
+
+test("announces first, then says hello; each answer writes the peer UP with its load and our proximity", async () => {
+  const { db, peer, link } = setup();
+  await link.checkOnce();
+  await link.checkOnce();
+  expect(peer.paths).toEqual(["/v1/announce", "/v1/hello"]);
+  expect(link.state).toBe("UP");
+  expect(db.writes()).toEqual(["up", "up"]);
+  expect(db.calls[0]!.params).toEqual(["b", "127.0.0.1:5000", 20, 10, 3, new Date(0)]);
+});
+
+test("DOWN after N failures in a row, written once; back UP with an announce again", async () => {
+  const { db, peer, link, registry } = setup(2);
+  await link.checkOnce();
+  peer.up = false;
+  await link.checkOnce();
+  expect(link.state).toBe("UP");
+  await link.checkOnce();
+  expect(link.state).toBe("DOWN");
+  await link.checkOnce();
+  expect(db.writes()).toEqual(["up", "down"]);
+  expect(link.describe()).toEqual({ state: "DOWN", failures: 3, error: "connect ECONNREFUSED" });
+  expect(await registry.getSingleMetricAsString("pesan_peer_link_up")).toMatch(/peer="b"[^}]*\} 0/);
+  peer.up = true;
+  await link.checkOnce();
+  expect(link.state).toBe("UP");
+  expect(peer.paths.at(-1)).toBe("/v1/announce");
+  expect(await registry.getSingleMetricAsString("pesan_peer_link_up")).toMatch(/peer="b"[^}]*\} 1/);
+});
+
+test("an answer from another server than the one configured counts as a failure", async () => {
+  const { peer, link } = setup(1);
+  peer.answerAs = "c";
+  await link.checkOnce();
+  expect(link.describe()).toEqual({ state: "DOWN", failures: 1, error: "the answer comes from c, not b" });
+});
+
+test("our own database failing is not the peer's failure", async () => {
+  const { peer, link, setSelfDown } = setup(1);
+  await link.checkOnce();
+  setSelfDown(true);
+  await expect(link.checkOnce()).rejects.toThrow(/our database/);
+  expect(link.state).toBe("UP");
+  expect(peer.paths).toEqual(["/v1/announce"]);
+});
+
+test("a DOWN row that could not be written is written at the next failure", async () => {
+  const { db, peer, link } = setup(1);
+  peer.up = false;
+  db.failing = true;
+  await expect(link.checkOnce()).rejects.toThrow(/connection refused/);
+  expect(link.state).toBe("DOWN");
+  db.failing = false;
+  await link.checkOnce();
+  expect(db.writes()).toEqual(["down"]);
+  await link.checkOnce();
+  expect(db.writes()).toEqual(["down"]);
+});
+
+test("an announce received makes a DOWN peer UP at once", async () => {
+  const { peer, link } = setup(1);
+  peer.up = false;
+  await link.checkOnce();
+  expect(link.state).toBe("DOWN");
+  link.observeAnnounce();
+  expect(link.state).toBe("UP");
+});

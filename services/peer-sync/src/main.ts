@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/** The peer-sync process: wiring only. */
+import { parseArgs } from "node:util";
+import { migrate, PgDb } from "@pesan/shared/db";
+import { createLogger, createRegistry, exitOnStartupError, HealthServer, runComponents } from "@pesan/shared/observability";
+import { loadPeerSyncConfig, type PeerSyncConfig } from "./config.ts";
+import { peerSyncOptionsFrom } from "./options.ts";
+import { PeerSync } from "./peer-sync.ts";
+
+const HELP = `pesan peer-sync: links this cluster with the others (Update Server, Update User, Update Connected).
+
+usage: node services/peer-sync/src/main.ts [--help]
+
+Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
+  DATABASE_URL (required)  this cluster's postgres://...
+  SERVER_NAME=local  PUBLIC_ADDRESS=127.0.0.1:4999   (the same as this cluster's routers)
+  SYNC_LISTEN=0.0.0.0:7000  SYNC_URL=http://127.0.0.1:7000 (how peers reach this one)
+  PEERS=name=syncUrl=clientAddress=key,...  nearest first; one key per pair of clusters,
+        the same on both sides (e.g. openssl rand -hex 32); or a JSON array of
+        {name, syncUrl, address, key} (best kept in the PESAN_CONFIG_FILE, not the environment)
+  LIVENESS_INTERVAL_MS=2000  LIVENESS_FAILURES=2  LIVENESS_TIMEOUT_MS=1000  CLOCK_SKEW_MS=60000
+  SYNC_TLS_CERT, SYNC_TLS_KEY (PEM files: serve https)  SYNC_TLS_CA (PEM: trust for https peers)
+  OUTBOX_POLL_MS=250  OUTBOX_BATCH=500  SNAPSHOT_INTERVAL_MS=30000  DB_POOL_MAX=4
+  HTTP_HOST=127.0.0.1  HTTP_PORT=9300 (/healthz, /metrics)  LOG_LEVEL=info
+See services/peer-sync/README.md.
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { help: { type: "boolean", short: "h" } } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  let config: PeerSyncConfig;
+  try {
+    config = loadPeerSyncConfig();
+  } catch (e) {
+    exitOnStartupError(e);
+  }
+  const opts = peerSyncOptionsFrom(config);
+  const logger = createLogger("peer-sync", config.LOG_LEVEL, { cluster: config.SERVER_NAME });
+  const registry = createRegistry("peer-sync");
+  const db = new PgDb(config.DATABASE_URL, { applicationName: `peer-sync-${config.SERVER_NAME}`, max: config.DB_POOL_MAX });
+  const applied = await migrate(db);
+  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  const peerSync = new PeerSync(opts, { db, logger, registry });
+  const health = new HealthServer({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    registry,
+    logger,
+    // Only our own database makes us unhealthy; a DOWN peer is news, not our failure.
+    checks: [{ name: "postgres", check: async () => void (await db.query("SELECT 1")) }],
+    info: () => ({ service: "peer-sync", cluster: config.SERVER_NAME, syncUrl: opts.syncUrl, links: peerSync.linkStates() }),
+  });
+  await runComponents(
+    [{ name: "postgres", start: async () => undefined, close: () => db.close() }, peerSync, health],
+    logger,
+    config.SHUTDOWN_TIMEOUT_MS,
+  );
+}
+
+main().catch(exitOnStartupError);

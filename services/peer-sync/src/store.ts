@@ -1,0 +1,176 @@
+/**
+ * peer-sync's SQL. server_list rows of peers are written here; the row with is_self belongs to
+ * the routers and is never touched (every statement says `NOT is_self`).
+ */
+import type { Queryable } from "@pesan/shared/db";
+import type { ReplayGuard } from "./auth.ts";
+import type { PeerConfig } from "./config.ts";
+import type { OutboxPosition, ServerStatus } from "./frames.ts";
+
+/** Configured peers into server_list (address until they announce one, key, sync URL, rank). */
+export async function seedPeers(q: Queryable, peers: PeerConfig[]): Promise<void> {
+  for (const p of peers) {
+    await q.query(
+      `INSERT INTO server_list (name, address, active, access_key, proximity, sync_url) VALUES ($1, $2, false, $3, $4, $5)
+       ON CONFLICT (name) DO UPDATE SET access_key = EXCLUDED.access_key, proximity = EXCLUDED.proximity, sync_url = EXCLUDED.sync_url
+       WHERE NOT server_list.is_self`,
+      [p.name, p.address, p.key, p.proximity, p.syncUrl],
+    );
+    await q.query("INSERT INTO peer_links (peer) VALUES ($1) ON CONFLICT DO NOTHING", [p.name]);
+  }
+}
+
+/** This cluster's online count (its own sessions) and quota (from the routers' own row). */
+export async function localLoad(q: Queryable, self: string): Promise<{ online: number; quota: number }> {
+  const r = await q.query<{ online: number; quota: number | null }>(
+    "SELECT (SELECT count(*)::int FROM sessions WHERE cluster = $1) AS online, (SELECT quota FROM server_list WHERE name = $1 AND is_self) AS quota",
+    [self],
+  );
+  return { online: r.rows[0]?.online ?? 0, quota: r.rows[0]?.quota ?? 0 };
+}
+
+/** The peer answered: UP with what it says of itself. Proximity stays ours (config order). */
+export async function markUp(q: Queryable, peer: string, s: ServerStatus, proximity: number, now: Date): Promise<void> {
+  await q.query(
+    `INSERT INTO server_list (name, address, active, proximity, quota, online, last_seen) VALUES ($1, $2, true, $3, $4, $5, $6)
+     ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, active = true, proximity = EXCLUDED.proximity, quota = EXCLUDED.quota,
+       online = EXCLUDED.online, last_seen = EXCLUDED.last_seen
+     WHERE NOT server_list.is_self`,
+    [peer, s.address, proximity, s.quota, s.online, now],
+  );
+}
+
+/** Nobody can reach that cluster's users through us any more: online 0 until it is back. */
+export async function markDown(q: Queryable, peer: string): Promise<void> {
+  await q.query("UPDATE server_list SET active = false, online = 0 WHERE name = $1 AND NOT is_self", [peer]);
+}
+
+/** An announce: the peer is alive and says where its clients connect. Idempotent. */
+export async function applyAnnounce(q: Queryable, peer: string, s: ServerStatus, proximity: number, now: Date): Promise<void> {
+  await markUp(q, peer, s, proximity, now);
+}
+
+/**
+ * A hello received: the peer's own news (load, address), but not its liveness: only our own
+ * checks decide UP/DOWN, or a one-way failure would leave a peer UP that we cannot reach.
+ */
+export async function applyHello(q: Queryable, peer: string, s: ServerStatus, now: Date): Promise<void> {
+  await q.query("UPDATE server_list SET address = $2, quota = $3, online = $4, last_seen = $5 WHERE name = $1 AND active AND NOT is_self", [
+    peer,
+    s.address,
+    s.quota,
+    s.online,
+    now,
+  ]);
+}
+
+/** Replay protection that survives restarts: a nonce is accepted once per peer. */
+export class PgReplayGuard implements ReplayGuard {
+  private readonly db: Queryable;
+
+  constructor(db: Queryable) {
+    this.db = db;
+  }
+
+  async firstUse(peer: string, nonce: string, expiresAt: Date): Promise<boolean> {
+    const r = await this.db.query("INSERT INTO peer_nonces (peer, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [peer, nonce, expiresAt]);
+    return r.rowCount === 1;
+  }
+
+  async prune(now: Date): Promise<void> {
+    await this.db.query("DELETE FROM peer_nonces WHERE expires_at < $1", [now]);
+  }
+}
+
+// --- outbox (frames to peers) -----------------------------------------------------------
+
+export interface OutboxRow extends OutboxPosition {
+  kind: string;
+  data: unknown;
+}
+
+export async function epoch(q: Queryable): Promise<string> {
+  const r = await q.query<{ epoch: string }>("SELECT epoch FROM peer_self");
+  if (!r.rows[0]) throw new Error("peer_self is empty: the 002_peer_sync migration did not run");
+  return r.rows[0].epoch;
+}
+
+export async function outCursor(q: Queryable, peer: string): Promise<OutboxPosition> {
+  const r = await q.query<{ txid: string; id: string }>("SELECT out_txid::text AS txid, out_id::text AS id FROM peer_links WHERE peer = $1", [peer]);
+  return r.rows[0] ?? { txid: "0", id: "0" };
+}
+
+export async function setOutCursor(q: Queryable, peer: string, upTo: OutboxPosition, now: Date): Promise<void> {
+  // Never backwards: a late ack of an older batch must not make us re-send what is acked.
+  await q.query(
+    `UPDATE peer_links SET out_txid = $2::xid8, out_id = $3::bigint, updated_at = $4
+     WHERE peer = $1 AND (out_txid, out_id) < ($2::xid8, $3::bigint)`,
+    [peer, upTo.txid, upTo.id, now],
+  );
+}
+
+/**
+ * Rows after the cursor for this peer, in position order, written by transactions that have all
+ * ended: any still running could commit a row with a smaller position after we moved past it.
+ */
+export async function readOutbox(q: Queryable, peer: string, after: OutboxPosition, limit: number): Promise<OutboxRow[]> {
+  const r = await q.query<{ txid: string; id: string; kind: string; payload: unknown }>(
+    // ORDER BY names the table's columns: the output aliases are text, and "102" < "88".
+    `SELECT o.txid::text AS txid, o.id::text AS id, o.kind, o.payload FROM peer_outbox o
+     WHERE (o.txid, o.id) > ($2::xid8, $3::bigint) AND o.txid < pg_snapshot_xmin(pg_current_snapshot())
+       AND (o.target IS NULL OR o.target = $1)
+     ORDER BY o.txid, o.id LIMIT $4`,
+    [peer, after.txid, after.id, limit],
+  );
+  return r.rows.map((x) => ({ txid: x.txid, id: x.id, kind: x.kind, data: x.payload }));
+}
+
+/**
+ * Per peer: how many outbox rows it has not acknowledged yet (depth) and the age in seconds of
+ * the oldest of them (lag; 0 when there are none). A peer that is DOWN keeps growing both.
+ */
+export async function backlog(q: Queryable, peers: string[]): Promise<Map<string, { depth: number; lagSeconds: number }>> {
+  const r = await q.query<{ peer: string; depth: number; lag: number }>(
+    `SELECT l.peer, count(o.id)::int AS depth, COALESCE(extract(epoch FROM (clock_timestamp() - min(o.created_at))), 0)::float8 AS lag
+       FROM peer_links l LEFT JOIN peer_outbox o ON (o.txid, o.id) > (l.out_txid, l.out_id) AND (o.target IS NULL OR o.target = l.peer)
+      WHERE l.peer = ANY($1::text[]) GROUP BY l.peer`,
+    [peers],
+  );
+  return new Map(r.rows.map((x) => [x.peer, { depth: x.depth, lagSeconds: Math.max(0, Number(x.lag)) }]));
+}
+
+/**
+ * Drops rows every configured peer has acknowledged (seedPeers gave each a peer_links row).
+ * With no peers configured nobody will read them: all go.
+ */
+export async function pruneOutbox(q: Queryable, peers: string[]): Promise<number> {
+  if (peers.length === 0) return (await q.query("DELETE FROM peer_outbox")).rowCount;
+  const r = await q.query("DELETE FROM peer_outbox WHERE txid < (SELECT min(out_txid) FROM peer_links WHERE peer = ANY($1::text[]))", [peers]);
+  return r.rowCount;
+}
+
+/** The highest position of the peer's outbox applied here, locked for this transaction. */
+export async function lockInbound(tx: Queryable, peer: string): Promise<{ epoch: string | null } & OutboxPosition> {
+  await tx.query("INSERT INTO peer_links (peer) VALUES ($1) ON CONFLICT DO NOTHING", [peer]);
+  const r = await tx.query<{ epoch: string | null; txid: string; id: string }>(
+    "SELECT in_epoch AS epoch, in_txid::text AS txid, in_id::text AS id FROM peer_links WHERE peer = $1 FOR UPDATE",
+    [peer],
+  );
+  return r.rows[0]!;
+}
+
+export async function setInbound(tx: Queryable, peer: string, epochId: string, upTo: OutboxPosition, now: Date): Promise<void> {
+  await tx.query("UPDATE peer_links SET in_epoch = $2, in_txid = $3::xid8, in_id = $4::bigint, updated_at = $5 WHERE peer = $1", [
+    peer,
+    epochId,
+    upTo.txid,
+    upTo.id,
+    now,
+  ]);
+}
+
+/** Forgets unregistered accounts and deleted messages removed before `before` (user_tombstones, message_tombstones). */
+export async function pruneTombstones(q: Queryable, before: Date): Promise<void> {
+  await q.query("DELETE FROM user_tombstones WHERE removed_at < $1", [before]);
+  await q.query("DELETE FROM message_tombstones WHERE deleted_at < $1", [before]);
+}

@@ -1,0 +1,388 @@
+/**
+ * One batch of requests = one transaction. Requests run in arrival order against a per-batch
+ * view of sessions and users that is fetched in bulk up front; the hot commands (SEND, ACK,
+ * heartbeats) only buffer their writes, which are flushed as one statement each before any
+ * command that reads messages and at the end. Replies are released only after COMMIT.
+ */
+import type { Db, Queryable } from "@pesan/shared/db";
+import { parseText, withTag, type Request } from "@pesan/shared/protocol";
+import { TOUCH, type OutboundLine } from "@pesan/shared/bus";
+import * as store from "./store.ts";
+import type { NewMessage, Session } from "./store.ts";
+import type { PasswordChecker } from "./passwords.ts";
+
+export interface CoreSettings {
+  cluster: string;
+  publicAddress: string;
+  quota: number;
+  leaseMs: number;
+  resendBaseMs: number;
+  inboxLimit: number;
+}
+
+export interface CoreDeps {
+  db: Db;
+  clock: () => Date;
+  passwords: PasswordChecker;
+  settings: CoreSettings;
+}
+
+/** One datagram as the router received it. */
+export interface Incoming {
+  gateway: string;
+  addr: string;
+  reqId: number;
+  text: string;
+  /** Unique, deterministic id for a message this request may create: a replayed entry reuses it. */
+  msgId: string;
+}
+
+/** A line for a client, through the gateway that holds its address. */
+export interface Outgoing {
+  gateway: string;
+  line: OutboundLine;
+}
+
+export const DEDUP_WINDOW_MS = 60_000;
+
+/** Password work done before the transaction, keyed by request index. */
+export interface Prepared {
+  newHashes: Map<number, string>;
+  /** lost: the password is that of an account of this name that lost a registration race. */
+  loginVerdicts: Map<number, { ok: boolean; hash: string | undefined; lost?: boolean }>;
+}
+
+/**
+ * scrypt for every REGISTER and LOGIN of the batch, in parallel on the thread pool and before
+ * the transaction, so slow hashing never holds row locks or delays the batch's other requests.
+ */
+export async function preparePasswords(deps: CoreDeps, incoming: Incoming[]): Promise<Prepared> {
+  const prepared: Prepared = { newHashes: new Map(), loginVerdicts: new Map() };
+  const reqs = incoming.map((inc) => parseText(inc.text));
+  const loginUsers = new Set<string>();
+  reqs.forEach((p) => {
+    if (p.ok && p.req.cmd === "LOGIN") loginUsers.add(p.req.user);
+  });
+  const hashes = loginUsers.size > 0 ? await store.passHashes(deps.db, [...loginUsers]) : new Map<string, string>();
+  const lost = loginUsers.size > 0 ? await store.lostHashes(deps.db, [...loginUsers]) : new Map<string, string[]>();
+  await Promise.all(
+    reqs.map(async (p, i) => {
+      if (!p.ok) return;
+      if (p.req.cmd === "REGISTER") prepared.newHashes.set(i, await deps.passwords.hash(p.req.password));
+      if (p.req.cmd === "LOGIN") {
+        const hash = hashes.get(p.req.user);
+        const ok = await deps.passwords.verify(p.req.password, hash);
+        let lostRace = false;
+        if (!ok) for (const h of lost.get(p.req.user) ?? []) if (!lostRace && (await deps.passwords.verify(p.req.password, h))) lostRace = true;
+        prepared.loginVerdicts.set(i, { ok, hash, ...(lostRace ? { lost: true } : {}) });
+      }
+    }),
+  );
+  return prepared;
+}
+
+export interface ReqCtx {
+  index: number;
+  in: Incoming;
+  tag: string | undefined;
+  req: Request | undefined;
+  lines: Outgoing[];
+  /** The untagged final reply line, remembered for exactly-once SEND. */
+  reply?: string;
+  /** Set when this SEND repeats a (session, tag) seen earlier in the same batch. */
+  dupOf?: ReqCtx;
+}
+
+interface PendingSend {
+  ctx: ReqCtx;
+  msg: NewMessage;
+  token: string | undefined;
+  /** A frame for the other clusters, written only if the message is. */
+  frame: Frame | undefined;
+}
+
+/** A peer_outbox row buffered by the batch (docs/peer-protocol.md). */
+export interface Frame {
+  kind: string;
+  payload: Record<string, unknown>;
+}
+
+const endpointKey = (gateway: string, addr: string): string => `${gateway}\u0000${addr}`;
+const hasEndpoint = (s: Session): boolean => s.gateway !== "";
+
+export class Batch {
+  readonly reqs: ReqCtx[];
+  readonly now: Date;
+  readonly deps: CoreDeps;
+  readonly tx: Queryable;
+
+  private readonly userExists = new Map<string, boolean>();
+  private readonly sessByUser = new Map<string, Session | null>();
+  private readonly sessByEndpoint = new Map<string, string | null>();
+  private readonly seenTags = new Map<string, ReqCtx>();
+  private freshReplies = new Map<string, string>();
+  private pendingSends: PendingSend[] = [];
+  private pendingAcks: Array<{ id: string; recipient: string }> = [];
+  private pendingFrames: Frame[] = [];
+  private linkedState: boolean | undefined;
+  private upClusters: Set<string> | undefined;
+  readonly prepared: Prepared;
+
+  constructor(deps: CoreDeps, incoming: Incoming[], prepared: Prepared, tx: Queryable, now: Date) {
+    this.deps = deps;
+    this.prepared = prepared;
+    this.tx = tx;
+    this.now = now;
+    this.reqs = incoming.map((inc, index) => {
+      if (inc.reqId === 0 && inc.text === TOUCH) return { index, in: inc, tag: undefined, req: undefined, lines: [] };
+      const p = parseText(inc.text);
+      const ctx: ReqCtx = { index, in: inc, tag: p.tag, req: p.ok ? p.req : undefined, lines: [] };
+      if (!p.ok) this.reply(ctx, `ERR ${p.code} ${p.message}`);
+      return ctx;
+    });
+  }
+
+  get settings(): CoreSettings {
+    return this.deps.settings;
+  }
+
+  /** Bulk reads that serve most of the batch: sessions of every sender, every SEND target. */
+  async prefetch(): Promise<void> {
+    const endpoints = new Map<string, { gateway: string; addr: string }>();
+    for (const r of this.reqs) endpoints.set(endpointKey(r.in.gateway, r.in.addr), { gateway: r.in.gateway, addr: r.in.addr });
+    for (const k of endpoints.keys()) this.sessByEndpoint.set(k, null);
+    for (const s of await store.sessionsByEndpoints(this.tx, [...endpoints.values()])) this.setSession(s);
+
+    const targets = new Set<string>();
+    for (const r of this.reqs) if (r.req?.cmd === "SEND") targets.add(r.req.to);
+    await this.loadUsers([...targets].filter((t) => !this.sessByUser.get(t)));
+
+    const tagged: Array<{ token: string; tag: string }> = [];
+    for (const r of this.reqs) {
+      if (r.req?.cmd !== "SEND" || r.tag === undefined) continue;
+      const s = this.sessionAtCached(r.in.gateway, r.in.addr);
+      if (s) tagged.push({ token: s.token, tag: r.tag });
+    }
+    this.freshReplies = await store.sendReplies(this.tx, tagged, this.staleBefore());
+  }
+
+  staleBefore(): Date {
+    return new Date(this.now.getTime() - DEDUP_WINDOW_MS);
+  }
+
+  // --- the per-batch view -------------------------------------------------------------------
+
+  private async loadUsers(names: string[]): Promise<void> {
+    const unknown = names.filter((n) => !this.userExists.has(n));
+    if (unknown.length === 0) return;
+    const found = await store.usersWithSessions(this.tx, unknown);
+    for (const n of unknown) {
+      this.userExists.set(n, false);
+      if (!this.sessByUser.has(n)) this.sessByUser.set(n, null);
+    }
+    for (const f of found) {
+      this.userExists.set(f.name, true);
+      if (f.session) this.setSession(f.session);
+    }
+  }
+
+  async userExistsNamed(name: string): Promise<boolean> {
+    await this.loadUsers([name]);
+    return this.userExists.get(name) === true;
+  }
+
+  /** The user's session as this batch knows it (loading it if needed); undefined when offline. */
+  async sessionOfUser(name: string): Promise<Session | undefined> {
+    if (!this.sessByUser.has(name)) await this.loadUsers([name]);
+    return this.sessByUser.get(name) ?? undefined;
+  }
+
+  private sessionAtCached(gateway: string, addr: string): Session | undefined {
+    const user = this.sessByEndpoint.get(endpointKey(gateway, addr));
+    return user ? (this.sessByUser.get(user) ?? undefined) : undefined;
+  }
+
+  async sessionAt(gateway: string, addr: string): Promise<Session | undefined> {
+    const key = endpointKey(gateway, addr);
+    if (!this.sessByEndpoint.has(key)) {
+      this.sessByEndpoint.set(key, null);
+      const s = await store.sessionAt(this.tx, gateway, addr);
+      if (s) this.setSession(s);
+    }
+    return this.sessionAtCached(gateway, addr);
+  }
+
+  setSession(s: Session): void {
+    const old = this.sessByUser.get(s.user);
+    if (old && hasEndpoint(old)) this.sessByEndpoint.set(endpointKey(old.gateway, old.addr), null);
+    this.sessByUser.set(s.user, s);
+    this.userExists.set(s.user, true);
+    // Another cluster's session has no endpoint here (gateway = addr = '', shared by all of them).
+    if (!hasEndpoint(s)) return;
+    const key = endpointKey(s.gateway, s.addr);
+    const other = this.sessByEndpoint.get(key);
+    if (other && other !== s.user) this.sessByUser.set(other, null);
+    this.sessByEndpoint.set(key, s.user);
+  }
+
+  removeSession(user: string): void {
+    const s = this.sessByUser.get(user);
+    if (s && hasEndpoint(s)) this.sessByEndpoint.set(endpointKey(s.gateway, s.addr), null);
+    this.sessByUser.set(user, null);
+  }
+
+  forgetUser(user: string): void {
+    this.removeSession(user);
+    this.userExists.set(user, false);
+  }
+
+  markRegistered(user: string): void {
+    this.userExists.set(user, true);
+    if (!this.sessByUser.has(user)) this.sessByUser.set(user, null);
+  }
+
+  // --- output -------------------------------------------------------------------------------
+
+  /** A line answering ctx (tagged with its tag). */
+  reply(ctx: ReqCtx, line: string): void {
+    this.replyTagged(ctx, withTag(ctx.tag, line));
+  }
+
+  /** A line answering ctx that already carries its tag (formatOnline sizes lines with it). */
+  replyTagged(ctx: ReqCtx, line: string): void {
+    ctx.lines.push({ gateway: ctx.in.gateway, line: [ctx.in.addr, line, ctx.in.reqId] });
+  }
+
+  /** An unsolicited line to some session, queued in the order of ctx's effects. */
+  push(ctx: ReqCtx, to: { gateway: string; addr: string }, line: string): void {
+    ctx.lines.push({ gateway: to.gateway, line: [to.addr, line, 0] });
+  }
+
+  output(): Outgoing[] {
+    const out: Outgoing[] = [];
+    for (const r of this.reqs) out.push(...r.lines);
+    return out;
+  }
+
+  // --- buffered writes ----------------------------------------------------------------------
+
+  /** Returns the stored first reply when this SEND repeats a tag; undefined to go ahead. */
+  repeatedSend(ctx: ReqCtx, s: Session): string | "in-batch" | undefined {
+    if (ctx.tag === undefined) return undefined;
+    const key = `${s.token} ${ctx.tag}`;
+    const stored = this.freshReplies.get(key);
+    if (stored !== undefined) return stored;
+    const first = this.seenTags.get(key);
+    if (first) {
+      ctx.dupOf = first;
+      return "in-batch";
+    }
+    this.seenTags.set(key, ctx);
+    return undefined;
+  }
+
+  bufferSend(ctx: ReqCtx, msg: NewMessage, token: string | undefined, frame?: Frame): void {
+    this.pendingSends.push({ ctx, msg, token, frame });
+  }
+
+  /** A frame for every peer, written with the batch's other frames (one statement per flush). */
+  bufferFrame(frame: Frame): void {
+    this.pendingFrames.push(frame);
+  }
+
+  /** Whether this cluster is linked to others (peer-sync ran here); asked once per batch. */
+  async linked(): Promise<boolean> {
+    this.linkedState ??= await store.isLinked(this.tx);
+    return this.linkedState;
+  }
+
+  /** Whether another cluster is UP as peer-sync last saw it (server_list); read once per batch. */
+  async clusterUp(name: string): Promise<boolean> {
+    this.upClusters ??= new Set((await store.servers(this.tx)).filter((x) => x.active && !x.isSelf).map((x) => x.name));
+    return this.upClusters.has(name);
+  }
+
+  bufferAck(id: string, recipient: string): void {
+    this.pendingAcks.push({ id, recipient });
+  }
+
+  /** Writes what the fast commands buffered. Must run before anything reads messages. */
+  async flush(): Promise<void> {
+    const sends = this.pendingSends;
+    const acks = this.pendingAcks;
+    const frames = this.pendingFrames;
+    this.pendingSends = [];
+    this.pendingAcks = [];
+    this.pendingFrames = [];
+    if (sends.length > 0) {
+      const tagged = sends.filter((p) => p.ctx.tag !== undefined && p.token !== undefined);
+      const owned = await store.claimSendTags(
+        this.tx,
+        tagged.map((p) => ({ token: p.token!, tag: p.ctx.tag!, reply: p.ctx.reply! })),
+        this.now,
+        this.staleBefore(),
+      );
+      // A tag another router holds means this SEND is the client's retry racing the first try:
+      // it is not stored or delivered; it gets the first reply once that one is committed.
+      const lost = tagged.filter((p) => !owned.has(`${p.token} ${p.ctx.tag}`));
+      if (lost.length > 0) {
+        const replies = await store.sendReplies(this.tx, lost.map((p) => ({ token: p.token!, tag: p.ctx.tag! })), this.staleBefore());
+        for (const p of lost) {
+          const first = replies.get(`${p.token} ${p.ctx.tag}`);
+          // Our own entry replayed (same message id): its reply and push stand as computed.
+          if (first?.split(" ")[2] === p.msg.id) continue;
+          p.ctx.lines = [];
+          p.ctx.reply = first;
+          if (first !== undefined) this.reply(p.ctx, first);
+        }
+      }
+      const lostSet = new Set(lost);
+      const kept = sends.filter((p) => !lostSet.has(p));
+      await store.insertMessages(
+        this.tx,
+        kept.map((p) => p.msg),
+      );
+      for (const p of kept) if (p.frame) frames.push(p.frame);
+    }
+    await store.outboxMany(this.tx, frames);
+    await store.ackMessages(this.tx, acks);
+  }
+
+  /** Repeats within the batch answer with whatever their first occurrence finally answered. */
+  settleInBatchRepeats(): void {
+    for (const r of this.reqs) {
+      if (!r.dupOf) continue;
+      r.lines = [];
+      if (r.dupOf.reply !== undefined) this.reply(r, r.dupOf.reply);
+    }
+  }
+
+  /** Any datagram renews its session's lease; written at most every touchAfterMs per session. */
+  async touchLeases(): Promise<void> {
+    const touchAfter = Math.min(5000, this.settings.leaseMs / 10);
+    const users = new Set<string>();
+    for (const r of this.reqs) {
+      const s = this.sessionAtCached(r.in.gateway, r.in.addr);
+      if (s && this.now.getTime() - s.lastHeard.getTime() >= touchAfter) {
+        users.add(s.user);
+        s.lastHeard = this.now;
+      }
+    }
+    await store.touchSessions(this.tx, [...users], this.now);
+  }
+}
+
+/**
+ * Runs a batch: passwords first, then one transaction (retried whole on deadlock, with a fresh
+ * view each time). Returns the lines to send, which the caller publishes after this resolves.
+ */
+export async function processBatch(deps: CoreDeps, incoming: Incoming[], run: (b: Batch) => Promise<void>): Promise<Outgoing[]> {
+  const prepared = await preparePasswords(deps, incoming);
+  const now = deps.clock();
+  return deps.db.withTransaction(async (tx) => {
+    const b = new Batch(deps, incoming, prepared, tx, now);
+    await b.prefetch();
+    await run(b);
+    return b.output();
+  });
+}

@@ -1,0 +1,286 @@
+/**
+ * Every command of the client protocol for one cluster. Each handler reads and writes through
+ * the batch (its per-batch view and buffered writes) and answers with reply()/push().
+ */
+import { randomBytes } from "node:crypto";
+import {
+  formatErr,
+  formatItem,
+  formatMsg,
+  formatOk,
+  formatOnline,
+  formatServer,
+  HEARTBEAT_REPLY,
+  type Request,
+} from "@pesan/shared/protocol";
+import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
+import type { Batch, ReqCtx } from "./batch.ts";
+import { decideRoute } from "./route.ts";
+import * as store from "./store.ts";
+import type { Session, StoredMessage } from "./store.ts";
+
+/** Commands that work without a session. */
+const NO_SESSION = new Set<Request["cmd"]>(["REGISTER", "LOGIN", "RESUME", "CAP", "SERVERS", "LIVE"]);
+/** Commands that only buffer writes; everything else first flushes them (it may read messages). */
+const FAST = new Set<Request["cmd"]>(["SEND", "ACK", "LIVE", "CAP", "ALL", "PING"]);
+
+export function newToken(): string {
+  return randomBytes(18).toString("base64url");
+}
+
+export async function runCommands(b: Batch): Promise<void> {
+  for (const ctx of b.reqs) {
+    const req = ctx.req;
+    if (!req) continue;
+    if (!FAST.has(req.cmd)) await b.flush();
+    const s = await b.sessionAt(ctx.in.gateway, ctx.in.addr);
+    if (!s && !NO_SESSION.has(req.cmd)) {
+      b.reply(ctx, formatErr("NOT_LOGGED_IN"));
+      continue;
+    }
+    await handle(b, ctx, req, s);
+  }
+  await b.flush();
+  b.settleInBatchRepeats();
+  await b.touchLeases();
+}
+
+async function handle(b: Batch, ctx: ReqCtx, req: Request, s: Session | undefined): Promise<void> {
+  switch (req.cmd) {
+    case "LIVE":
+      return b.reply(ctx, HEARTBEAT_REPLY);
+    case "PING":
+      // Like IRC's PING, but it needs a session: a client learns its session is still bound
+      // to the address it sends from (after a load balancer moved it, it is not).
+      return b.reply(ctx, formatOk("PONG"));
+    case "REGISTER":
+      return register(b, ctx, req.user);
+    case "LOGIN":
+      return login(b, ctx, req.user);
+    case "RESUME":
+      return resume(b, ctx, req.user, req.token);
+    case "CAP":
+      if (s) {
+        s.capAck = true;
+        await store.setCapAck(b.tx, s.user);
+      } else await store.rememberPendingCap(b.tx, ctx.in.gateway, ctx.in.addr, b.now);
+      return b.reply(ctx, formatOk("CAP", "ACK"));
+    case "SERVERS":
+      return servers(b, ctx);
+    case "SEND":
+      return send(b, ctx, s!, req.to, req.text);
+    case "ALL":
+      return broadcast(b, ctx, s!, req.text);
+    case "ACK":
+      b.bufferAck(req.id, s!.user);
+      return;
+    case "WHO": {
+      const users = await store.onlineUsers(b.tx);
+      for (const line of formatOnline(users, ctx.tag)) b.replyTagged(ctx, line);
+      return b.reply(ctx, formatOk("WHO", users.length));
+    }
+    case "INBOX": {
+      const items = await store.inbox(b.tx, s!.user, b.settings.inboxLimit);
+      for (const m of items) b.reply(ctx, formatItem(m.id, m.sender, m.sentAt, m.read, m.body));
+      return b.reply(ctx, formatOk("INBOX", items.length));
+    }
+    case "READ": {
+      const m = await store.readMessage(b.tx, s!.user, req.id);
+      return b.reply(ctx, m ? formatMsg(m.id, m.sender, m.sentAt, m.body) : formatErr("NO_SUCH_MESSAGE"));
+    }
+    case "DELETE":
+      return b.reply(ctx, (await store.deleteMessage(b.tx, s!.user, req.id, b.now)) ? formatOk("DELETED", req.id) : formatErr("NO_SUCH_MESSAGE"));
+    case "LOGOUT":
+      await store.deleteSession(b.tx, s!.user);
+      await store.logConnection(b.tx, s!.user, "logout", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
+      await sessionDown(b, s!, "logout");
+      b.removeSession(s!.user);
+      return b.reply(ctx, formatOk("BYE"));
+    case "UNREGISTER":
+      return unregister(b, ctx, s!, req.password);
+  }
+}
+
+async function register(b: Batch, ctx: ReqCtx, user: string): Promise<void> {
+  const hash = b.prepared.newHashes.get(ctx.index);
+  if (hash === undefined) throw new Error("REGISTER without a prepared hash");
+  if (await store.insertUser(b.tx, user, hash, b.settings.cluster, b.now)) {
+    await store.outbox(b.tx, "user.register", { name: user, passHash: hash, createdAt: b.now.toISOString(), home: b.settings.cluster });
+    b.markRegistered(user);
+    return b.reply(ctx, formatOk("REGISTERED", user));
+  }
+  b.reply(ctx, formatErr("TAKEN"));
+}
+
+async function login(b: Batch, ctx: ReqCtx, user: string): Promise<void> {
+  const verdict = b.prepared.loginVerdicts.get(ctx.index);
+  // Re-read the hash under the transaction: the account may have been removed (or removed and
+  // registered anew) since the password was checked.
+  const current = verdict?.ok ? (await store.passHashes(b.tx, [user])).get(user) : undefined;
+  if (verdict?.lost && !verdict.ok) return b.reply(ctx, formatErr("TAKEN", LOST_RACE_TEXT));
+  if (!verdict?.ok || current !== verdict.hash) return b.reply(ctx, formatErr("AUTH"));
+  if (!(await withinQuota(b, ctx, user))) return;
+  const capAck = await store.takePendingCap(b.tx, ctx.in.gateway, ctx.in.addr, b.staleBefore());
+  await bind(b, ctx, { user, token: newToken(), cluster: b.settings.cluster, gateway: ctx.in.gateway, addr: ctx.in.addr, capAck, lastHeard: b.now }, "login");
+}
+
+async function resume(b: Batch, ctx: ReqCtx, user: string, token: string): Promise<void> {
+  const cur = await store.sessionOf(b.tx, user);
+  if (!cur || cur.token !== token) return b.reply(ctx, formatErr("AUTH", "wrong user name or token, or the session has expired"));
+  const pendingCap = await store.takePendingCap(b.tx, ctx.in.gateway, ctx.in.addr, b.staleBefore());
+  // A session held by another cluster (a client failing over to us) is taken over here.
+  await bind(b, ctx, { ...cur, cluster: b.settings.cluster, gateway: ctx.in.gateway, addr: ctx.in.addr, capAck: cur.capAck || pendingCap, lastHeard: b.now }, "resume");
+}
+
+async function withinQuota(b: Batch, ctx: ReqCtx, user: string): Promise<boolean> {
+  const quota = b.settings.quota;
+  if (quota <= 0 || (await store.countOnline(b.tx, b.settings.cluster, user)) < quota) return true;
+  const others = (await store.servers(b.tx)).filter((x) => !x.isSelf && x.active).map((x) => x.address);
+  b.reply(ctx, formatErr("FULL", others.length > 0 ? others.join(" ") : `${PROTOCOL_ERRORS.FULL} again later (no other server is up)`));
+  return false;
+}
+
+/**
+ * Binds the user's one session to this endpoint: the previous holder of the user's session
+ * (another address) gets `BYE replaced`, and so does another user's session at this address.
+ * Then the login pushes: the online list and every undelivered message.
+ */
+async function bind(b: Batch, ctx: ReqCtx, s: Session, event: "login" | "resume"): Promise<void> {
+  const cluster = b.settings.cluster;
+  const previous = await store.sessionOf(b.tx, s.user);
+  // A session held by another cluster is ended there: that cluster pushes `BYE replaced` when
+  // our session.up reaches it.
+  if (previous && previous.cluster === cluster && (previous.gateway !== s.gateway || previous.addr !== s.addr) && event === "login") {
+    b.push(ctx, previous, "BYE replaced");
+    await store.logConnection(b.tx, s.user, "replaced", cluster, previous.gateway, previous.addr, b.now);
+  }
+  const squatter = await store.sessionAt(b.tx, s.gateway, s.addr);
+  if (squatter && squatter.user !== s.user) {
+    await store.deleteSession(b.tx, squatter.user);
+    await store.logConnection(b.tx, squatter.user, "replaced", cluster, squatter.gateway, squatter.addr, b.now);
+    await sessionDown(b, squatter, "replaced");
+    b.removeSession(squatter.user);
+  }
+  await store.upsertSession(b.tx, s, cluster, b.now);
+  await store.logConnection(b.tx, s.user, event, cluster, s.gateway, s.addr, b.now);
+  await store.outbox(b.tx, "session.up", { user: s.user, token: s.token, cluster, capAck: s.capAck, at: b.now.toISOString() });
+  b.setSession(s);
+  b.reply(ctx, formatOk("LOGIN", s.user, s.token));
+  for (const line of formatOnline(await store.onlineUsers(b.tx))) b.push(ctx, s, line);
+  const nextPush = new Date(b.now.getTime() + b.settings.resendBaseMs);
+  for (const m of await store.takeUndelivered(b.tx, s.user, s.capAck, nextPush, MAX_LOGIN_PUSH_COUNT)) pushMsg(b, ctx, s, m);
+}
+
+const MAX_LOGIN_PUSH_COUNT = 1000;
+
+function pushMsg(b: Batch, ctx: ReqCtx, to: Session, m: StoredMessage): void {
+  b.push(ctx, to, formatMsg(m.id, m.sender, m.sentAt, m.body));
+}
+
+async function send(b: Batch, ctx: ReqCtx, s: Session, to: string, text: string): Promise<void> {
+  const repeated = b.repeatedSend(ctx, s);
+  if (repeated === "in-batch") return;
+  if (repeated !== undefined) {
+    b.reply(ctx, repeated);
+    // The stored reply names this very request's message: this is our own stream entry again,
+    // taken over after a router died between COMMIT and publishing. Its push may never have
+    // gone out, so push again (clients drop a MSG id they already have); a client's retry has
+    // a different entry and so a different id, and is not pushed twice.
+    if (repeated.split(" ")[2] === ctx.in.msgId) await pushStored(b, ctx, ctx.in.msgId, to);
+    return;
+  }
+  if (!(await b.userExistsNamed(to))) return b.reply(ctx, formatErr("NO_SUCH_USER", `no such user: ${to}`));
+  const id = ctx.in.msgId;
+  const self = b.settings.cluster;
+  const session = await b.sessionOfUser(to);
+  const remote = session !== undefined && session.cluster !== self;
+  const linked = session?.cluster === self ? false : await b.linked();
+  const where = decideRoute(self, session, linked, remote && linked ? await b.clusterUp(session.cluster) : false);
+  const target = where.kind === "local" ? where.session : undefined;
+  const capAck = target?.capAck === true;
+  if (target) pushMsg(b, ctx, target, { id, sender: s.user, recipient: to, sentAt: b.now, body: text, read: false });
+  // Not delivered here at once (offline, or online in another cluster): every other cluster
+  // gets a copy (message.new), so it is delivered wherever the recipient is or logs in; the
+  // cluster that holds the session pushes it. See docs/peer-protocol.md.
+  const replicate = where.kind !== "local" && where.linked;
+  b.bufferSend(
+    ctx,
+    {
+      id,
+      sentAt: b.now,
+      sender: s.user,
+      recipient: to,
+      body: text,
+      delivered: target !== undefined && !capAck,
+      pushAttempts: target ? 1 : 0,
+      nextPushAt: capAck ? new Date(b.now.getTime() + b.settings.resendBaseMs) : null,
+      replicated: replicate,
+    },
+    s.token,
+    replicate ? { kind: "message.new", payload: { id, sentAt: b.now.toISOString(), sender: s.user, recipient: to, body: text } } : undefined,
+  );
+  ctx.reply = formatOk("SENT", id, where.kind === "stored" ? "STORED" : "DELIVERED");
+  b.reply(ctx, ctx.reply);
+}
+
+async function pushStored(b: Batch, ctx: ReqCtx, id: string, to: string): Promise<void> {
+  const target = local(b, await b.sessionOfUser(to));
+  const m = target ? await store.messageById(b.tx, id) : undefined;
+  if (target && m) pushMsg(b, ctx, target, m);
+}
+
+/**
+ * To every online user but the sender; never stored, so never offered again. The other
+ * clusters get one `broadcast` frame and push it to their own sessions; the count includes
+ * the sessions this cluster knows they hold (the sessions table, kept by peer-sync).
+ */
+async function broadcast(b: Batch, ctx: ReqCtx, s: Session, text: string): Promise<void> {
+  const id = ctx.in.msgId;
+  const self = b.settings.cluster;
+  let n = 0;
+  for (const t of await store.localSessions(b.tx, self)) {
+    if (t.user === s.user || t.gateway === "") continue;
+    b.push(ctx, t, formatMsg(id, `*${s.user}`, b.now, text));
+    n++;
+  }
+  if (await b.linked()) {
+    b.bufferFrame({ kind: "broadcast", payload: { id, sentAt: b.now.toISOString(), sender: s.user, body: text } });
+    n += await store.countRemoteOnline(b.tx, self, s.user);
+  }
+  b.reply(ctx, formatOk("SENT", "ALL", n));
+}
+
+async function servers(b: Batch, ctx: ReqCtx): Promise<void> {
+  const rows = await store.servers(b.tx);
+  const online = await store.countOnline(b.tx, b.settings.cluster);
+  if (!rows.some((r) => r.isSelf)) b.reply(ctx, formatServer(b.settings.cluster, b.settings.publicAddress, true, online, b.settings.quota));
+  for (const r of rows) {
+    if (r.isSelf) b.reply(ctx, formatServer(r.name, r.address, true, online, b.settings.quota));
+    else b.reply(ctx, formatServer(r.name, r.address, r.active, r.online, r.quota));
+  }
+  b.reply(ctx, formatOk("SERVERS", rows.some((r) => r.isSelf) ? rows.length : rows.length + 1));
+}
+
+async function unregister(b: Batch, ctx: ReqCtx, s: Session, password: string): Promise<void> {
+  const hash = (await store.passHashes(b.tx, [s.user])).get(s.user);
+  if (!(await b.deps.passwords.verify(password, hash))) return b.reply(ctx, formatErr("AUTH", "wrong password"));
+  const createdAt = await store.deleteUser(b.tx, s.user, b.now);
+  await store.logConnection(b.tx, s.user, "unregistered", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
+  await sessionDown(b, s, "unregistered");
+  if (createdAt) await store.outbox(b.tx, "user.unregister", { name: s.user, createdAt: createdAt.toISOString(), at: b.now.toISOString() });
+  b.forgetUser(s.user);
+  b.reply(ctx, formatOk("UNREGISTERED"));
+}
+
+/** Text of `ERR TAKEN` for a password of an account that lost a registration race. */
+export const LOST_RACE_TEXT = "that user name was registered first on another server; your registration was undone, register another name";
+
+/** The session if this cluster holds it (has its endpoint); another cluster's is not pushed to. */
+function local(b: Batch, s: Session | undefined): Session | undefined {
+  return s && s.cluster === b.settings.cluster ? s : undefined;
+}
+
+/** Tells the other clusters that a session held here ended (written in the same transaction). */
+async function sessionDown(b: Batch, s: Session, reason: "logout" | "expired" | "unregistered" | "replaced"): Promise<void> {
+  await store.outbox(b.tx, "session.down", { user: s.user, token: s.token, cluster: b.settings.cluster, reason, at: b.now.toISOString() });
+}

@@ -1,0 +1,28 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { RouterConfig } from "./config.ts";
+import type { RouterOptions } from "./router.ts";
+
+/** A consumer name unique to this process: a restarted router must not inherit a dead one's name. */
+export function defaultRouterId(): string {
+  return `router-${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
+}
+
+export function routerOptionsFrom(c: RouterConfig): RouterOptions {
+  return {
+    routerId: c.ROUTER_ID ?? defaultRouterId(),
+    cluster: c.SERVER_NAME,
+    publicAddress: c.PUBLIC_ADDRESS,
+    quota: c.QUOTA,
+    leaseMs: c.SESSION_LEASE_MS,
+    resendBaseMs: c.RESEND_BASE_MS,
+    resendMaxAttempts: c.RESEND_MAX_ATTEMPTS,
+    resendMaxDelayMs: c.RESEND_MAX_DELAY_MS,
+    inboxLimit: c.INBOX_LIMIT,
+    batchSize: c.BATCH_SIZE,
+    blockMs: c.BLOCK_MS,
+    claimIdleMs: c.CLAIM_IDLE_MS,
+    passwordHashCost: c.PASSWORD_HASH_COST,
+    peers: c.PEERS,
+  };
+}

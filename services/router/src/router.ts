@@ -1,0 +1,218 @@
+/**
+ * The router: consumes the gateways' stream as one of a consumer group, runs each batch in a
+ * transaction, publishes replies and pushes to each gateway's out stream, and only then lets
+ * the consumer acknowledge. Background tickers do the time-driven work (resends, lease expiry).
+ */
+import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
+import { IN_STREAM, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
+import { isTransientDbError, type Db } from "@pesan/shared/db";
+import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
+import { formatMsg } from "@pesan/shared/protocol";
+import { processBatch, DEDUP_WINDOW_MS, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
+import { runCommands } from "./commands.ts";
+import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
+import { PasswordChecker } from "./passwords.ts";
+import * as store from "./store.ts";
+
+export interface RouterOptions extends CoreSettings {
+  routerId: string;
+  batchSize: number;
+  blockMs: number;
+  claimIdleMs: number;
+  resendMaxAttempts: number;
+  resendMaxDelayMs: number;
+  passwordHashCost: number;
+  peers: Array<{ name: string; address: string; proximity: number }>;
+}
+
+export interface RouterDeps {
+  db: Db;
+  bus: Bus;
+  logger: Logger;
+  registry: Registry;
+  clock?: () => Date;
+}
+
+/** How often the lines peer-sync leaves in pending_pushes are published (BYE replaced, ALL from other clusters). */
+const PEER_PUSH_POLL_MS = 100;
+/** Outbox rows kept while no peer link exists (see store.pruneUnlinkedOutbox). */
+const UNLINKED_OUTBOX_RETENTION_MS = 3_600_000;
+
+/** Out streams hold replies for live clients; a gateway gone for good must not grow one forever. */
+const OUT_MAX_LEN = 10_000;
+
+/** Message ids: cluster, then the stream entry id and the request's place in it (sortable). */
+export function messageId(cluster: string, entryId: string, index: number): string {
+  const [ms, seq] = entryId.split("-");
+  return `${cluster}:${Number(ms).toString(36)}-${Number(seq ?? 0).toString(36).padStart(3, "0")}-${index.toString(36).padStart(3, "0")}`;
+}
+
+export class Router implements Lifecycle {
+  readonly name = "router";
+  private readonly deps: RouterDeps;
+  private readonly opts: RouterOptions;
+  private readonly clock: () => Date;
+  private readonly metrics: RouterMetrics;
+  private readonly passwords: PasswordChecker;
+  private readonly consumer: Consumer;
+  private readonly tickers: Loop[];
+  private started = false;
+  private closed = false;
+
+  constructor(deps: RouterDeps, opts: RouterOptions) {
+    this.deps = deps;
+    this.opts = opts;
+    this.clock = deps.clock ?? (() => new Date());
+    this.metrics = createRouterMetrics(deps.registry);
+    this.passwords = new PasswordChecker(opts.passwordHashCost);
+    this.consumer = deps.bus.consumer(
+      {
+        stream: deps.bus.key(IN_STREAM),
+        group: ROUTER_GROUP,
+        consumer: opts.routerId,
+        count: opts.batchSize,
+        blockMs: opts.blockMs,
+        claimIdleMs: opts.claimIdleMs,
+        deleteOnAck: true,
+        isTransient: (e) => isTransientDbError(e) || isRedisDown(e),
+      },
+      (entries) => this.handle(entries),
+      deps.logger,
+    );
+    const lease = opts.leaseMs;
+    this.tickers = [
+      new Loop("resend", Math.max(20, Math.min(100, opts.resendBaseMs / 2)), () => this.resend(), deps.logger),
+      new Loop("stranded", 1000, () => this.pushStranded(), deps.logger),
+      new Loop("expiry", Math.max(200, Math.min(5000, lease / 4)), () => this.expire(), deps.logger),
+      new Loop("prune", 10_000, () => this.prune(), deps.logger),
+      new Loop("peer-pushes", PEER_PUSH_POLL_MS, () => this.pushFromPeers(), deps.logger),
+      new Loop("self", 10_000, () => this.announceSelf(), deps.logger),
+    ];
+  }
+
+  private core() {
+    return {
+      db: this.deps.db,
+      clock: this.clock,
+      passwords: this.passwords,
+      settings: this.opts,
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.announceSelf();
+    await store.seedServers(this.deps.db, this.opts.peers);
+    await this.consumer.start();
+    for (const t of this.tickers) await t.start();
+    this.started = true;
+    this.deps.logger.info({ routerId: this.opts.routerId, cluster: this.opts.cluster }, "router consuming");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed || !this.started) return;
+    this.closed = true;
+    // Stop taking work, finish the batch in hand (it is acked or left pending for the others).
+    await this.consumer.close();
+    await Promise.all(this.tickers.map((t) => t.close()));
+  }
+
+  /** One stream batch. Resolving means: committed and published, so the entries may be acked. */
+  private async handle(entries: BusEntry[]): Promise<void> {
+    const started = process.hrtime.bigint();
+    const incoming: Incoming[] = [];
+    for (const e of entries) {
+      const d = decodeInbound(e.payload);
+      if (!d) {
+        this.deps.logger.warn({ entry: e.id }, "malformed stream entry skipped");
+        continue;
+      }
+      d.r.forEach(([reqId, addr, text], i) => incoming.push({ gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i) }));
+    }
+    if (incoming.length === 0) return;
+    const out = await processBatch(this.core(), incoming, runCommands);
+    await this.publish(out);
+    this.metrics.batchSize.observe(incoming.length);
+    this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    for (const inc of incoming) if (inc.reqId !== 0) this.metrics.requests.inc({ command: commandLabel(inc.text) });
+  }
+
+  private async publish(out: Outgoing[]): Promise<void> {
+    const byGateway = new Map<string, OutboundLine[]>();
+    for (const o of out) {
+      let list = byGateway.get(o.gateway);
+      if (!list) byGateway.set(o.gateway, (list = []));
+      list.push(o.line);
+    }
+    await this.deps.bus.publish(
+      [...byGateway].map(([gw, lines]) => ({ stream: this.deps.bus.key(outStream(gw)), payload: encodeOutbound(lines), maxLen: OUT_MAX_LEN })),
+    );
+  }
+
+  private async resend(): Promise<void> {
+    const now = this.clock();
+    const due = await this.deps.db.withTransaction((tx) => store.takeDueResends(tx, this.opts.cluster, now, this.opts.resendBaseMs, this.opts.resendMaxDelayMs, this.opts.resendMaxAttempts, 500));
+    if (due.length === 0) return;
+    await this.publish(due.map((m) => ({ gateway: m.gateway, line: [m.addr, formatMsg(m.id, m.sender, m.sentAt, m.body), 0] })));
+    this.metrics.pushes.inc({ kind: "resend" }, due.length);
+  }
+
+  private async pushStranded(): Promise<void> {
+    const now = this.clock();
+    const next = new Date(now.getTime() + this.opts.resendBaseMs);
+    const olderThan = new Date(now.getTime() - 1000);
+    const due = await this.deps.db.withTransaction((tx) => store.takeStrandedForOnline(tx, this.opts.cluster, olderThan, next, 500));
+    if (due.length === 0) return;
+    await this.publish(due.map((m) => ({ gateway: m.gateway, line: [m.addr, formatMsg(m.id, m.sender, m.sentAt, m.body), 0] })));
+    this.metrics.pushes.inc({ kind: "stranded" }, due.length);
+  }
+
+  private async expire(): Promise<void> {
+    const now = this.clock();
+    const gone = await this.deps.db.withTransaction(async (tx) => {
+      const expired = await store.expireSessions(tx, this.opts.cluster, new Date(now.getTime() - this.opts.leaseMs));
+      for (const s of expired) {
+        await store.logConnection(tx, s.user, "expired", this.opts.cluster, s.gateway, s.addr, now);
+        await store.outbox(tx, "session.down", { user: s.user, token: s.token, cluster: this.opts.cluster, reason: "expired", at: now.toISOString() });
+      }
+      return expired;
+    });
+    if (gone.length === 0) return;
+    await this.publish(gone.map((s) => ({ gateway: s.gateway, line: [s.addr, "BYE expired", 0] })));
+    this.metrics.expired.inc(gone.length);
+    this.deps.logger.info({ users: gone.length }, "sessions expired");
+  }
+
+  private async prune(): Promise<void> {
+    const now = this.clock().getTime();
+    await store.pruneDedup(this.deps.db, new Date(now - DEDUP_WINDOW_MS));
+    await store.pruneUnlinkedOutbox(this.deps.db, new Date(now - UNLINKED_OUTBOX_RETENTION_MS));
+  }
+
+  /** Lines peer-sync decided for our clients (`BYE replaced` by a login in another cluster, `ALL` from another cluster). */
+  private async pushFromPeers(): Promise<void> {
+    const lines = await this.deps.db.withTransaction((tx) => store.takePendingPushes(tx, 500));
+    if (lines.length === 0) return;
+    await this.publish(lines.map((p) => ({ gateway: p.gateway, line: [p.addr, p.line, 0] })));
+  }
+
+  private async announceSelf(): Promise<void> {
+    await store.upsertSelfServer(this.deps.db, { name: this.opts.cluster, address: this.opts.publicAddress, quota: this.opts.quota }, this.clock());
+  }
+}
+
+const COMMANDS = new Set(["REGISTER", "LOGIN", "RESUME", "WHO", "SEND", "ALL", "INBOX", "READ", "DELETE", "ACK", "CAP", "SERVERS", "LOGOUT", "UNREGISTER", "PING"]);
+
+/** A bounded label: a protocol command word, LIVE, or "other". */
+function commandLabel(text: string): string {
+  let t = text;
+  if (t.startsWith("@")) t = t.slice(t.indexOf(" ") + 1);
+  if (t.startsWith("/@live?") || t.startsWith("@live?")) return "LIVE";
+  let w = t.slice(0, 12).split(/[ \n]/, 1)[0]!.toUpperCase();
+  if (w.startsWith("/")) w = w.slice(1);
+  return COMMANDS.has(w) ? w : "other";
+}
+
+function isRedisDown(e: unknown): boolean {
+  const msg = String((e as Error)?.message ?? "");
+  return /Connection is closed|ECONNREFUSED|ECONNRESET|MaxRetriesPerRequest|LOADING|READONLY/i.test(msg);
+}

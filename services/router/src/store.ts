@@ -1,0 +1,481 @@
+/**
+ * The router's SQL, one function per question. Every statement takes explicit times from the
+ * injected clock, so tests control time and all routers agree on what "now" meant in a batch.
+ */
+import type { Queryable } from "@pesan/shared/db";
+
+export interface Session {
+  user: string;
+  token: string;
+  /** The cluster that holds the session; another cluster's sessions have no endpoint here (gateway = addr = ''). */
+  cluster: string;
+  gateway: string;
+  addr: string;
+  capAck: boolean;
+  lastHeard: Date;
+}
+
+export interface StoredMessage {
+  id: string;
+  sender: string;
+  recipient: string;
+  sentAt: Date;
+  body: string;
+  read: boolean;
+}
+
+export interface NewMessage {
+  id: string;
+  sentAt: Date;
+  sender: string;
+  recipient: string;
+  body: string;
+  delivered: boolean;
+  pushAttempts: number;
+  nextPushAt: Date | null;
+  /** Also sent to the other clusters (message.new): its state changes are sent too. */
+  replicated?: boolean;
+}
+
+type SessionRow = { user_name: string; token: string; cluster: string; gateway: string; addr: string; cap_ack: boolean; last_heard: Date | string };
+const SESSION_COLS = "user_name, token, cluster, gateway, addr, cap_ack, last_heard";
+
+function toSession(r: SessionRow): Session {
+  return { user: r.user_name, token: r.token, cluster: r.cluster, gateway: r.gateway, addr: r.addr, capAck: r.cap_ack, lastHeard: new Date(r.last_heard) };
+}
+
+type MessageRow = { id: string; sender: string; recipient: string; sent_at: Date | string; body: string; read: boolean };
+function toMessage(r: MessageRow): StoredMessage {
+  return { id: r.id, sender: r.sender, recipient: r.recipient, sentAt: new Date(r.sent_at), body: r.body, read: r.read };
+}
+
+export async function sessionsByEndpoints(q: Queryable, endpoints: Array<{ gateway: string; addr: string }>): Promise<Session[]> {
+  if (endpoints.length === 0) return [];
+  const r = await q.query<SessionRow>(
+    `SELECT ${SESSION_COLS} FROM sessions WHERE (gateway, addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [endpoints.map((e) => e.gateway), endpoints.map((e) => e.addr)],
+  );
+  return r.rows.map(toSession);
+}
+
+/** Existing users among names, with their session if online. */
+export async function usersWithSessions(q: Queryable, names: string[]): Promise<Array<{ name: string; session: Session | undefined }>> {
+  if (names.length === 0) return [];
+  const r = await q.query<{ name: string } & Partial<SessionRow>>(
+    `SELECT u.name, s.user_name, s.token, s.cluster, s.gateway, s.addr, s.cap_ack, s.last_heard
+       FROM users u LEFT JOIN sessions s ON s.user_name = u.name WHERE u.name = ANY($1::text[])`,
+    [names],
+  );
+  return r.rows.map((row) => ({ name: row.name, session: row.user_name ? toSession(row as SessionRow) : undefined }));
+}
+
+export async function passHashes(q: Queryable, names: string[]): Promise<Map<string, string>> {
+  if (names.length === 0) return new Map();
+  const r = await q.query<{ name: string; pass_hash: string }>("SELECT name, pass_hash FROM users WHERE name = ANY($1::text[])", [names]);
+  return new Map(r.rows.map((x) => [x.name, x.pass_hash]));
+}
+
+export async function insertUser(q: Queryable, name: string, passHash: string, cluster: string, now: Date): Promise<boolean> {
+  const r = await q.query("INSERT INTO users (name, pass_hash, created_at, home_cluster) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING", [
+    name,
+    passHash,
+    now,
+    cluster,
+  ]);
+  return r.rowCount === 1;
+}
+
+/** Removes the account; returns its created_at (what identifies it across clusters), if it existed. */
+export async function deleteUser(q: Queryable, name: string, now: Date): Promise<Date | undefined> {
+  const r = await q.query<{ created_at: Date | string }>("DELETE FROM users WHERE name = $1 RETURNING created_at", [name]);
+  const createdAt = r.rows[0] ? new Date(r.rows[0].created_at) : undefined;
+  // A late user.register of this very account (over another peer link) must not bring it back.
+  if (createdAt) await q.query("INSERT INTO user_tombstones (name, created_at, removed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [name, createdAt, now]);
+  return createdAt;
+}
+
+/**
+ * Hashes of accounts of these names that lost a registration race to another cluster's account
+ * (peer-sync records them): a LOGIN with such a password gets ERR TAKEN, not ERR AUTH.
+ */
+export async function lostHashes(q: Queryable, names: string[]): Promise<Map<string, string[]>> {
+  if (names.length === 0) return new Map();
+  const r = await q.query<{ name: string; pass_hash: string }>("SELECT name, pass_hash FROM lost_registrations WHERE name = ANY($1::text[]) ORDER BY lost_at DESC", [names]);
+  const out = new Map<string, string[]>();
+  for (const x of r.rows) {
+    const list = out.get(x.name) ?? [];
+    list.push(x.pass_hash);
+    out.set(x.name, list);
+  }
+  return out;
+}
+
+// --- replication to the other clusters (peer-sync sends peer_outbox; docs/peer-protocol.md) --
+
+/**
+ * A frame for every peer, written in the caller's transaction so it exists if and only if the
+ * change does. Only changes made by this cluster's own clients are written (never echoes of
+ * what peer-sync applied from another cluster).
+ */
+export async function outbox(q: Queryable, kind: string, payload: Record<string, unknown>): Promise<void> {
+  await q.query("INSERT INTO peer_outbox (kind, payload) VALUES ($1, $2::jsonb)", [kind, JSON.stringify(payload)]);
+}
+
+/** Several frames for every peer in one statement (the batch's message.new and broadcast frames). */
+export async function outboxMany(q: Queryable, frames: Array<{ kind: string; payload: Record<string, unknown> }>): Promise<void> {
+  if (frames.length === 0) return;
+  await q.query("INSERT INTO peer_outbox (kind, payload) SELECT k, p::jsonb FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(k, p, n) ORDER BY n", [
+    frames.map((f) => f.kind),
+    frames.map((f) => JSON.stringify(f.payload)),
+  ]);
+}
+
+/** Whether peer-sync ever linked this cluster to another (it seeds peer_links at start). */
+export async function isLinked(q: Queryable): Promise<boolean> {
+  const r = await q.query<{ linked: boolean }>("SELECT EXISTS (SELECT 1 FROM peer_links) AS linked");
+  return r.rows[0]?.linked === true;
+}
+
+/** Columns of a changed message that a message.state frame carries (RETURNING of a CTE). */
+const STATE_COLS = "m.id, m.sender, m.recipient, m.sent_at, m.body, m.read, m.delivered, m.replicated";
+/**
+ * An INSERT of one message.state frame per row of `from` (a CTE returning STATE_COLS) that
+ * matches `where` (rows are `x`). The frame carries the whole message, so a peer that has not
+ * yet received its message.new still ends with the right state.
+ */
+const STATE_FRAMES = (from: string, where: string): string =>
+  `INSERT INTO peer_outbox (kind, payload) SELECT 'message.state', jsonb_build_object('id', x.id, 'recipient', x.recipient, 'sender', x.sender,
+     'sentAt', to_char(x.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'body', x.body, 'delivered', x.delivered, 'read', x.read)
+   FROM ${from} x WHERE ${where} ORDER BY x.sent_at, x.id`;
+
+/**
+ * Without any peer link (no peer-sync ever configured: one cluster, the embedded mode) nobody
+ * reads the outbox; keep only the last retentionMs of it. With links, peer-sync prunes what
+ * every peer has acknowledged.
+ */
+export async function pruneUnlinkedOutbox(q: Queryable, before: Date): Promise<void> {
+  await q.query("DELETE FROM peer_outbox WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM peer_links)", [before]);
+}
+
+/** Lines peer-sync left for local clients (`BYE replaced`), oldest first, taken once. */
+export async function takePendingPushes(q: Queryable, limit: number): Promise<Array<{ gateway: string; addr: string; line: string }>> {
+  const r = await q.query<{ id: string; gateway: string; addr: string; line: string }>(
+    `DELETE FROM pending_pushes WHERE id IN (SELECT id FROM pending_pushes ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING id, gateway, addr, line`,
+    [limit],
+  );
+  return r.rows.sort((a, b) => Number(a.id) - Number(b.id)).map((x) => ({ gateway: x.gateway, addr: x.addr, line: x.line }));
+}
+
+export async function sessionOf(q: Queryable, user: string): Promise<Session | undefined> {
+  const r = await q.query<SessionRow>(`SELECT ${SESSION_COLS} FROM sessions WHERE user_name = $1 FOR UPDATE`, [user]);
+  return r.rows[0] ? toSession(r.rows[0]) : undefined;
+}
+
+export async function sessionAt(q: Queryable, gateway: string, addr: string): Promise<Session | undefined> {
+  const r = await q.query<SessionRow>(`SELECT ${SESSION_COLS} FROM sessions WHERE gateway = $1 AND addr = $2 FOR UPDATE`, [gateway, addr]);
+  return r.rows[0] ? toSession(r.rows[0]) : undefined;
+}
+
+export async function upsertSession(q: Queryable, s: Session, cluster: string, now: Date): Promise<void> {
+  await q.query(
+    `INSERT INTO sessions (user_name, token, cluster, gateway, addr, cap_ack, login_at, last_heard)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+     ON CONFLICT (user_name) DO UPDATE SET token = EXCLUDED.token, cluster = EXCLUDED.cluster, gateway = EXCLUDED.gateway,
+       addr = EXCLUDED.addr, cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard`,
+    [s.user, s.token, cluster, s.gateway, s.addr, s.capAck, now],
+  );
+}
+
+export async function deleteSession(q: Queryable, user: string): Promise<void> {
+  await q.query("DELETE FROM sessions WHERE user_name = $1", [user]);
+}
+
+export async function setCapAck(q: Queryable, user: string): Promise<void> {
+  await q.query("UPDATE sessions SET cap_ack = true WHERE user_name = $1", [user]);
+}
+
+export async function rememberPendingCap(q: Queryable, gateway: string, addr: string, now: Date): Promise<void> {
+  await q.query(
+    "INSERT INTO pending_caps (gateway, addr, created_at) VALUES ($1, $2, $3) ON CONFLICT (gateway, addr) DO UPDATE SET created_at = EXCLUDED.created_at",
+    [gateway, addr, now],
+  );
+}
+
+/** Consumes a CAP ACK sent from this endpoint before LOGIN, if recent enough. */
+export async function takePendingCap(q: Queryable, gateway: string, addr: string, notBefore: Date): Promise<boolean> {
+  const r = await q.query<{ created_at: Date }>("DELETE FROM pending_caps WHERE gateway = $1 AND addr = $2 RETURNING created_at", [gateway, addr]);
+  const row = r.rows[0];
+  return row !== undefined && new Date(row.created_at) >= notBefore;
+}
+
+export async function logConnection(q: Queryable, user: string, event: string, cluster: string, gateway: string | null, addr: string | null, now: Date): Promise<void> {
+  await q.query("INSERT INTO connection_log (user_name, event, cluster, gateway, addr, at) VALUES ($1, $2, $3, $4, $5, $6)", [
+    user,
+    event,
+    cluster,
+    gateway,
+    addr,
+    now,
+  ]);
+}
+
+export async function onlineUsers(q: Queryable): Promise<string[]> {
+  const r = await q.query<{ user_name: string }>("SELECT user_name FROM sessions ORDER BY user_name");
+  return r.rows.map((x) => x.user_name);
+}
+
+/** Sessions this cluster holds (the ones with an endpoint here). */
+export async function localSessions(q: Queryable, cluster: string): Promise<Session[]> {
+  const r = await q.query<SessionRow>(`SELECT ${SESSION_COLS} FROM sessions WHERE cluster = $1`, [cluster]);
+  return r.rows.map(toSession);
+}
+
+/**
+ * Sessions other clusters hold, as peer-sync last told us, counted only for clusters that are
+ * UP (a `broadcast` frame reaches only those in time): what `ALL` counts there.
+ */
+export async function countRemoteOnline(q: Queryable, cluster: string, exceptUser: string): Promise<number> {
+  const r = await q.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM sessions s JOIN server_list l ON l.name = s.cluster AND l.active AND NOT l.is_self WHERE s.cluster <> $1 AND s.user_name <> $2",
+    [cluster, exceptUser],
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/** Sessions this cluster holds (QUOTA, SERVERS); other clusters' sessions count there. */
+export async function countOnline(q: Queryable, cluster: string, exceptUser?: string): Promise<number> {
+  const r = await q.query<{ n: number }>("SELECT count(*)::int AS n FROM sessions WHERE cluster = $1 AND user_name IS DISTINCT FROM $2", [cluster, exceptUser ?? null]);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+export async function insertMessages(q: Queryable, ms: NewMessage[]): Promise<void> {
+  if (ms.length === 0) return;
+  // One statement per batch: unnest of column arrays beats a multi-row VALUES list.
+  await q.query(
+    `INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated)
+     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::int[], $8::timestamptz[], $9::boolean[])
+     ON CONFLICT (id) DO NOTHING`,
+    [
+      ms.map((m) => m.id),
+      ms.map((m) => m.sentAt),
+      ms.map((m) => m.sender),
+      ms.map((m) => m.recipient),
+      ms.map((m) => m.body),
+      ms.map((m) => m.delivered),
+      ms.map((m) => m.pushAttempts),
+      ms.map((m) => m.nextPushAt),
+      ms.map((m) => m.replicated === true),
+    ],
+  );
+}
+
+/** Marks acknowledged pushes delivered; only the recipient's own messages. */
+export async function ackMessages(q: Queryable, acks: Array<{ id: string; recipient: string }>): Promise<void> {
+  if (acks.length === 0) return;
+  await q.query(
+    `WITH upd AS (
+       UPDATE messages m SET delivered = true, next_push_at = NULL
+         FROM unnest($1::text[], $2::text[]) AS a(id, recipient)
+        WHERE m.id = a.id AND m.recipient = a.recipient AND NOT m.delivered
+       RETURNING ${STATE_COLS}
+     )
+     ${STATE_FRAMES("upd", "x.replicated")}`,
+    [acks.map((a) => a.id), acks.map((a) => a.recipient)],
+  );
+}
+
+export async function touchSessions(q: Queryable, users: string[], now: Date): Promise<void> {
+  if (users.length === 0) return;
+  // Sorted so two routers touching overlapping sets lock rows in one order (no deadlock).
+  await q.query("UPDATE sessions SET last_heard = $2 WHERE user_name = ANY($1::text[]) AND last_heard < $2", [[...users].sort(), now]);
+}
+
+/** Undelivered messages for a user, oldest first, marked as pushed now. */
+export async function takeUndelivered(q: Queryable, user: string, capAck: boolean, nextPushAt: Date, limit: number): Promise<StoredMessage[]> {
+  // A classic session has it now: a replicated copy tells the other clusters (message.state).
+  const r = await q.query<MessageRow>(
+    `WITH upd AS (
+       UPDATE messages m SET delivered = NOT $2::boolean, push_attempts = 1, next_push_at = CASE WHEN $2::boolean THEN $3::timestamptz ELSE NULL END
+         FROM (SELECT id FROM messages WHERE recipient = $1 AND NOT delivered ORDER BY sent_at, id LIMIT $4 FOR UPDATE) d
+        WHERE m.id = d.id
+        RETURNING ${STATE_COLS}
+     ), st AS (${STATE_FRAMES("upd", "x.replicated AND x.delivered")})
+     SELECT id, sender, recipient, sent_at, body, read FROM upd`,
+    [user, capAck, nextPushAt, limit],
+  );
+  return r.rows.map(toMessage).sort((a, b) => a.sentAt.getTime() - b.sentAt.getTime() || (a.id < b.id ? -1 : 1));
+}
+
+export async function messageById(q: Queryable, id: string): Promise<StoredMessage | undefined> {
+  const r = await q.query<MessageRow>("SELECT id, sender, recipient, sent_at, body, read FROM messages WHERE id = $1", [id]);
+  return r.rows[0] ? toMessage(r.rows[0]) : undefined;
+}
+
+export async function inbox(q: Queryable, user: string, limit: number): Promise<StoredMessage[]> {
+  const r = await q.query<MessageRow>(
+    "SELECT id, sender, recipient, sent_at, body, read FROM messages WHERE recipient = $1 ORDER BY sent_at DESC, id DESC LIMIT $2",
+    [user, limit],
+  );
+  return r.rows.map(toMessage).reverse();
+}
+
+export async function readMessage(q: Queryable, user: string, id: string): Promise<StoredMessage | undefined> {
+  const r = await q.query<MessageRow>(
+    `WITH upd AS (
+       UPDATE messages m SET read = true, delivered = true, next_push_at = NULL WHERE m.id = $1 AND m.recipient = $2
+       RETURNING ${STATE_COLS}
+     ), st AS (${STATE_FRAMES("upd", "x.replicated")})
+     SELECT id, sender, recipient, sent_at, body, read FROM upd`,
+    [id, user],
+  );
+  return r.rows[0] ? toMessage(r.rows[0]) : undefined;
+}
+
+/** Deletes the recipient's message; a replicated one is deleted in every cluster (and stays so). */
+export async function deleteMessage(q: Queryable, user: string, id: string, now: Date): Promise<boolean> {
+  const r = await q.query<{ n: number }>(
+    `WITH del AS (DELETE FROM messages WHERE id = $1 AND recipient = $2 RETURNING id, recipient, replicated),
+     tomb AS (INSERT INTO message_tombstones (id, deleted_at) SELECT id, $3 FROM del WHERE replicated ON CONFLICT (id) DO NOTHING),
+     st AS (INSERT INTO peer_outbox (kind, payload) SELECT 'message.state', jsonb_build_object('id', id, 'recipient', recipient, 'deleted', true) FROM del WHERE replicated)
+     SELECT count(*)::int AS n FROM del`,
+    [id, user, now],
+  );
+  return Number(r.rows[0]?.n ?? 0) === 1;
+}
+
+/**
+ * Claims the (session, tag) pairs for exactly-once SEND. Returns the pairs this call now owns;
+ * a pair another transaction holds (fresh, under 60 s) is not returned: that SEND is a retry.
+ */
+export async function claimSendTags(q: Queryable, rows: Array<{ token: string; tag: string; reply: string }>, now: Date, staleBefore: Date): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const r = await q.query<{ token: string; tag: string }>(
+    `INSERT INTO send_dedup (token, tag, reply, created_at)
+     SELECT t, g, r, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, g, r)
+     ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, created_at = EXCLUDED.created_at
+       WHERE send_dedup.created_at < $5::timestamptz
+     RETURNING token, tag`,
+    [rows.map((x) => x.token), rows.map((x) => x.tag), rows.map((x) => x.reply), now, staleBefore],
+  );
+  return new Set(r.rows.map((x) => `${x.token} ${x.tag}`));
+}
+
+/** First replies of tagged SENDs still inside the dedup window. */
+export async function sendReplies(q: Queryable, pairs: Array<{ token: string; tag: string }>, staleBefore: Date): Promise<Map<string, string>> {
+  if (pairs.length === 0) return new Map();
+  const r = await q.query<{ token: string; tag: string; reply: string }>(
+    "SELECT token, tag, reply FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
+    [pairs.map((p) => p.token), pairs.map((p) => p.tag), staleBefore],
+  );
+  return new Map(r.rows.map((x) => [`${x.token} ${x.tag}`, x.reply]));
+}
+
+export interface ServerRow {
+  name: string;
+  address: string;
+  active: boolean;
+  proximity: number;
+  quota: number;
+  online: number;
+  isSelf: boolean;
+}
+
+export async function upsertSelfServer(q: Queryable, s: { name: string; address: string; quota: number }, now: Date): Promise<void> {
+  await q.query(
+    `INSERT INTO server_list (name, address, active, proximity, quota, is_self, last_seen) VALUES ($1, $2, true, 0, $3, true, $4)
+     ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, active = true, proximity = 0, quota = EXCLUDED.quota, is_self = true, last_seen = EXCLUDED.last_seen`,
+    [s.name, s.address, s.quota, now],
+  );
+}
+
+/** Servers from static configuration, known before peer-sync says anything of them. */
+export async function seedServers(q: Queryable, servers: Array<{ name: string; address: string; proximity: number }>): Promise<void> {
+  for (const s of servers) {
+    await q.query(
+      // Rows peer-sync manages (it knows the peer's sync URL) are its to update, not ours.
+      "INSERT INTO server_list (name, address, active, proximity) VALUES ($1, $2, false, $3) ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, proximity = EXCLUDED.proximity WHERE NOT server_list.is_self AND server_list.sync_url IS NULL",
+      [s.name, s.address, s.proximity],
+    );
+  }
+}
+
+export async function servers(q: Queryable): Promise<ServerRow[]> {
+  const r = await q.query<{ name: string; address: string; active: boolean; proximity: number; quota: number; online: number; is_self: boolean }>(
+    "SELECT name, address, active, proximity, quota, online, is_self FROM server_list ORDER BY is_self DESC, proximity, name",
+  );
+  return r.rows.map((x) => ({ name: x.name, address: x.address, active: x.active, proximity: x.proximity, quota: x.quota, online: x.online, isSelf: x.is_self }));
+}
+
+// --- background work ---------------------------------------------------------------------
+
+export interface Due extends StoredMessage {
+  gateway: string;
+  addr: string;
+  attempts: number;
+}
+
+/**
+ * Reliable delivery: claims pushes whose resend is due (SKIP LOCKED, so routers share the
+ * work), schedules the next one with exponential backoff, and stops after maxAttempts; the
+ * message then stays undelivered and is offered again at the next login.
+ */
+export async function takeDueResends(q: Queryable, cluster: string, now: Date, baseMs: number, maxDelayMs: number, maxAttempts: number, limit: number): Promise<Due[]> {
+  // The first push of a message that came from another cluster is due at once (peer-sync
+  // sets next_push_at when the recipient's session is here): a classic session has it then,
+  // a CAP ACK one gets the usual resends.
+  const r = await q.query<MessageRow & { gateway: string | null; addr: string | null; push_attempts: number }>(
+    `WITH due AS (
+       SELECT m.id, s.gateway, s.addr, s.cap_ack FROM messages m LEFT JOIN sessions s ON s.user_name = m.recipient AND s.cluster = $6
+        WHERE m.next_push_at IS NOT NULL AND m.next_push_at <= $1
+        ORDER BY m.next_push_at LIMIT $4 FOR UPDATE OF m SKIP LOCKED
+     ), upd AS (
+       UPDATE messages m SET push_attempts = m.push_attempts + 1,
+         delivered = m.delivered OR (due.gateway IS NOT NULL AND NOT due.cap_ack),
+         next_push_at = CASE WHEN m.push_attempts + 1 >= $3 OR due.gateway IS NULL OR NOT due.cap_ack THEN NULL
+                             ELSE $1::timestamptz + make_interval(secs => least($2::float8 * power(2, m.push_attempts), $5::float8) / 1000.0) END
+         FROM due WHERE m.id = due.id
+       RETURNING ${STATE_COLS}, due.gateway, due.addr, m.push_attempts
+     ), st AS (${STATE_FRAMES("upd", "x.replicated AND x.delivered")})
+     SELECT * FROM upd`,
+    [now, baseMs, maxAttempts, limit, maxDelayMs, cluster],
+  );
+  const out: Due[] = [];
+  for (const row of r.rows) if (row.gateway && row.addr) out.push({ ...toMessage(row), gateway: row.gateway, addr: row.addr, attempts: row.push_attempts });
+  return out;
+}
+
+/**
+ * Messages stored as offline while their recipient was logging in through another router
+ * (the two transactions crossed): never pushed, recipient online now. Pushed by the sweep.
+ */
+export async function takeStrandedForOnline(q: Queryable, cluster: string, olderThan: Date, nextPushAt: Date, limit: number): Promise<Due[]> {
+  const r = await q.query<MessageRow & { gateway: string; addr: string; cap_ack: boolean }>(
+    `WITH stranded AS (
+       SELECT m.id, s.gateway, s.addr, s.cap_ack FROM sessions s
+         JOIN messages m ON m.recipient = s.user_name AND NOT m.delivered AND m.push_attempts = 0 AND m.sent_at < $1
+        WHERE s.cluster = $4
+        LIMIT $3 FOR UPDATE OF m SKIP LOCKED
+     )
+     , upd AS (
+       UPDATE messages m SET push_attempts = 1, delivered = NOT st.cap_ack,
+         next_push_at = CASE WHEN st.cap_ack THEN $2::timestamptz ELSE NULL END
+         FROM stranded st WHERE m.id = st.id
+       RETURNING ${STATE_COLS}, st.gateway, st.addr, st.cap_ack
+     ), sf AS (${STATE_FRAMES("upd", "x.replicated AND x.delivered")})
+     SELECT * FROM upd`,
+    [olderThan, nextPushAt, limit, cluster],
+  );
+  return r.rows.map((row) => ({ ...toMessage(row), gateway: row.gateway, addr: row.addr, attempts: 1 }));
+}
+
+/** This cluster's sessions not heard from since heardBefore; another cluster expires its own. */
+export async function expireSessions(q: Queryable, cluster: string, heardBefore: Date): Promise<Session[]> {
+  const r = await q.query<SessionRow>(`DELETE FROM sessions WHERE cluster = $2 AND last_heard < $1 RETURNING ${SESSION_COLS}`, [heardBefore, cluster]);
+  return r.rows.map(toSession);
+}
+
+export async function pruneDedup(q: Queryable, before: Date): Promise<void> {
+  await q.query("DELETE FROM send_dedup WHERE created_at < $1", [before]);
+  await q.query("DELETE FROM pending_caps WHERE created_at < $1", [before]);
+}

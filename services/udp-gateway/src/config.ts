@@ -1,0 +1,27 @@
+import { z } from "zod";
+import { commonSettings, int, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
+
+export const gatewaySettings = {
+  ...commonSettings,
+  REDIS_URL: redisUrl().optional(),
+  HTTP_PORT: port().default(9100),
+  /** Stable across restarts: sessions remember which gateway holds their client's address. */
+  GATEWAY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 of A-Z a-z 0-9 _ . -").optional(),
+  UDP_HOST: z.string().default("0.0.0.0"),
+  UDP_PORT: port().default(4999),
+  /** Sustained datagrams per second allowed from one address, and the burst above it. */
+  RATE_LIMIT_PER_SEC: int(1, 1_000_000).default(4000),
+  RATE_LIMIT_BURST: int(1, 1_000_000).default(4000),
+  /** A request unanswered this long gets `ERR UNAVAILABLE`. */
+  BACKEND_TIMEOUT_MS: int(100, 60_000).default(2000),
+  UDP_BUFFER_BYTES: int(65_536, 64 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** Most datagrams packed into one stream entry. */
+  MAX_PACK: int(1, 10_000).default(1024),
+};
+
+export const gatewaySchema = z.object(gatewaySettings);
+export type GatewayConfig = z.infer<typeof gatewaySchema>;
+
+export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
+  return loadConfig(gatewaySchema, env);
+}

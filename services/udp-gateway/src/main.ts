@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/** The UDP gateway process: wiring only. */
+import { parseArgs } from "node:util";
+import { RedisBus } from "@pesan/shared/bus";
+import { closeOnly, createLogger, createRegistry, dependencyChecks, exitOnStartupError, HealthServer, runComponents } from "@pesan/shared/observability";
+import { loadGatewayConfig, type GatewayConfig } from "./config.ts";
+import { Gateway } from "./gateway.ts";
+import { gatewayOptionsFrom } from "./options.ts";
+
+const HELP = `pesan udp-gateway: the UDP endpoint clients talk to; forwards to routers over Redis streams.
+
+usage: node services/udp-gateway/src/main.ts [--help]
+
+Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
+  REDIS_URL (required)  redis://...     GATEWAY_ID (default gw-<hostname>-<port>)
+  UDP_HOST=0.0.0.0  UDP_PORT=4999  RATE_LIMIT_PER_SEC=4000  RATE_LIMIT_BURST=4000
+  BACKEND_TIMEOUT_MS=2000  UDP_BUFFER_BYTES=4194304  MAX_PACK=1024  BUS_PREFIX=pesan:
+  HTTP_HOST=127.0.0.1  HTTP_PORT=9100 (/healthz, /metrics)  LOG_LEVEL=info
+See README.md for the full table.
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { help: { type: "boolean", short: "h" } } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  let config: GatewayConfig;
+  try {
+    config = loadGatewayConfig();
+    if (!config.REDIS_URL) throw new Error("invalid configuration:\n  - REDIS_URL is required (use `pnpm start` for the embedded mode)");
+  } catch (e) {
+    exitOnStartupError(e);
+  }
+  const opts = gatewayOptionsFrom(config);
+  const logger = createLogger("udp-gateway", config.LOG_LEVEL, { gatewayId: opts.gatewayId });
+  const registry = createRegistry("udp-gateway");
+  const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX);
+  const gateway = new Gateway({ bus, logger, registry }, opts);
+  const health = new HealthServer({
+    host: config.HTTP_HOST,
+    port: config.HTTP_PORT,
+    registry,
+    logger,
+    checks: dependencyChecks({ bus }),
+    info: () => ({ service: "udp-gateway", gatewayId: opts.gatewayId, udp: gateway.address, pending: gateway.pendingCount() }),
+  });
+  await runComponents([closeOnly("redis", () => bus.close()), gateway, health], logger, config.SHUTDOWN_TIMEOUT_MS);
+}
+
+main().catch(exitOnStartupError);

@@ -1,0 +1,17 @@
+import { hostname } from "node:os";
+import type { GatewayConfig } from "./config.ts";
+import type { GatewayOptions } from "./gateway.ts";
+
+export function gatewayOptionsFrom(c: GatewayConfig): GatewayOptions {
+  return {
+    // Host and port identify a gateway stably across restarts (a container keeps its hostname).
+    gatewayId: c.GATEWAY_ID ?? `gw-${hostname()}-${c.UDP_PORT}`,
+    host: c.UDP_HOST,
+    port: c.UDP_PORT,
+    ratePerSec: c.RATE_LIMIT_PER_SEC,
+    rateBurst: c.RATE_LIMIT_BURST,
+    backendTimeoutMs: c.BACKEND_TIMEOUT_MS,
+    bufferBytes: c.UDP_BUFFER_BYTES,
+    maxPack: c.MAX_PACK,
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * `pnpm start` as a user runs it: one process, PGlite on disk, in-process bus, real UDP.
+ * kill -9 and start again: accounts and offline messages are still there.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePorts, ServiceProcess } from "@pesan/cluster";
+import { RawClient } from "./support/udp.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "pesan-embedded-"));
+let proc: ServiceProcess;
+let address: string;
+let monitor: string;
+
+beforeAll(async () => {
+  const [udp] = await freePorts(1, "udp");
+  const [http, monitorPort] = await freePorts(2);
+  monitor = `http://127.0.0.1:${monitorPort}`;
+  address = `127.0.0.1:${udp}`;
+  const env: Record<string, string> = {
+    DATA_DIR: dir,
+    UDP_HOST: "127.0.0.1",
+    UDP_PORT: String(udp),
+    HTTP_PORT: String(http),
+    MONITOR_PORT: String(monitorPort),
+    PASSWORD_HASH_COST: "10",
+    // The embedded mode must not pick these up from the test environment.
+    DATABASE_URL: "",
+    REDIS_URL: "",
+  };
+  proc = new ServiceProcess("embedded", "embedded", env, http!, udp, join(dir, "embedded.log"));
+  proc.start();
+  await proc.waitReady(60_000);
+}, 90_000);
+
+afterAll(async () => {
+  await proc?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("health says embedded PGlite and in-process bus", async () => {
+  const h = (await (await fetch(`http://127.0.0.1:${proc.httpPort}/healthz`)).json()) as { database: string; bus: string };
+  expect(h).toMatchObject({ status: "ok", database: "pglite", bus: "memory" });
+});
+
+test("chat, store an offline message, kill -9, restart, and get it at login", async () => {
+  const alice = await RawClient.open(address);
+  const bob = await RawClient.open(address);
+  try {
+    expect(await alice.request("REGISTER alice secret1")).toBe("OK REGISTERED alice");
+    expect(await bob.request("REGISTER bob secret2")).toBe("OK REGISTERED bob");
+    expect(await alice.request("LOGIN alice secret1")).toMatch(/^OK LOGIN alice /);
+    expect(await bob.request("LOGIN bob secret2")).toMatch(/^OK LOGIN bob /);
+    expect(await alice.request("SEND bob online hello")).toMatch(/^OK SENT \S+ DELIVERED$/);
+    await bob.waitFor(/^MSG \S+ alice \S+ online hello$/);
+    expect(await bob.request("LOGOUT")).toBe("OK BYE");
+    const stored = await alice.request("SEND bob while you were away");
+    expect(stored).toMatch(/^OK SENT \S+ STORED$/);
+    const id = stored.split(" ")[2];
+
+    await proc.kill9();
+    await proc.restart(60_000);
+
+    expect(await alice.request("REGISTER alice again12")).toMatch(/^ERR TAKEN/);
+    const from = bob.lines.length;
+    expect(await bob.request("LOGIN bob secret2")).toMatch(/^OK LOGIN bob /);
+    await bob.waitFor(new RegExp(`^MSG ${id} alice \\S+ while you were away$`), 5000, from);
+  } finally {
+    alice.close();
+    bob.close();
+  }
+}, 120_000);
+
+test("the built-in monitor serves the API and watches this very process", async () => {
+  // The messaging probe sends itself a message through the embedded gateway every 10 s.
+  const deadline = Date.now() + 30_000;
+  let messaging: Record<string, { status: string; delay: number | null }> = {};
+  while (Date.now() < deadline) {
+    messaging = (await (await fetch(`${monitor}/api/messaging`)).json()) as typeof messaging;
+    if (messaging.embedded?.status === "OK") break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  expect(messaging.embedded).toMatchObject({ status: "OK" });
+  expect(messaging.embedded!.delay).toBeGreaterThanOrEqual(0);
+  // alice and bob from the test above, and the probe's own account
+  const stats = (await (await fetch(`${monitor}/api/userstats`)).json()) as Record<string, number>;
+  expect(stats).toMatchObject({ today: 3, total: 3 });
+  expect((await fetch(`${monitor}/healthz`)).status).toBe(200);
+}, 60_000);

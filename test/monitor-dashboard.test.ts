@@ -1,0 +1,146 @@
+/**
+ * The live dashboard in a real headless Chromium (Debian's chromium, driven by playwright-core):
+ * the page loads from the monitor itself (no other origin is contacted), shows a card for a
+ * target watched over SSH through a real sshd, turns it red when sshd is stopped and back when
+ * it is restarted, all without a reload. Screenshots go to test-artifacts/ for a person to look at.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { freePorts, REPO_ROOT } from "@pesan/cluster";
+import { migrate, PgDb } from "@pesan/shared/db";
+import { createMonitorApp, parseMonitorConfig, type MonitorApp } from "../services/monitor-bot/src/index.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { MONITOR_DIR, testLogger } from "./support/monitor.ts";
+import { sshdAvailable, TestSshd } from "./support/sshd.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
+const available = sshdAvailable() && existsSync(CHROMIUM);
+if (!available) process.stderr.write("monitor-dashboard: needs /usr/sbin/sshd and /usr/bin/chromium (apt-get install openssh-server chromium); skipped\n");
+const describeUi = available ? describe : describe.skip;
+
+let db: TestDatabase;
+let sshd: TestSshd;
+let app: MonitorApp;
+let browser: Browser;
+let page: Page;
+const foreign: string[] = [];
+
+beforeAll(async () => {
+  if (!available) return;
+  db = await createTestDatabase("mondash");
+  const pgdb = new PgDb(db.url, { max: 1 });
+  try {
+    await migrate(pgdb); // the messaging schema: its users table feeds the new-user statistics
+    for (const [name, daysAgo] of [["ani", 0], ["budi", 0], ["citra", 1], ["dewi", 40]] as const) {
+      await pgdb.query("INSERT INTO users (name, pass_hash, created_at, home_cluster) VALUES ($1, 'x', now() - make_interval(days => $2), 'local')", [name, daysAgo]);
+    }
+  } finally {
+    await pgdb.close();
+  }
+  const [sshPort, deadUdp] = await freePorts(2);
+  sshd = await TestSshd.create(sshPort!);
+  await sshd.start();
+  const config = parseMonitorConfig({
+    instance: "dash-test",
+    http: { port: 0 },
+    database: { url: db.url },
+    history: { flushEvery: 100 },
+    thresholds: { cpu: { high: 101 }, mem: { high: 101 }, hdd: { high: 101 } },
+    targets: [
+      {
+        name: "box",
+        host: "127.0.0.1",
+        port: sshPort,
+        username: sshd.user,
+        privateKeyFile: sshd.clientKeyFile,
+        hostKey: sshd.knownHostsLine,
+        interval: 300,
+        timeout: 2000,
+        commands: { cpu: "grep '^cpu ' /proc/stat; sleep 0.1; grep '^cpu ' /proc/stat" },
+        services: [
+          { name: "sshd", command: "true" },
+          { name: "backup", command: "false" },
+        ],
+      },
+    ],
+    components: [{ type: "redis", name: "redis", url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379", interval: 500 }],
+    // Nothing answers there: a failing probe, which must stand out.
+    messaging: [{ name: "msg1", gateway: `127.0.0.1:${deadUdp}`, user: "probe", password: "probe-secret", interval: 500, timeout: 300, expiry: 1000 }],
+  });
+  app = createMonitorApp(config, { packageDir: MONITOR_DIR, logger: testLogger() });
+  await app.start();
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  // playwright gives the browser a fresh throwaway profile of its own.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("request", (r) => {
+    if (!r.url().startsWith(app.api.address) && !r.url().startsWith("data:")) foreign.push(r.url());
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  await sshd?.close();
+  await db?.drop();
+});
+
+const card = () => page.locator('.card[data-server="box"]');
+const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+
+describeUi("the dashboard in Chromium", () => {
+  test("loads from the monitor alone and goes live: a card per server with its gauges", async () => {
+    await page.goto(`${app.api.address}/`);
+    await page.waitForSelector('.card[data-server="box"][data-state="reachable"] .gauge[data-metric="RAM"] .arc', { timeout: 10_000 });
+    await page.waitForSelector("#conn.live", { timeout: 5000 });
+    expect(await page.title()).toMatch(/pesan monitor/);
+    expect(await card().locator(".pill").textContent()).toBe("UP");
+    expect(await card().locator(".gauge").count()).toBe(3);
+    // The Off service and the failing messaging probe stand out.
+    await page.waitForSelector('#services tr.bad td.status.bad:text("Off")');
+    expect(await page.locator("#services tr.bad td:nth-child(2)").textContent()).toBe("backup");
+    await page.waitForSelector('#messaging tr.bad td.status.bad:text("FAIL")', { timeout: 5000 });
+    expect(await page.locator('#components td.status.ok:text("UP")').count()).toBeGreaterThanOrEqual(1);
+    expect(await page.locator('.stat[data-period="today"] b').textContent()).toBe("2");
+    expect(await page.locator('.stat[data-period="total"] b').textContent()).toBe("4");
+    // The chart fills in from /api/history/box.
+    await page.waitForSelector('.card[data-server="box"] .chart polyline.line-cpu', { timeout: 15_000 });
+    await shot("dashboard-up.png");
+    expect(foreign).toEqual([]);
+  });
+
+  test("the card turns red when the server's sshd stops, without a reload", async () => {
+    await sshd.stop();
+    await page.waitForSelector('.card[data-server="box"][data-state="unreachable"]', { timeout: 10_000 });
+    expect(await card().locator(".pill").textContent()).toMatch(/^UNREACHABLE/);
+    const border = await card().evaluate((el) => el.ownerDocument.defaultView!.getComputedStyle(el).borderTopColor);
+    expect(border).toBe("rgb(217, 48, 37)");
+    expect(await card().locator(".why").textContent()).toMatch(/cannot connect|refused|ECONNREFUSED/i);
+    expect(await page.locator("#down-count").textContent()).toMatch(/^\d+ down$/);
+    await shot("dashboard-down.png");
+  });
+
+  test("and back when sshd is restarted", async () => {
+    await sshd.start();
+    await page.waitForSelector('.card[data-server="box"][data-state="reachable"] .gauge[data-metric="CPU"] .arc', { timeout: 10_000 });
+    const border = await card().evaluate((el) => el.ownerDocument.defaultView!.getComputedStyle(el).borderTopColor);
+    expect(border).not.toBe("rgb(217, 48, 37)");
+    await shot("dashboard-recovered.png");
+    expect(foreign).toEqual([]);
+  });
+
+  test("a phone-sized screen still shows the cards one under another", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    const box = await card().boundingBox();
+    expect(box!.width).toBeLessThanOrEqual(390);
+    // Wide tables scroll inside their own box; the page itself does not scroll sideways.
+    expect(await card().evaluate((el) => el.ownerDocument.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await shot("dashboard-phone.png");
+  });
+});

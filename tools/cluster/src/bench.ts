@@ -1,0 +1,387 @@
+#!/usr/bin/env node
+/**
+ * `pnpm bench`: P sender/receiver pairs of UDP clients through a process cluster (default 2
+ * gateways, 2 routers) against Postgres and Redis. Phases:
+ *   steady   every sender keeps W tagged SENDs in flight for S seconds: delivered messages/s
+ *   latency  an open-loop offered load (default 2,000 messages/s): p50/p95/p99 send->MSG
+ *   offline  receivers offline: messages stored, then delivered when they log in
+ * Senders retry an unanswered SEND with the same tag (the server's exactly-once rule), so a
+ * message counts as lost only if its recipient never got it. Prints one JSON line on stdout.
+ */
+import { createSocket, type Socket } from "node:dgram";
+import { randomBytes } from "node:crypto";
+import { numberOption, parseCli } from "./args.ts";
+import pg from "pg";
+import { startCluster, type Cluster } from "./cluster.ts";
+
+const HELP = `usage: pnpm bench [--mode single|cross|failover] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
+                  [--offline 5000] [--gateways 2] [--routers 2] [--logs DIR]
+
+Needs Postgres and Redis: DATABASE_URL (a role that may CREATE DATABASE; default
+postgres://postgres@127.0.0.1:5432/postgres) and REDIS_URL (default redis://127.0.0.1:6379).
+It creates and drops its own database and key prefix. Progress goes to stderr, the result
+(one JSON line) to stdout.
+`;
+
+const BUF = 4 * 1024 * 1024;
+
+interface Opts {
+  pairs: number;
+  window: number;
+  seconds: number;
+  rate: number;
+  latencySeconds: number;
+  offline: number;
+  gateways: number;
+  routers: number;
+  logs: string | undefined;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+/** One UDP client: a socket, replies routed by tag, everything else to onLine. */
+class Peer {
+  readonly sock: Socket;
+  readonly host: string;
+  readonly port: number;
+  onLine: (line: string) => void = () => undefined;
+  private readonly waiting = new Map<string, (reply: string) => void>();
+
+  constructor(address: string) {
+    const i = address.lastIndexOf(":");
+    this.host = address.slice(0, i);
+    this.port = Number(address.slice(i + 1));
+    this.sock = createSocket({ type: "udp4", recvBufferSize: BUF, sendBufferSize: BUF });
+    this.sock.on("message", (b) => {
+      const l = b.toString("utf8");
+      if (l.startsWith("@") && this.waiting.size > 0) {
+        const sp = l.indexOf(" ");
+        const w = this.waiting.get(l.slice(1, sp));
+        const rest = l.slice(sp + 1);
+        if (w && !rest.startsWith("ONLINE") && !rest.startsWith("ERR UNAVAILABLE")) {
+          this.waiting.delete(l.slice(1, sp));
+          w(rest);
+          return;
+        }
+      }
+      this.onLine(l);
+    });
+  }
+
+  async open(): Promise<void> {
+    await new Promise<void>((r) => this.sock.bind(0, "127.0.0.1", () => r()));
+  }
+
+  send(line: string): void {
+    this.sock.send(line, this.port, this.host);
+  }
+
+  /** Sends until the reply tagged `tag` arrives, resending with the same tag (bounded). */
+  async call(tag: string, line: string, timeoutMs = 3000, tries = 5): Promise<string> {
+    for (let t = 0; t < tries; t++) {
+      const reply = await new Promise<string | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          this.waiting.delete(tag);
+          resolve(undefined);
+        }, timeoutMs);
+        this.waiting.set(tag, (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        });
+        this.send(`@${tag} ${line}`);
+      });
+      if (reply !== undefined) return reply;
+    }
+    throw new Error(`no reply to ${line.split(" ")[0]} after ${tries} tries`);
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+interface Pair {
+  sender: Peer;
+  receiver: Peer;
+  s: string;
+  r: string;
+}
+
+interface PhaseResult {
+  sent: number;
+  /** Distinct messages received within the timed window (steady) or in all (paced). */
+  delivered: number;
+  /** Distinct messages received, drain included. */
+  total: number;
+  latencies: number[];
+  elapsedMs: number;
+  unanswered: number;
+}
+
+/**
+ * Runs one load phase: `next()` says whether a sender may send now; every reply frees a slot;
+ * every MSG a receiver gets is counted once per id.
+ */
+async function runPhase(
+  pairs: Pair[],
+  phase: string,
+  opts: { window: number; durationMs: number; ratePerSec?: number },
+): Promise<PhaseResult> {
+  let sent = 0;
+  const latencies: number[] = [];
+  const seen = new Set<string>();
+  const started = performance.now();
+  const stopAt = started + opts.durationMs;
+  const inflight = pairs.map(() => new Map<string, { line: string; at: number }>());
+  let seq = 0;
+  pairs.forEach((p, i) => {
+    p.sender.onLine = (l) => {
+      const sp = l.indexOf(" ");
+      const tag = l.slice(1, sp);
+      // ERR UNAVAILABLE: the backend was slow; the retry (same tag) gets the real answer.
+      if (l.startsWith("ERR UNAVAILABLE", sp + 1)) return;
+      if (inflight[i]!.delete(tag)) pump(i);
+    };
+    p.receiver.onLine = (l) => {
+      if (!l.startsWith("MSG ")) return;
+      const parts = l.split(" ", 6);
+      const id = parts[1]!;
+      if (seen.has(id)) return;
+      seen.add(id);
+      // text: "<phase> <sentAt ms>"
+      if (parts[4] === phase) latencies.push(performance.now() - Number(parts[5]));
+    };
+  });
+  const sendOne = (i: number) => {
+    const tag = `${phase[0]}${(seq++).toString(36)}`;
+    const line = `SEND ${pairs[i]!.r} ${phase} ${performance.now().toFixed(3)}`;
+    inflight[i]!.set(tag, { line, at: performance.now() });
+    pairs[i]!.sender.send(`@${tag} ${line}`);
+    sent++;
+  };
+  const pump = (i: number) => {
+    if (opts.ratePerSec !== undefined) return;
+    while (performance.now() < stopAt && inflight[i]!.size < opts.window) sendOne(i);
+  };
+  // Retry what got no answer in 2 s, with the same tag: the server answers it once.
+  const retry = setInterval(() => {
+    const now = performance.now();
+    pairs.forEach((p, i) => {
+      for (const [tag, f] of inflight[i]!) {
+        if (now - f.at > 2000) {
+          f.at = now;
+          p.sender.send(`@${tag} ${f.line}`);
+        }
+      }
+    });
+  }, 500);
+  let paced: NodeJS.Timeout | undefined;
+  if (opts.ratePerSec !== undefined) {
+    const perTick = opts.ratePerSec / 1000; // 1 ms ticks, carried fraction
+    let credit = 0;
+    let turn = 0;
+    paced = setInterval(() => {
+      if (performance.now() >= stopAt) return;
+      credit += perTick * 5;
+      while (credit >= 1) {
+        credit -= 1;
+        sendOne(turn++ % pairs.length);
+      }
+    }, 5);
+  } else pairs.forEach((_, i) => pump(i));
+  await new Promise((r) => setTimeout(r, opts.durationMs));
+  const elapsedMs = performance.now() - started;
+  const deliveredInWindow = seen.size;
+  clearInterval(paced);
+  // Drain: let replies and pushes in flight arrive (and retries complete).
+  const drainUntil = performance.now() + 15_000;
+  while (performance.now() < drainUntil && (inflight.some((m) => m.size > 0) || seen.size < sent)) await new Promise((r) => setTimeout(r, 100));
+  if (seen.size < sent) log(`${phase}: ${sent - seen.size} of ${sent} not received after draining`);
+  clearInterval(retry);
+  const unanswered = inflight.reduce((a, m) => a + m.size, 0);
+  return {
+    sent,
+    delivered: opts.ratePerSec === undefined ? deliveredInWindow : seen.size,
+    total: seen.size,
+    latencies: latencies.sort((a, b) => a - b),
+    elapsedMs,
+    unanswered,
+  };
+}
+
+async function main(): Promise<void> {
+  // --mode cross|failover: two linked clusters (bench-peers.ts); single (default) is below.
+  const mi = process.argv.indexOf("--mode");
+  if (mi >= 0) {
+    const mode = process.argv[mi + 1] ?? "";
+    process.argv.splice(mi, 2);
+    if (mode !== "single") return (await import("./bench-peers.ts")).main(mode, process.argv.slice(2));
+  }
+  const values = parseCli(
+    {
+      pairs: { type: "string", default: "50" },
+      window: { type: "string", default: "64" },
+      seconds: { type: "string", default: "10" },
+      rate: { type: "string", default: "2000" },
+      "latency-seconds": { type: "string", default: "5" },
+      offline: { type: "string", default: "5000" },
+      gateways: { type: "string", default: "2" },
+      routers: { type: "string", default: "2" },
+      logs: { type: "string" },
+    },
+    HELP,
+  );
+  if (!values) return;
+  const num = (k: string, v: string, min: number) => numberOption(k, v, min, false);
+  const o: Opts = {
+    pairs: num("pairs", values.pairs, 1),
+    window: num("window", values.window, 1),
+    seconds: num("seconds", values.seconds, 1),
+    rate: num("rate", values.rate, 1),
+    latencySeconds: num("latency-seconds", values["latency-seconds"], 0),
+    offline: num("offline", values.offline, 0),
+    gateways: num("gateways", values.gateways, 1),
+    routers: num("routers", values.routers, 1),
+    logs: values.logs,
+  };
+  const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  const dbName = `pesan_bench_${randomBytes(4).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const u = new URL(adminUrl);
+  u.pathname = `/${dbName}`;
+  const prefix = `pesanbench:${randomBytes(3).toString("hex")}:`;
+  let cluster: Cluster | undefined;
+  const peers: Peer[] = [];
+  try {
+    log(`starting ${o.gateways} gateway(s) and ${o.routers} router(s), database ${dbName}`);
+    cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways: o.gateways, routers: o.routers, busPrefix: prefix, logDir: o.logs, env: { LOG_LEVEL: "warn" } });
+    const addrs = cluster.addresses;
+    const run = randomBytes(2).toString("hex");
+    const pairs: Pair[] = [];
+    for (let i = 0; i < o.pairs; i++) {
+      const p: Pair = { sender: new Peer(addrs[i % addrs.length]!), receiver: new Peer(addrs[(i + 1) % addrs.length]!), s: `s${run}_${i}`, r: `r${run}_${i}` };
+      await p.sender.open();
+      await p.receiver.open();
+      peers.push(p.sender, p.receiver);
+      pairs.push(p);
+    }
+    log(`registering and logging in ${o.pairs * 2} users`);
+    await Promise.all(
+      pairs.flatMap((p) => [
+        (async () => {
+          await p.sender.call("reg", `REGISTER ${p.s} benchpass`);
+          await p.sender.call("in", `LOGIN ${p.s} benchpass`);
+        })(),
+        (async () => {
+          await p.receiver.call("reg", `REGISTER ${p.r} benchpass`);
+          await p.receiver.call("in", `LOGIN ${p.r} benchpass`);
+        })(),
+      ]),
+    );
+
+    log(`steady phase: ${o.pairs} pairs, ${o.window} in flight each, ${o.seconds} s`);
+    const steady = await runPhase(pairs, "steady", { window: o.window, durationMs: o.seconds * 1000 });
+    const rate = steady.delivered / (steady.elapsedMs / 1000);
+    log(`steady: ${Math.round(rate)} delivered/s, sent ${steady.sent}, got ${steady.total}, p99 ${round(percentile(steady.latencies, 99))} ms`);
+
+    let lat = { p50: NaN, p95: NaN, p99: NaN, sent: 0, total: 0 };
+    if (o.latencySeconds > 0) {
+      log(`latency phase: ${o.rate} messages/s offered for ${o.latencySeconds} s`);
+      const l = await runPhase(pairs, "lat", { window: Infinity, durationMs: o.latencySeconds * 1000, ratePerSec: o.rate });
+      lat = { p50: percentile(l.latencies, 50), p95: percentile(l.latencies, 95), p99: percentile(l.latencies, 99), sent: l.sent, total: l.total };
+      log(`latency: p50 ${round(lat.p50)} ms, p95 ${round(lat.p95)} ms, p99 ${round(lat.p99)} ms`);
+    }
+
+    let offline = { stored_per_s: NaN, delivered_per_s: NaN, sent: 0, delivered: 0 };
+    if (o.offline > 0) {
+      log(`offline phase: ${o.offline} messages to logged-out receivers, then login`);
+      await Promise.all(pairs.map((p) => p.receiver.call("out", "LOGOUT")));
+      const per = Math.ceil(o.offline / pairs.length);
+      const t0 = performance.now();
+      await Promise.all(
+        pairs.map(async (p) => {
+          for (let k = 0; k < per; k += 32) {
+            const batch = [];
+            for (let j = k; j < Math.min(per, k + 32); j++) batch.push(p.sender.call(`o${j}`, `SEND ${p.r} offline ${j}`));
+            await Promise.all(batch);
+          }
+        }),
+      );
+      const storeMs = performance.now() - t0;
+      const expected = per * pairs.length;
+      let got = 0;
+      const seen = new Set<string>();
+      const t1 = performance.now();
+      let last = t1;
+      for (const p of pairs)
+        p.receiver.onLine = (l) => {
+          if (l.startsWith("MSG ") && !seen.has(l.split(" ", 2)[1]!)) {
+            seen.add(l.split(" ", 2)[1]!);
+            got++;
+            last = performance.now();
+          }
+        };
+      for (const p of pairs) p.receiver.send(`LOGIN ${p.r} benchpass`);
+      const until = performance.now() + 30_000;
+      while (got < expected && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
+      offline = { stored_per_s: expected / (storeMs / 1000), delivered_per_s: got / ((last - t1) / 1000), sent: expected, delivered: got };
+      log(`offline: stored ${Math.round(offline.stored_per_s)}/s, delivered at login ${Math.round(offline.delivered_per_s)}/s (${got}/${expected})`);
+    }
+
+    const db = new pg.Client({ connectionString: u.toString() });
+    await db.connect();
+    const rows = Number((await db.query("SELECT count(*)::int AS n FROM messages")).rows[0].n);
+    await db.end();
+    const sentTotal = steady.sent + lat.sent + offline.sent;
+    const gotTotal = steady.total + lat.total + offline.delivered;
+    const result = {
+      delivered_per_s: Math.round(rate),
+      steady_p50_ms: round(percentile(steady.latencies, 50)),
+      steady_p99_ms: round(percentile(steady.latencies, 99)),
+      offered_per_s: o.rate,
+      p50_ms: round(lat.p50),
+      p95_ms: round(lat.p95),
+      p99_ms: round(lat.p99),
+      sent: sentTotal,
+      received: gotTotal,
+      stored_rows: rows,
+      lost: sentTotal - gotTotal,
+      offline_stored_per_s: Math.round(offline.stored_per_s),
+      offline_delivered_per_s: Math.round(offline.delivered_per_s),
+      pairs: o.pairs,
+      window: o.window,
+      seconds: o.seconds,
+      gateways: o.gateways,
+      routers: o.routers,
+      node: process.version,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    for (const p of peers) p.close();
+    await cluster?.stop();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+    const { Redis } = await import("ioredis");
+    const r = new Redis(redisUrl);
+    const keys = await r.keys(`${prefix}*`);
+    if (keys.length > 0) await r.del(...keys);
+    r.disconnect();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
