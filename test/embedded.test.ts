@@ -14,7 +14,7 @@ let address: string;
 let monitor: string;
 
 beforeAll(async () => {
-  const [udp] = await freePorts(1, "udp");
+  const [udp] = await freePorts(1);
   const [http, monitorPort] = await freePorts(2);
   monitor = `http://127.0.0.1:${monitorPort}`;
   address = `127.0.0.1:${udp}`;

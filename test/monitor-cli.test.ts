@@ -70,7 +70,7 @@ describe("a bad config file stops the program with exit code 2 and names the fie
 
 test("runs as a process: migrations, /healthz, API, /metrics, actions, JSON logs, SIGTERM", async () => {
   const [httpPort] = await freePorts(1);
-  const [deadUdp] = await freePorts(1, "udp");
+  const [deadUdp] = await freePorts(1);
   const actionsOut = join(dir, "actions.log");
   const config = file(
     [

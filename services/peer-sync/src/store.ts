@@ -149,8 +149,19 @@ export async function pruneOutbox(q: Queryable, peers: string[]): Promise<number
   return r.rowCount;
 }
 
+/**
+ * Inbound batches from different peers are applied one at a time. Their handlers read, then
+ * write (is there a copy? then insert or update it), and under READ COMMITTED two such
+ * transactions racing on one message lose an update: C applies B's message.new while A's
+ * message.state(delivered) finds no row yet and its insert then yields to B's, so C's copy
+ * stayed undelivered for ever (seen in CI). A transaction lock is cheaper than making every
+ * handler race-proof, and one batch is one short transaction.
+ */
+const INBOUND_LOCK_KEY = 0x7065_7372; // "pesr"
+
 /** The highest position of the peer's outbox applied here, locked for this transaction. */
 export async function lockInbound(tx: Queryable, peer: string): Promise<{ epoch: string | null } & OutboxPosition> {
+  await tx.query("SELECT pg_advisory_xact_lock($1)", [INBOUND_LOCK_KEY]);
   await tx.query("INSERT INTO peer_links (peer) VALUES ($1) ON CONFLICT DO NOTHING", [peer]);
   const r = await tx.query<{ epoch: string | null; txid: string; id: string }>(
     "SELECT in_epoch AS epoch, in_txid::text AS txid, in_id::text AS id FROM peer_links WHERE peer = $1 FOR UPDATE",

@@ -54,6 +54,8 @@ export interface ClusterOptions {
 
 export type Role = keyof typeof ENTRY;
 
+const TAIL_CHARS = 4000;
+
 export class ServiceProcess {
   readonly role: Role;
   readonly id: string;
@@ -63,6 +65,8 @@ export class ServiceProcess {
   proc: ChildProcess | undefined;
   private readonly logFile: string | undefined;
   private log: WriteStream | undefined;
+  /** The end of the process's output, for the error when it dies during start-up. */
+  private tail = "";
   exited: Promise<number | null> = Promise.resolve(null);
 
   constructor(role: Role, id: string, env: Record<string, string>, httpPort: number, udpPort: number | undefined, logFile: string | undefined) {
@@ -76,14 +80,18 @@ export class ServiceProcess {
 
   start(): void {
     this.log = this.logFile ? createWriteStream(this.logFile, { flags: "a" }) : undefined;
+    this.tail = "";
     const proc = spawn(process.execPath, [ENTRY[this.role]], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...this.env },
-      stdio: ["ignore", this.log ? "pipe" : "ignore", this.log ? "pipe" : "ignore"],
+      stdio: ["ignore", "pipe", "pipe"],
     });
-    if (this.log) {
-      proc.stdout?.pipe(this.log, { end: false });
-      proc.stderr?.pipe(this.log, { end: false });
+    const keep = (chunk: Buffer) => {
+      this.tail = (this.tail + chunk.toString("utf8")).slice(-TAIL_CHARS);
+    };
+    for (const out of [proc.stdout, proc.stderr]) {
+      out?.on("data", keep);
+      if (this.log) out?.pipe(this.log, { end: false });
     }
     this.proc = proc;
     this.exited = new Promise((res) => proc.once("exit", (code) => res(code)));
@@ -96,7 +104,10 @@ export class ServiceProcess {
   async waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`${this.id} exited during start-up${this.logFile ? ` (see ${this.logFile})` : ""}`);
+      if (!this.running) {
+        await this.exited;
+        throw new Error(`${this.id} exited during start-up${this.logFile ? ` (see ${this.logFile})` : ""}; its last output:\n${this.tail}`);
+      }
       try {
         const r = await fetch(`http://127.0.0.1:${this.httpPort}/healthz`, { signal: AbortSignal.timeout(1000) });
         // Another process that got the same free port number must not pass for this one.
@@ -140,25 +151,53 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** Free TCP/UDP port numbers are taken from the kernel by binding port 0 and releasing it. */
-export async function freePorts(n: number, kind: "udp" | "tcp" = "tcp"): Promise<number[]> {
-  const ports: number[] = [];
-  if (kind === "udp") {
-    const { createSocket } = await import("node:dgram");
-    for (let i = 0; i < n; i++) {
-      const s = createSocket("udp4");
-      await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
-      ports.push(s.address().port);
-      s.close();
-    }
-    return ports;
-  }
+/**
+ * Port numbers for services the caller starts next. Not the kernel's "bind port 0": that hands
+ * out numbers from the ephemeral range (ip_local_port_range, 32768-60999 by default), which every
+ * outgoing connection and client socket also draws from, so between our release and the
+ * service's bind another process's socket could take it (seen in CI: a gateway dying with
+ * EADDRINUSE). Instead the numbers come from below that range, each jest worker (and each other
+ * process, by pid) in its own slice, and each is checked free for both TCP and UDP.
+ */
+const PORT_BASE = 15_000;
+const PORT_SLICE = 2_000;
+const PORT_SLICES = 8;
+let nextPort = -1;
+
+function portSlice(): number {
+  const worker = Number(process.env.JEST_WORKER_ID ?? 0);
+  return worker > 0 ? (worker - 1) % PORT_SLICES : (process.pid % (PORT_SLICES - 2)) + 2;
+}
+
+async function isFree(port: number): Promise<boolean> {
   const { createServer } = await import("node:net");
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<import("node:net").Server>((r) => { const s = createServer(); s.listen(0, "127.0.0.1", () => r(s)); })),
-  );
-  for (const s of servers) ports.push((s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  const { createSocket } = await import("node:dgram");
+  const tcp = await new Promise<boolean>((r) => {
+    const s = createServer();
+    s.once("error", () => r(false));
+    s.listen({ port, host: "127.0.0.1", exclusive: true }, () => s.close(() => r(true)));
+  });
+  if (!tcp) return false;
+  return new Promise<boolean>((r) => {
+    const s = createSocket("udp4");
+    s.once("error", () => {
+      s.close();
+      r(false);
+    });
+    s.bind(port, "127.0.0.1", () => s.close(() => r(true)));
+  });
+}
+
+/** `n` port numbers free for both TCP and UDP on 127.0.0.1. */
+export async function freePorts(n: number): Promise<number[]> {
+  const base = PORT_BASE + portSlice() * PORT_SLICE;
+  if (nextPort < 0) nextPort = Math.floor(Math.random() * PORT_SLICE);
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n; tries++) {
+    if (tries > PORT_SLICE) throw new Error(`no free port left in ${base}-${base + PORT_SLICE - 1}`);
+    const port = base + (nextPort++ % PORT_SLICE);
+    if (await isFree(port)) ports.push(port);
+  }
   return ports;
 }
 
@@ -167,7 +206,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const nR = o.routers ?? 2;
   const host = o.host ?? "127.0.0.1";
   const prefix = o.busPrefix ?? "pesan:";
-  const udpPorts = o.udpPort ? Array.from({ length: nG }, (_, i) => o.udpPort! + i) : await freePorts(nG, "udp");
+  const udpPorts = o.udpPort ? Array.from({ length: nG }, (_, i) => o.udpPort! + i) : await freePorts(nG);
   const httpPorts = await freePorts(nG + nR);
   if (o.logDir) mkdirSync(o.logDir, { recursive: true });
   const base = { DATABASE_URL: o.databaseUrl, REDIS_URL: o.redisUrl, BUS_PREFIX: prefix, HTTP_HOST: "127.0.0.1", ...o.env };

@@ -60,7 +60,7 @@ function monitorConfig(cluster: Cluster, nginxUdp: string): string {
 export async function startTopology(o: TopologyOptions): Promise<Topology> {
   const cluster = await startCluster(o);
   const nMonitors = o.monitors ?? 2;
-  const [udpPort] = o.nginxPort ? [o.nginxPort] : await freePorts(1, "udp");
+  const [udpPort] = o.nginxPort ? [o.nginxPort] : await freePorts(1);
   const httpPorts = await freePorts(nMonitors + 1);
   const httpPort = o.httpPort ?? httpPorts[nMonitors]!;
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), "pesan-topology-"));
