@@ -40,7 +40,7 @@ afterAll(async () => {
 
 let txid = 100;
 function batch(frames: Array<{ kind: string; data: unknown }>) {
-  return { v: PROTOCOL_VERSION, kind: "frames" as const, epoch: "e1", frames: frames.map((f, i) => ({ txid: String(txid++), id: String(i + 1), ...f })) };
+  return { v: PROTOCOL_VERSION as typeof PROTOCOL_VERSION, kind: "frames" as const, epoch: "e1", frames: frames.map((f, i) => ({ txid: String(txid++), id: String(i + 1), ...f })) };
 }
 
 /** Each peer posts its batches one after another (as its pump does); the two peers at once. */
