@@ -141,6 +141,7 @@ class FlakyDb implements Db {
   }
   query: Db["query"] = (sql, params) => this.inner.query(sql, params);
   exec = (sql: string) => this.inner.exec(sql);
+  listen: Db["listen"] = (channel, onNotify) => this.inner.listen(channel, onNotify);
   async withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     if (this.down) throw new Error("connection refused (simulated)");
     return this.inner.withTransaction(fn);

@@ -8,7 +8,7 @@ import pg from "pg";
 import { migrate, PgDb } from "@pesan/shared/db";
 import { createLogger, createRegistry } from "@pesan/shared/observability";
 import { freePorts } from "@pesan/cluster";
-import { PeerClient, PeerSync, type FrameKinds, type PeerConfig } from "../services/peer-sync/src/index.ts";
+import { oneByOne, PeerClient, PeerSync, type FrameKinds, type PeerConfig } from "../services/peer-sync/src/index.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { eventually } from "./support/clusters.ts";
 
@@ -21,7 +21,7 @@ const kinds: FrameKinds = {
           ? { success: true as const, data: d as { text: string } }
           : { success: false as const, error: { issues: [{ path: ["text"], message: "must be a string" }] } },
     },
-    apply: async (tx, ctx, d: { text: string }) => void (await tx.query("INSERT INTO test_notes (peer, text) VALUES ($1, $2)", [ctx.peer, d.text])),
+    applyRun: oneByOne(async (tx, ctx, d: { text: string }) => void (await tx.query("INSERT INTO test_notes (peer, text) VALUES ($1, $2)", [ctx.peer, d.text]))),
   },
 };
 

@@ -25,12 +25,17 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-async function apply(kind: string, data: unknown): Promise<void> {
+/** A run of frames of one kind, as the applier hands them over in one call. */
+async function applyRun(kind: string, run: unknown[]): Promise<void> {
   const k = FRAME_KINDS[kind]!;
-  const parsed = k.schema.safeParse(data);
-  if (!parsed.success) throw new Error(`bad ${kind}`);
-  await db.withTransaction((tx) => k.apply(tx, ctx, parsed.data));
+  const items = run.map((data) => {
+    const parsed = k.schema.safeParse(data);
+    if (!parsed.success) throw new Error(`bad ${kind}`);
+    return parsed.data;
+  });
+  await db.withTransaction((tx) => k.applyRun(tx, ctx, items));
 }
+const apply = (kind: string, data: unknown) => applyRun(kind, [data]);
 
 const row = async (id: string) =>
   (await db.query<{ delivered: boolean; read: boolean; push_attempts: number; due: boolean; replicated: boolean }>(
@@ -87,4 +92,26 @@ test("a broadcast is queued for the sessions held here (not other clusters', not
   await apply("broadcast", { id: "a:8", sentAt: new Date(now.getTime() - 61_000).toISOString(), sender: "alice", body: "old news" });
   expect((await db.query("SELECT 1 FROM pending_pushes")).rowCount).toBe(0);
   expect((await db.query("SELECT 1 FROM messages WHERE id IN ('a:7', 'a:8')")).rowCount).toBe(0);
+});
+
+test("a run of many frames in one call ends as the same frames one by one would", async () => {
+  const ids = Array.from({ length: 50 }, (_, i) => `r:${i}`);
+  await applyRun("message.new", [...ids.map((id) => msg(id, "carol")), msg("r:0", "carol")]);
+  expect((await db.query("SELECT 1 FROM messages WHERE id LIKE 'r:%' AND next_push_at IS NOT NULL AND NOT delivered")).rowCount).toBe(50);
+  // In one run: delivered then read for r:0..9, deleted then delivered for r:10, read then a
+  // stale undelivered for r:11, states for ids never seen (r:60, made in that state).
+  await applyRun("message.state", [
+    ...ids.slice(0, 10).map((id) => ({ ...msg(id, "carol"), delivered: true, read: false })),
+    ...ids.slice(0, 10).map((id) => ({ ...msg(id, "carol"), delivered: true, read: true })),
+    { id: "r:10", recipient: "carol", deleted: true },
+    { ...msg("r:10", "carol"), delivered: true, read: false },
+    { ...msg("r:11", "carol"), delivered: true, read: true },
+    { ...msg("r:11", "carol"), delivered: false, read: false },
+    { ...msg("r:60", "dave"), delivered: true, read: false },
+  ]);
+  for (const id of ids.slice(0, 10)) expect(await row(id)).toMatchObject({ delivered: true, read: true, due: false });
+  expect(await row("r:10")).toBeUndefined();
+  expect(await row("r:11")).toMatchObject({ delivered: true, read: true, due: false });
+  expect(await row("r:12")).toMatchObject({ delivered: false, read: false, due: true });
+  expect(await row("r:60")).toMatchObject({ delivered: true, read: false, due: false, replicated: true });
 });

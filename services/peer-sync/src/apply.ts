@@ -93,16 +93,27 @@ export class Applier implements SyncHandlers {
       applied.clear();
       const cur = await store.lockInbound(tx, peer);
       let high: OutboxPosition = cur.epoch === body.epoch ? { txid: cur.txid, id: cur.id } : ZERO_POSITION;
+      // Consecutive frames of one kind go to its handler together (one statement for many).
+      let run: { kind: string; items: unknown[] } | undefined;
+      const flush = async () => {
+        if (!run) return;
+        await this.d.kinds[run.kind]!.applyRun(tx, { peer, self: this.d.self, now }, run.items);
+        applied.set(run.kind, (applied.get(run.kind) ?? 0) + run.items.length);
+        run = undefined;
+      };
       for (const f of body.frames) {
         const pos = { txid: f.txid, id: f.id };
         if (comparePositions(pos, high) <= 0) continue;
-        const kind = this.d.kinds[f.kind]!;
-        const data = kind.schema.safeParse(f.data);
+        const data = this.d.kinds[f.kind]!.schema.safeParse(f.data);
         if (!data.success) throw new FrameError(`frame ${f.txid}:${f.id} (${f.kind}): ${data.error.issues.map((i) => `${i.path.map(String).join(".")}: ${i.message}`).join("; ")}`);
-        await kind.apply(tx, { peer, self: this.d.self, now }, data.data);
-        applied.set(f.kind, (applied.get(f.kind) ?? 0) + 1);
+        if (run?.kind !== f.kind) {
+          await flush();
+          run = { kind: f.kind, items: [] };
+        }
+        run.items.push(data.data);
         high = pos;
       }
+      await flush();
       await store.setInbound(tx, peer, body.epoch, high, now);
       return high;
     });

@@ -29,7 +29,7 @@ test("a frames batch needs an epoch, decimal positions and at least one frame", 
 });
 
 test("a zod schema is a frame kind's validator", () => {
-  const k: FrameKind<{ name: string }> = { schema: z.object({ name: z.string() }), apply: async () => undefined };
+  const k: FrameKind<{ name: string }> = { schema: z.object({ name: z.string() }), applyRun: async () => undefined };
   expect(k.schema.safeParse({ name: "x" })).toEqual({ success: true, data: { name: "x" } });
   expect(k.schema.safeParse({}).success).toBe(false);
 });

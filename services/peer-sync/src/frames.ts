@@ -67,13 +67,22 @@ export interface Validator<T> {
 }
 
 /**
- * One kind of replicated frame. apply runs inside the batch's transaction and must be
- * idempotent: positions make a re-sent frame rare, not impossible (a new epoch, a restore).
+ * One kind of replicated frame. applyRun gets a run of consecutive frames of this kind, in
+ * order, inside the batch's transaction, so a kind can apply many rows in one statement; its
+ * effect must equal applying them one by one, and be idempotent: positions make a re-sent
+ * frame rare, not impossible (a new epoch, a restore).
  */
 export interface FrameKind<T = unknown> {
   /** A zod schema, or anything with the same safeParse. */
   schema: Validator<T>;
-  apply(tx: Queryable, ctx: ApplyContext, data: T): Promise<void>;
+  applyRun(tx: Queryable, ctx: ApplyContext, run: T[]): Promise<void>;
+}
+
+/** A run handler from a handler of one frame (for kinds too rare to be worth a bulk statement). */
+export function oneByOne<T>(apply: (tx: Queryable, ctx: ApplyContext, data: T) => Promise<void>): FrameKind<T>["applyRun"] {
+  return async (tx, ctx, run) => {
+    for (const d of run) await apply(tx, ctx, d);
+  };
 }
 
 // `any`: each entry pairs its own schema with its own handler; the registry only routes by kind.

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import type { Queryable } from "@pesan/shared/db";
-import type { ApplyContext, FrameKind } from "./frames.ts";
+import { oneByOne, type ApplyContext, type FrameKind } from "./frames.ts";
 
 const clusterName = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
 const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
@@ -189,14 +189,14 @@ async function applySessionSnapshot(tx: Queryable, ctx: ApplyContext, d: Session
 }
 
 export const USER_KINDS = {
-  "user.register": { schema: userRegister, apply: applyUserRegister } satisfies FrameKind<UserRegister>,
-  "user.unregister": { schema: userUnregister, apply: applyUserUnregister } satisfies FrameKind<UserUnregister>,
+  "user.register": { schema: userRegister, applyRun: oneByOne(applyUserRegister) } satisfies FrameKind<UserRegister>,
+  "user.unregister": { schema: userUnregister, applyRun: oneByOne(applyUserUnregister) } satisfies FrameKind<UserUnregister>,
 };
 
 export const CONNECTED_KINDS = {
-  "session.up": { schema: sessionUp, apply: applySessionUp } satisfies FrameKind<SessionUp>,
-  "session.down": { schema: sessionDown, apply: applySessionDown } satisfies FrameKind<SessionDown>,
-  "session.snapshot": { schema: sessionSnapshot, apply: applySessionSnapshot } satisfies FrameKind<SessionSnapshot>,
+  "session.up": { schema: sessionUp, applyRun: oneByOne(applySessionUp) } satisfies FrameKind<SessionUp>,
+  "session.down": { schema: sessionDown, applyRun: oneByOne(applySessionDown) } satisfies FrameKind<SessionDown>,
+  "session.snapshot": { schema: sessionSnapshot, applyRun: oneByOne(applySessionSnapshot) } satisfies FrameKind<SessionSnapshot>,
 };
 
 // --- the sender's side of the periodic refresh ---------------------------------------------

@@ -1,4 +1,4 @@
-import { BROADCAST_MAX_AGE_MS, broadcastFrame, isFreshBroadcast, mergeState, messageNew, messageState } from "./message-kinds.ts";
+import { BROADCAST_MAX_AGE_MS, broadcastFrame, foldStates, isFreshBroadcast, mergeState, messageNew, messageState } from "./message-kinds.ts";
 
 const at = "2024-05-01T12:00:00.123Z";
 
@@ -38,4 +38,25 @@ test("message frame schemas accept what the routers write and refuse bad shapes"
   expect(messageState.safeParse({ id: m.id, recipient: "carol", deleted: false }).success).toBe(false);
   expect(broadcastFrame.safeParse({ id: m.id, sentAt: at, sender: "alice", body: "to all" }).success).toBe(true);
   expect(broadcastFrame.safeParse({ id: m.id, sentAt: at, body: "to all" }).success).toBe(false);
+});
+
+test("a run of states folds to one state per message, and a delete wins in either order", () => {
+  const m = (id: string) => ({ id, sentAt: at, sender: "alice", recipient: "carol", body: "b" });
+  const { states, deletes } = foldStates([
+    { ...m("x"), delivered: true, read: false },
+    { ...m("y"), delivered: false, read: true },
+    { ...m("x"), delivered: false, read: false },
+    { id: "z", recipient: "carol", deleted: true },
+    { ...m("z"), delivered: true, read: true },
+    { ...m("w"), delivered: true, read: false },
+    { id: "w", recipient: "carol", deleted: true },
+  ]);
+  expect(states).toEqual([
+    { ...m("x"), delivered: true, read: false },
+    { ...m("y"), delivered: true, read: true },
+  ]);
+  expect(deletes).toEqual([
+    { id: "z", recipient: "carol" },
+    { id: "w", recipient: "carol" },
+  ]);
 });

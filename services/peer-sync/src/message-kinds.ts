@@ -6,12 +6,12 @@
  * transaction and are idempotent.
  *
  * Pushes: peer-sync has no bus. A message for a session held here gets `next_push_at = now`,
- * so the routers' resend ticker (every 100 ms or less) pushes it with the usual delivery rules
- * (classic session: delivered on push; CAP ACK: resent until ACK). A broadcast line goes
- * through pending_pushes, which the routers publish.
+ * so the routers' resend ticker pushes it with the usual delivery rules (classic session:
+ * delivered on push; CAP ACK: resent until ACK). A broadcast line goes through pending_pushes,
+ * which the routers publish. Either wakes the routers with a NOTIFY (CHANNELS.pushes).
  */
 import { z } from "zod";
-import type { Queryable } from "@pesan/shared/db";
+import { CHANNELS, type Queryable } from "@pesan/shared/db";
 import { formatMsg } from "@pesan/shared/protocol";
 import type { ApplyContext, FrameKind } from "./frames.ts";
 
@@ -44,61 +44,99 @@ export function mergeState(cur: { delivered: boolean; read: boolean }, incoming:
   return { delivered: cur.delivered || incoming.delivered || read, read };
 }
 
+interface Copy extends MessageNew {
+  delivered: boolean;
+  read: boolean;
+}
+
 /**
- * Inserts a copy unless it exists, was deleted (tombstone), or its recipient is not known here.
- * If the recipient's session is held here the first push is due now (the routers push it).
+ * Inserts copies unless they exist, were deleted (tombstone), or their recipient is not known
+ * here; a copy that exists takes the merged state (only forward). Every copy whose recipient's
+ * session is held here and which is still undelivered is due for its first push now (the
+ * routers push it). One statement for the whole run; ids are unique in it (callers merge).
  */
-async function insertCopy(tx: Queryable, ctx: ApplyContext, m: MessageNew, state: { delivered: boolean; read: boolean }): Promise<void> {
+async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], mergeExisting: boolean): Promise<void> {
+  if (copies.length === 0) return;
   await tx.query(
     `INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, read, push_attempts, next_push_at, replicated)
-     SELECT $1::text, $2::timestamptz, $3::text, $4::text, $5::text, $6::boolean, $7::boolean, 0,
-       CASE WHEN NOT $6::boolean AND EXISTS (SELECT 1 FROM sessions WHERE user_name = $4::text AND cluster = $8::text AND gateway <> '') THEN $9::timestamptz ELSE NULL END, true
-      WHERE EXISTS (SELECT 1 FROM users WHERE name = $4::text) AND NOT EXISTS (SELECT 1 FROM message_tombstones WHERE id = $1::text)
-     ON CONFLICT (id) DO NOTHING`,
-    [m.id, new Date(m.sentAt), m.sender, m.recipient, m.body, state.delivered, state.read, ctx.self, ctx.now],
+     SELECT f.id, f.sent_at, f.sender, f.recipient, f.body, f.delivered, f.read, 0,
+       CASE WHEN NOT f.delivered AND EXISTS (SELECT 1 FROM sessions s WHERE s.user_name = f.recipient AND s.cluster = $8::text AND s.gateway <> '') THEN $9::timestamptz ELSE NULL END, true
+       FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::boolean[]) AS f(id, sent_at, sender, recipient, body, delivered, read)
+      WHERE EXISTS (SELECT 1 FROM users u WHERE u.name = f.recipient) AND NOT EXISTS (SELECT 1 FROM message_tombstones t WHERE t.id = f.id)
+     ON CONFLICT (id) DO ${
+       mergeExisting
+         ? // Delivered elsewhere: no more pushes or resends of this copy.
+           `UPDATE SET delivered = messages.delivered OR EXCLUDED.delivered OR EXCLUDED.read, read = messages.read OR EXCLUDED.read,
+            next_push_at = CASE WHEN EXCLUDED.delivered OR EXCLUDED.read THEN NULL ELSE messages.next_push_at END
+          WHERE messages.recipient = EXCLUDED.recipient AND ((EXCLUDED.delivered AND NOT messages.delivered) OR (EXCLUDED.read AND NOT messages.read))`
+         : "NOTHING"
+     }`,
+    [
+      copies.map((c) => c.id),
+      copies.map((c) => new Date(c.sentAt)),
+      copies.map((c) => c.sender),
+      copies.map((c) => c.recipient),
+      copies.map((c) => c.body),
+      copies.map((c) => c.delivered),
+      copies.map((c) => c.read),
+      ctx.self,
+      ctx.now,
+    ],
   );
+  // Wakes the routers: a push due now does not wait for their next poll.
+  if (copies.some((c) => !c.delivered)) await tx.query("SELECT pg_notify($1, '')", [CHANNELS.pushes]);
 }
 
-async function applyMessageNew(tx: Queryable, ctx: ApplyContext, d: MessageNew): Promise<void> {
-  await insertCopy(tx, ctx, d, { delivered: false, read: false });
+async function applyMessageNew(tx: Queryable, ctx: ApplyContext, run: MessageNew[]): Promise<void> {
+  // A repeated id in one run changes nothing (DO NOTHING), so no merging is needed.
+  await upsertCopies(tx, ctx, run.map((m) => ({ ...m, delivered: false, read: false })), false);
 }
 
-async function applyMessageState(tx: Queryable, ctx: ApplyContext, d: MessageState): Promise<void> {
-  if ("deleted" in d) {
-    // Deleted stays deleted: the tombstone stops a late message.new or message.state.
-    await tx.query("INSERT INTO message_tombstones (id, deleted_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", [d.id, ctx.now]);
-    await tx.query("DELETE FROM messages WHERE id = $1 AND recipient = $2", [d.id, d.recipient]);
-    return;
+/**
+ * The net effect of a run of message.state frames, in one pass: deleted wins over any other
+ * state whatever the order (a tombstone stops a later state, and a delete removes an earlier
+ * one), and the other states merge (mergeState is commutative). So: one upsert, then deletes.
+ */
+export function foldStates(run: MessageState[]): { states: Copy[]; deletes: Array<{ id: string; recipient: string }> } {
+  const deleted = new Map<string, string>();
+  const states = new Map<string, Copy>();
+  for (const d of run) {
+    if ("deleted" in d) {
+      deleted.set(d.id, d.recipient);
+      continue;
+    }
+    const cur = states.get(d.id);
+    states.set(d.id, cur ? { ...cur, ...mergeState(cur, d) } : { ...d, ...mergeState({ delivered: false, read: false }, d) });
   }
-  const r = await tx.query<{ delivered: boolean; read: boolean }>("SELECT delivered, read FROM messages WHERE id = $1 AND recipient = $2 FOR UPDATE", [d.id, d.recipient]);
-  const cur = r.rows[0];
-  if (!cur) {
-    // The state came before the message itself (another link was faster): the copy starts in it.
-    await insertCopy(tx, ctx, d, mergeState({ delivered: false, read: false }, d));
-    return;
-  }
-  const next = mergeState(cur, d);
-  if (next.delivered === cur.delivered && next.read === cur.read) return;
-  // Delivered elsewhere: no more pushes or resends of this copy.
-  await tx.query("UPDATE messages SET delivered = $3::boolean, read = $4::boolean, next_push_at = CASE WHEN $3::boolean THEN NULL ELSE next_push_at END WHERE id = $1 AND recipient = $2", [
-    d.id,
-    d.recipient,
-    next.delivered,
-    next.read,
+  return { states: [...states.values()].filter((c) => !deleted.has(c.id)), deletes: [...deleted].map(([id, recipient]) => ({ id, recipient })) };
+}
+
+async function applyMessageState(tx: Queryable, ctx: ApplyContext, run: MessageState[]): Promise<void> {
+  const { states, deletes } = foldStates(run);
+  // The state may come before the message itself (another link was faster): the copy starts in it.
+  await upsertCopies(tx, ctx, states, true);
+  if (deletes.length === 0) return;
+  // Deleted stays deleted: the tombstone stops a late message.new or message.state.
+  await tx.query("INSERT INTO message_tombstones (id, deleted_at) SELECT id, $2 FROM unnest($1::text[]) AS t(id) ON CONFLICT (id) DO NOTHING", [deletes.map((d) => d.id), ctx.now]);
+  await tx.query("DELETE FROM messages m USING unnest($1::text[], $2::text[]) AS d(id, recipient) WHERE m.id = d.id AND m.recipient = d.recipient", [
+    deletes.map((d) => d.id),
+    deletes.map((d) => d.recipient),
   ]);
 }
 
-async function applyBroadcast(tx: Queryable, ctx: ApplyContext, d: BroadcastFrame): Promise<void> {
-  const sentAt = new Date(d.sentAt);
-  if (!isFreshBroadcast(sentAt, ctx.now)) return;
-  await tx.query(
-    "INSERT INTO pending_pushes (gateway, addr, line) SELECT gateway, addr, $1::text FROM sessions WHERE cluster = $2 AND gateway <> '' AND user_name <> $3 ORDER BY user_name",
-    [formatMsg(d.id, `*${d.sender}`, sentAt, d.body), ctx.self, d.sender],
-  );
+async function applyBroadcast(tx: Queryable, ctx: ApplyContext, run: BroadcastFrame[]): Promise<void> {
+  for (const d of run) {
+    const sentAt = new Date(d.sentAt);
+    if (!isFreshBroadcast(sentAt, ctx.now)) continue;
+    await tx.query(
+      "INSERT INTO pending_pushes (gateway, addr, line) SELECT gateway, addr, $1::text FROM sessions WHERE cluster = $2 AND gateway <> '' AND user_name <> $3 ORDER BY user_name",
+      [formatMsg(d.id, `*${d.sender}`, sentAt, d.body), ctx.self, d.sender],
+    );
+  }
 }
 
 export const MESSAGE_KINDS = {
-  "message.new": { schema: messageNew, apply: applyMessageNew } satisfies FrameKind<MessageNew>,
-  "message.state": { schema: messageState, apply: applyMessageState } satisfies FrameKind<MessageState>,
-  broadcast: { schema: broadcastFrame, apply: applyBroadcast } satisfies FrameKind<BroadcastFrame>,
+  "message.new": { schema: messageNew, applyRun: applyMessageNew } satisfies FrameKind<MessageNew>,
+  "message.state": { schema: messageState, applyRun: applyMessageState } satisfies FrameKind<MessageState>,
+  broadcast: { schema: broadcastFrame, applyRun: applyBroadcast } satisfies FrameKind<BroadcastFrame>,
 };

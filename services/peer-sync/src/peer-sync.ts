@@ -2,7 +2,7 @@
  * The peer-sync component: the inbound endpoint, one Link and one OutboxPump per configured
  * peer, and the housekeeping of nonces and acknowledged outbox rows.
  */
-import type { Db } from "@pesan/shared/db";
+import { CHANNELS, type Db, type Listener } from "@pesan/shared/db";
 import type { Lifecycle, Logger, Registry } from "@pesan/shared/observability";
 import { Applier } from "./apply.ts";
 import type { ReplayGuard } from "./auth.ts";
@@ -74,6 +74,7 @@ export class PeerSync implements Lifecycle {
   private readonly backlogs = new Map<string, { depth: number; lagSeconds: number }>();
   private readonly snapshots: Loop | undefined;
   private readonly replay: ReplayGuard;
+  private wake: Listener | undefined;
   private started = false;
   private closed = false;
 
@@ -154,6 +155,10 @@ export class PeerSync implements Lifecycle {
     await this.server.start();
     for (const l of this.links.values()) await l.start();
     for (const p of this.pumps) await p.start();
+    // The routers' commits of outbox rows wake the pumps (migration 005); the poll stays as the net.
+    this.wake = await this.d.db.listen(CHANNELS.outbox, () => {
+      for (const p of this.pumps) p.kick();
+    });
     await this.housekeeping.start();
     await this.backlogLoop.start();
     await this.snapshots?.start();
@@ -164,6 +169,7 @@ export class PeerSync implements Lifecycle {
   async close(): Promise<void> {
     if (this.closed || !this.started) return;
     this.closed = true;
+    await this.wake?.close();
     await this.housekeeping.close();
     await this.backlogLoop.close();
     await this.snapshots?.close();

@@ -5,7 +5,7 @@
  */
 import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
 import { IN_STREAM, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
-import { isTransientDbError, type Db } from "@pesan/shared/db";
+import { CHANNELS, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatMsg } from "@pesan/shared/protocol";
 import { processBatch, DEDUP_WINDOW_MS, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
@@ -33,8 +33,13 @@ export interface RouterDeps {
   clock?: () => Date;
 }
 
-/** How often the lines peer-sync leaves in pending_pushes are published (BYE replaced, ALL from other clusters). */
+/**
+ * How often the lines peer-sync leaves in pending_pushes are published (BYE replaced, ALL from
+ * other clusters) when no NOTIFY woke us first.
+ */
 const PEER_PUSH_POLL_MS = 100;
+/** Rows a background round takes at once; a full round runs again at once. */
+const ROUND_LIMIT = 500;
 /** Outbox rows kept while no peer link exists (see store.pruneUnlinkedOutbox). */
 const UNLINKED_OUTBOX_RETENTION_MS = 3_600_000;
 
@@ -56,6 +61,9 @@ export class Router implements Lifecycle {
   private readonly passwords: PasswordChecker;
   private readonly consumer: Consumer;
   private readonly tickers: Loop[];
+  private readonly resendLoop: Loop;
+  private readonly peerPushLoop: Loop;
+  private wake: Listener | undefined;
   private started = false;
   private closed = false;
 
@@ -80,12 +88,14 @@ export class Router implements Lifecycle {
       deps.logger,
     );
     const lease = opts.leaseMs;
+    this.resendLoop = new Loop("resend", Math.max(20, Math.min(100, opts.resendBaseMs / 2)), () => this.resend(), deps.logger);
+    this.peerPushLoop = new Loop("peer-pushes", PEER_PUSH_POLL_MS, () => this.pushFromPeers(), deps.logger);
     this.tickers = [
-      new Loop("resend", Math.max(20, Math.min(100, opts.resendBaseMs / 2)), () => this.resend(), deps.logger),
+      this.resendLoop,
       new Loop("stranded", 1000, () => this.pushStranded(), deps.logger),
       new Loop("expiry", Math.max(200, Math.min(5000, lease / 4)), () => this.expire(), deps.logger),
       new Loop("prune", 10_000, () => this.prune(), deps.logger),
-      new Loop("peer-pushes", PEER_PUSH_POLL_MS, () => this.pushFromPeers(), deps.logger),
+      this.peerPushLoop,
       new Loop("self", 10_000, () => this.announceSelf(), deps.logger),
     ];
   }
@@ -104,6 +114,11 @@ export class Router implements Lifecycle {
     await store.seedServers(this.deps.db, this.opts.peers);
     await this.consumer.start();
     for (const t of this.tickers) await t.start();
+    // peer-sync's commits of pushes for our clients (copies due now, pending_pushes) wake us.
+    this.wake = await this.deps.db.listen(CHANNELS.pushes, () => {
+      this.resendLoop.kick();
+      this.peerPushLoop.kick();
+    });
     this.started = true;
     this.deps.logger.info({ routerId: this.opts.routerId, cluster: this.opts.cluster }, "router consuming");
   }
@@ -111,6 +126,7 @@ export class Router implements Lifecycle {
   async close(): Promise<void> {
     if (this.closed || !this.started) return;
     this.closed = true;
+    await this.wake?.close();
     // Stop taking work, finish the batch in hand (it is acked or left pending for the others).
     await this.consumer.close();
     await Promise.all(this.tickers.map((t) => t.close()));
@@ -150,10 +166,11 @@ export class Router implements Lifecycle {
 
   private async resend(): Promise<void> {
     const now = this.clock();
-    const due = await this.deps.db.withTransaction((tx) => store.takeDueResends(tx, this.opts.cluster, now, this.opts.resendBaseMs, this.opts.resendMaxDelayMs, this.opts.resendMaxAttempts, 500));
+    const due = await this.deps.db.withTransaction((tx) => store.takeDueResends(tx, this.opts.cluster, now, this.opts.resendBaseMs, this.opts.resendMaxDelayMs, this.opts.resendMaxAttempts, ROUND_LIMIT));
     if (due.length === 0) return;
     await this.publish(due.map((m) => ({ gateway: m.gateway, line: [m.addr, formatMsg(m.id, m.sender, m.sentAt, m.body), 0] })));
     this.metrics.pushes.inc({ kind: "resend" }, due.length);
+    if (due.length === ROUND_LIMIT) this.resendLoop.kick();
   }
 
   private async pushStranded(): Promise<void> {
@@ -190,9 +207,10 @@ export class Router implements Lifecycle {
 
   /** Lines peer-sync decided for our clients (`BYE replaced` by a login in another cluster, `ALL` from another cluster). */
   private async pushFromPeers(): Promise<void> {
-    const lines = await this.deps.db.withTransaction((tx) => store.takePendingPushes(tx, 500));
+    const lines = await this.deps.db.withTransaction((tx) => store.takePendingPushes(tx, ROUND_LIMIT));
     if (lines.length === 0) return;
     await this.publish(lines.map((p) => ({ gateway: p.gateway, line: [p.addr, p.line, 0] })));
+    if (lines.length === ROUND_LIMIT) this.peerPushLoop.kick();
   }
 
   private async announceSelf(): Promise<void> {

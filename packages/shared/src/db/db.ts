@@ -21,8 +21,33 @@ export interface Db extends Queryable {
   readonly kind: "pg" | "pglite";
   /** Runs fn in one transaction; retried on serialization failure or deadlock. */
   withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls onNotify for each NOTIFY on the channel, and once more after every (re)connect, for
+   * what was committed while nobody listened. A wake-up, not a delivery: callers still poll.
+   */
+  listen(channel: string, onNotify: () => void): Promise<Listener>;
   close(): Promise<void>;
 }
+
+export interface Listener {
+  close(): Promise<void>;
+}
+
+/** NOTIFY channels of the messaging schema (migration 005 raises them; LISTEN with Db.listen). */
+export const CHANNELS = {
+  /** New peer_outbox rows: peer-sync's pumps send them. */
+  outbox: "pesan_outbox",
+  /** Pushes for this cluster's clients (pending_pushes rows, copies due now): the routers publish them. */
+  pushes: "pesan_pushes",
+} as const;
+
+const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+function checkChannel(channel: string): void {
+  if (!CHANNEL.test(channel)) throw new Error(`bad LISTEN channel name ${JSON.stringify(channel)}`);
+}
+
+/** A dropped LISTEN connection is retried this often (the pollers cover the gap). */
+const LISTEN_RETRY_MS = 1000;
 
 const RETRYABLE = new Set(["40001", "40P01"]);
 const MAX_ATTEMPTS = 5;
@@ -35,9 +60,13 @@ export class PgDb implements Db {
   readonly kind = "pg";
   readonly pool: pg.Pool;
   private closed = false;
+  private readonly url: string;
+  private readonly applicationName: string;
 
   constructor(url: string, opts: { max?: number; applicationName?: string } = {}) {
-    this.pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, application_name: opts.applicationName ?? "pesan" });
+    this.url = url;
+    this.applicationName = opts.applicationName ?? "pesan";
+    this.pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, application_name: this.applicationName });
     // An idle client losing its server must not crash the process; the next query reconnects.
     this.pool.on("error", () => undefined);
   }
@@ -79,6 +108,59 @@ export class PgDb implements Db {
         client.release(broken);
       }
     }
+  }
+
+  /** Its own connection (a pooled one would be handed to others); reconnects on its own. */
+  async listen(channel: string, onNotify: () => void): Promise<Listener> {
+    checkChannel(channel);
+    let client: pg.Client | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const retry = () => {
+      const c = client;
+      client = undefined;
+      c?.end().catch(() => undefined);
+      if (stopped || timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        void connect();
+      }, LISTEN_RETRY_MS);
+      timer.unref();
+    };
+    const connect = async () => {
+      const c = new pg.Client({ connectionString: this.url, application_name: `${this.applicationName}-listen` });
+      c.on("notification", (n) => {
+        if (n.channel === channel) onNotify();
+      });
+      c.on("error", retry);
+      c.on("end", () => {
+        if (client === c) retry();
+      });
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${channel}`);
+      } catch {
+        c.end().catch(() => undefined);
+        retry();
+        return;
+      }
+      if (stopped) {
+        await c.end().catch(() => undefined);
+        return;
+      }
+      client = c;
+      onNotify();
+    };
+    await connect();
+    return {
+      close: async () => {
+        stopped = true;
+        clearTimeout(timer);
+        const c = client;
+        client = undefined;
+        await c?.end().catch(() => undefined);
+      },
+    };
   }
 
   async close(): Promise<void> {
@@ -125,6 +207,19 @@ export class PgliteDb implements Db {
         exec: async (sql: string) => void (await t.exec(sql)),
       }),
     );
+  }
+
+  async listen(channel: string, onNotify: () => void): Promise<Listener> {
+    checkChannel(channel);
+    const unlisten = await this.pg.listen(channel, () => onNotify());
+    let open = true;
+    return {
+      close: async () => {
+        if (!open || this.closed) return;
+        open = false;
+        await unlisten();
+      },
+    };
   }
 
   async close(): Promise<void> {
