@@ -5,7 +5,7 @@
  */
 import type { Db } from "@pesan/shared/db";
 import type { Logger } from "@pesan/shared/observability";
-import { comparePositions, framesAck, PATHS, PROTOCOL_VERSION, type FramesBody } from "./frames.ts";
+import { comparePositions, framesAck, PATHS, PROTOCOL_VERSION, type FramesBody, type OutboxPosition } from "./frames.ts";
 import type { PeerCaller } from "./link.ts";
 import { Loop } from "@pesan/shared/observability";
 import type { PeerSyncMetrics } from "./metrics.ts";
@@ -32,6 +32,8 @@ export class OutboxPump {
   private readonly loop: Loop;
   private readonly clock: () => Date;
   private epoch: string | undefined;
+  /** Where the peer's acknowledgements got to; read once, then only this pump moves it. */
+  private cursor: OutboxPosition | undefined;
 
   constructor(peer: string, o: { pollMs: number; batch: number }, d: PumpDeps) {
     this.name = `pump-${peer}`;
@@ -59,7 +61,7 @@ export class OutboxPump {
     if (!this.d.isUp()) return;
     this.epoch ??= await store.epoch(this.d.db);
     for (let i = 0; i < MAX_BATCHES_PER_ROUND; i++) {
-      const cursor = await store.outCursor(this.d.db, this.peer);
+      const cursor = (this.cursor ??= await store.outCursor(this.d.db, this.peer));
       const rows = await store.readOutbox(this.d.db, this.peer, cursor, this.batch);
       if (rows.length === 0) return;
       const body: FramesBody = { v: PROTOCOL_VERSION, kind: "frames", epoch: this.epoch, frames: rows.map((r) => ({ txid: r.txid, id: r.id, kind: r.kind, data: r.data })) };
@@ -68,6 +70,7 @@ export class OutboxPump {
       // Never past what we sent: a confused peer must not make us skip rows it never saw.
       const upTo = comparePositions(ack.upTo, last) > 0 ? { txid: last.txid, id: last.id } : ack.upTo;
       await store.setOutCursor(this.d.db, this.peer, upTo, this.clock());
+      if (comparePositions(upTo, cursor) > 0) this.cursor = upTo;
       this.d.metrics.framesSent.inc({ peer: this.peer }, rows.length);
       if (rows.length < this.batch) return;
     }

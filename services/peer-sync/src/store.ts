@@ -159,15 +159,23 @@ export async function pruneOutbox(q: Queryable, peers: string[]): Promise<number
  */
 const INBOUND_LOCK_KEY = 0x7065_7372; // "pesr"
 
-/** The highest position of the peer's outbox applied here, locked for this transaction. */
+/**
+ * The highest position of the peer's outbox applied here, locked for this transaction (and the
+ * inbound lock taken), in one round trip; seedPeers made the row, this makes it if a peer's
+ * row is missing all the same.
+ */
 export async function lockInbound(tx: Queryable, peer: string): Promise<{ epoch: string | null } & OutboxPosition> {
-  await tx.query("SELECT pg_advisory_xact_lock($1)", [INBOUND_LOCK_KEY]);
+  const lock = async () =>
+    (
+      await tx.query<{ epoch: string | null; txid: string; id: string }>(
+        "SELECT in_epoch AS epoch, in_txid::text AS txid, in_id::text AS id FROM peer_links, pg_advisory_xact_lock($2) WHERE peer = $1 FOR UPDATE OF peer_links",
+        [peer, INBOUND_LOCK_KEY],
+      )
+    ).rows[0];
+  const row = await lock();
+  if (row) return row;
   await tx.query("INSERT INTO peer_links (peer) VALUES ($1) ON CONFLICT DO NOTHING", [peer]);
-  const r = await tx.query<{ epoch: string | null; txid: string; id: string }>(
-    "SELECT in_epoch AS epoch, in_txid::text AS txid, in_id::text AS id FROM peer_links WHERE peer = $1 FOR UPDATE",
-    [peer],
-  );
-  return r.rows[0]!;
+  return (await lock())!;
 }
 
 export async function setInbound(tx: Queryable, peer: string, epochId: string, upTo: OutboxPosition, now: Date): Promise<void> {
