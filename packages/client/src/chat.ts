@@ -17,7 +17,8 @@ Chat with a Pesan server over UDP. Each input line is sent as one protocol comma
 (e.g. "LOGIN alice secret1", "/send bob hi", "WHO", "INBOX", "READ <id>"); every datagram
 received is printed on its own line. "/quit" leaves (logging out first).
 
-  --server LIST       servers to use, nearest first; fails over along the list
+  --server LIST       servers to use, nearest first; fails over along the list, to
+                      which the servers SERVERS lists after login are added
                       (default 127.0.0.1:4999; IPv6 as [::1]:4999; may be repeated)
   --user U            log in as U at start (needs --password)
   --password P        password for --user
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
     return err instanceof Error ? err.message : String(err);
   };
 
-  const client = new PesanClient({ servers: args.servers, heartbeatMs: args.heartbeatMs, capAck: args.capAck });
+  const client = new PesanClient({ servers: args.servers, heartbeatMs: args.heartbeatMs, capAck: args.capAck, learnServers: true });
   client.on("line", (line, meta) => {
     if (meta.internal) return;
     out(meta.own && line.tag !== undefined ? line.raw.slice(line.tag.length + 2) : line.raw);

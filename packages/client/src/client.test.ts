@@ -127,6 +127,14 @@ function nextEvent<T>(c: PesanClient, name: "failover" | "resumed" | "message", 
   });
 }
 
+async function waitUntil(cond: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`not true within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
   await Promise.all(servers.splice(0).map((s) => s.close()));
@@ -269,10 +277,36 @@ describe("PesanClient failover", () => {
     expect(a.commands()).toEqual(["LOGIN alice secret1", "RESUME alice t1"]);
   });
 
+  test("REDIRECT from an address that is not a known server is ignored", async () => {
+    const a = await server(basicHandler("tx"));
+    const stranger = await server(basicHandler("tx"));
+    const c = await client({ servers: [a.address], heartbeatMs: 0 });
+    const errors: string[] = [];
+    c.on("error", (e) => errors.push(e.message));
+    await c.login("alice", "secret1");
+    stranger.push(`REDIRECT ${stranger.address}`, { address: "127.0.0.1", port: c.localPort! });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(c.currentServer).toBe(a.address);
+    expect(c.servers).toEqual([a.address]);
+    expect(errors).toEqual([`REDIRECT from ${stranger.address}, which is not in the server list, ignored`]);
+  });
+
+  test("learnServers: after LOGIN the servers SERVERS lists join the list, and a REDIRECT from one of them is followed", async () => {
+    const b = await server(basicHandler("tl"));
+    const a = await server((req, s) => (req.text === "SERVERS" ? [`SERVER a ${a.address} UP 1/0`, `SERVER b ${b.address} UP 0/0`, "OK SERVERS 2"] : basicHandler("tl")(req, s)));
+    const c = await client({ servers: [a.address], heartbeatMs: 0, learnServers: true });
+    await c.login("alice", "secret1");
+    await waitUntil(() => c.servers.length === 2);
+    expect(c.servers).toEqual([a.address, b.address]);
+    const failover = nextEvent<FailoverEvent>(c, "failover");
+    b.push(`REDIRECT ${b.address}`, { address: "127.0.0.1", port: c.localPort! });
+    expect(await failover).toEqual({ from: a.address, to: b.address, reason: "redirect" });
+  });
+
   test("REDIRECT switches to the given server and resumes there", async () => {
     const a = await server(basicHandler("tr"));
     const b = await server(basicHandler("tr"));
-    const c = await client({ servers: [a.address], heartbeatMs: 0, capAck: true });
+    const c = await client({ servers: [a.address, b.address], heartbeatMs: 0, capAck: true });
     await c.login("alice", "secret1");
     const failover = nextEvent<FailoverEvent>(c, "failover");
     const resumed = nextEvent<{ server: string }>(c, "resumed");
@@ -455,8 +489,10 @@ describe("chat CLI", () => {
     expect(out).toEqual(["OK LOGIN alice tk", "MSG m7 bob 2026-11-22T23:40:00.123Z welcome back", "ONLINE alice", "OK WHO 1"]);
     expect(r.stdout).not.toMatch(/> /);
     expect(r.stderr).toMatch(/^\* connected to /m);
-    // CAP ACK first (on by default), then the commands; the pushed MSG was ACKed.
-    expect(srv.commands().filter((t) => !t.startsWith("ACK "))).toEqual(["CAP ACK", "LOGIN alice secret1", "/who"]);
+    // CAP ACK first (on by default), then the commands; the pushed MSG was ACKed; after the
+    // login the CLI asks SERVERS in the background, to know every cluster it may fail over to.
+    expect(srv.commands().filter((t) => !t.startsWith("ACK ") && t !== "SERVERS")).toEqual(["CAP ACK", "LOGIN alice secret1", "/who"]);
+    expect(srv.commands()).toContain("SERVERS");
     expect(srv.commands()).toContain("ACK m7");
   });
 
@@ -466,7 +502,7 @@ describe("chat CLI", () => {
     expect(r.code).toBe(0);
     expect(r.stdout.split("\n").filter((l) => l.length > 0)).toEqual(["ERR TAKEN that user name is taken", "OK LOGIN alice tk", "ONLINE alice", "OK WHO 1"]);
     expect(r.stderr).toMatch(/\* logged in as alice/);
-    expect(srv.commands()).toEqual(["REGISTER alice secret1", "LOGIN alice secret1", "WHO"]);
+    expect(srv.commands().filter((t) => t !== "SERVERS")).toEqual(["REGISTER alice secret1", "LOGIN alice secret1", "WHO"]);
   });
 
   test("SIGTERM logs out and exits", async () => {

@@ -27,6 +27,12 @@ export interface PesanClientOptions {
   requestTimeoutMs?: number;
   /** Send `CAP ACK` on every server before LOGIN/RESUME and `ACK <id>` every pushed MSG. */
   capAck?: boolean;
+  /**
+   * After each LOGIN or RESUME, ask `SERVERS` and add the servers not in the list yet (in the
+   * order given, nearest first) to the end of it: failover and REDIRECT then know every
+   * cluster, not only the configured ones (default false: the list stays as given).
+   */
+  learnServers?: boolean;
   recvBufferSize?: number;
   sendBufferSize?: number;
 }
@@ -183,6 +189,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
   readonly missedHeartbeats: number;
   readonly requestTimeoutMs: number;
   readonly capAck: boolean;
+  readonly learnServers: boolean;
 
   private readonly serverList: string[];
   private readonly recvBufferSize: number | undefined;
@@ -225,6 +232,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     this.missedHeartbeats = Math.max(1, nonNegative("missedHeartbeats", options.missedHeartbeats ?? 3));
     this.requestTimeoutMs = Math.max(1, nonNegative("requestTimeoutMs", options.requestTimeoutMs ?? 3000));
     this.capAck = options.capAck ?? false;
+    this.learnServers = options.learnServers ?? false;
     this.recvBufferSize = options.recvBufferSize;
     this.sendBufferSize = options.sendBufferSize;
   }
@@ -234,7 +242,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     return this.serverList[this.index]!;
   }
 
-  /** The server list (a REDIRECT to an unknown address adds it). */
+  /** The server list (a REDIRECT to an unknown address adds it, and so does learnServers). */
   get servers(): readonly string[] {
     return this.serverList;
   }
@@ -489,6 +497,12 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
         return;
       }
       case "REDIRECT":
+        // Only a server we know may move us (a survivor of our cluster's death sends it from
+        // its own address, which SERVERS listed): anyone else could steer us anywhere.
+        if (!this.serverList.includes(from)) {
+          this.report(new Error(`REDIRECT from ${from}, which is not in the server list, ignored`));
+          return;
+        }
         this.redirect(line.address);
         return;
       default:
@@ -503,6 +517,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
       this.sessionValue = { user: line.args[0]!, token: line.args[1]! };
       this.boundEpoch = this.epoch;
       this.needsResume = false;
+      if (this.learnServers) this.runInBackground(this.learnServersStep(this.epoch));
       // The server may want a session before CAP ACK: (re)send it now the session is bound.
       if (this.capAck && !this.capOk && !this.capFailed && !this.capInFlight) {
         this.runInBackground(this.capAckStep(this.epoch));
@@ -593,6 +608,27 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
       return "failed";
     }
     return "needs-session";
+  }
+
+  private async learnServersStep(epoch: number): Promise<void> {
+    let lines: ServerLine[];
+    try {
+      lines = await this.requestTagged("SERVERS", this.requestTimeoutMs, true);
+    } catch (err) {
+      if (!(err instanceof ClientClosedError) && !(err instanceof RequestTimeoutError)) this.report(err);
+      return;
+    }
+    if (epoch !== this.epoch || this.closed) return;
+    for (const l of lines) {
+      if (l.kind !== "SERVER") continue;
+      try {
+        const a = parseServerAddress(l.address);
+        const address = formatServerAddress(a.host, a.port);
+        if (!this.serverList.includes(address)) this.serverList.push(address);
+      } catch {
+        // a server whose address we could not use
+      }
+    }
   }
 
   private async resumeStep(epoch: number): Promise<void> {

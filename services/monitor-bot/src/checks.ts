@@ -4,12 +4,12 @@
  * socket behind. The address is pinned (the name is not looked up again), so a check reports
  * on that replica only.
  */
-import { createSocket } from "node:dgram";
 import http from "node:http";
 import https from "node:https";
 import { connect as netConnect, type LookupFunction, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import pg from "pg";
+import { askLive } from "@pesan/shared/heartbeat";
 import { TimeoutError, withTimeout } from "./schedule.ts";
 
 export interface Endpoint {
@@ -53,29 +53,7 @@ export function checkHttp(url: string, ep: Endpoint, timeoutMs: number): Promise
 
 /** The protocol's heartbeat: `/@live?` must come back as `yes` (the whole path answers, not only the gateway). */
 export function checkUdp(ep: Endpoint, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = createSocket(ep.family === 6 ? "udp6" : "udp4");
-    let done = false;
-    const finish = (err: Error | undefined, detail = "") => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.close();
-      if (err) reject(err);
-      else resolve(detail);
-    };
-    const timer = setTimeout(() => finish(new TimeoutError(`no reply to /@live? within ${timeoutMs} ms`)), timeoutMs);
-    socket.on("error", (e) => finish(e));
-    socket.on("message", (buf) => {
-      const line = buf.toString("utf8").replace(/\r?\n$/, "");
-      if (line.length === 0) return; // what a UDP proxy sends when its upstream died; keep waiting
-      if (line === "yes") finish(undefined, "yes");
-      else finish(new Error(`answered ${JSON.stringify(line.slice(0, 120))} instead of yes`));
-    });
-    socket.send("/@live?", ep.port, ep.address, (err) => {
-      if (err) finish(err);
-    });
-  });
+  return askLive(ep.address, ep.port, timeoutMs);
 }
 
 /** Connects to the pinned address with the URL's credentials and runs SELECT 1. */

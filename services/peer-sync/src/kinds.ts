@@ -6,6 +6,7 @@
  * Nothing applied here is written back to the outbox as the same kind: each cluster sends only
  * what its own clients did, to every peer directly, so nothing echoes.
  */
+import { isIP } from "node:net";
 import { z } from "zod";
 import type { Queryable } from "@pesan/shared/db";
 import { oneByOne, type ApplyContext, type FrameKind } from "./frames.ts";
@@ -15,14 +16,26 @@ const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
 /** An instant as JSON: ISO 8601 with an offset (Date#toISOString gives `...Z`). */
 const instant = z.iso.datetime({ offset: true });
 const token = z.string().min(1).max(128);
+/**
+ * A client's UDP address as its gateway saw it (`1.2.3.4:5` or `[::1]:5`): our gateway may
+ * send REDIRECT there, so only an IP literal and a port pass, never a name to resolve.
+ */
+const endpoint = z
+  .string()
+  .max(64)
+  .refine((s) => {
+    const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([0-9.]+):(\d{1,5})$/.exec(s);
+    return m !== null && isIP(m[1]!) !== 0 && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+  }, "must be ip:port or [ipv6]:port");
 
 export const userRegister = z.object({ name: userName, passHash: z.string().min(1).max(1024), createdAt: instant, home: clusterName });
 export const userUnregister = z.object({ name: userName, createdAt: instant, at: instant });
-export const sessionUp = z.object({ user: userName, token, cluster: clusterName, capAck: z.boolean(), at: instant });
+/** `reach` came after v1's first release: optional, and a receiver that does not know it drops it. */
+export const sessionUp = z.object({ user: userName, token, cluster: clusterName, capAck: z.boolean(), at: instant, reach: endpoint.optional() });
 export const sessionDown = z.object({ user: userName, token, cluster: clusterName, reason: z.enum(["logout", "expired", "unregistered", "replaced"]), at: instant });
 export const sessionSnapshot = z.object({
   cluster: clusterName,
-  sessions: z.array(z.object({ user: userName, token, capAck: z.boolean(), at: instant })).max(10_000_000),
+  sessions: z.array(z.object({ user: userName, token, capAck: z.boolean(), at: instant, reach: endpoint.optional() })).max(10_000_000),
 });
 export type UserRegister = z.infer<typeof userRegister>;
 export type UserUnregister = z.infer<typeof userUnregister>;
@@ -110,17 +123,17 @@ async function applyUserUnregister(tx: Queryable, _ctx: ApplyContext, d: UserUnr
  * Applied only when it is not older than what we have; a local session replaced by another
  * login (another token) gets `BYE replaced` through pending_pushes (the routers publish it).
  */
-async function bindRemote(tx: Queryable, ctx: ApplyContext, cluster: string, d: { user: string; token: string; capAck: boolean; at: string }): Promise<void> {
+async function bindRemote(tx: Queryable, ctx: ApplyContext, cluster: string, d: { user: string; token: string; capAck: boolean; at: string; reach?: string | undefined }): Promise<void> {
   const at = new Date(d.at);
   const u = await tx.query("SELECT 1 FROM users WHERE name = $1", [d.user]);
   if (u.rowCount === 0) return;
-  const r = await tx.query<{ token: string; cluster: string; gateway: string; addr: string; login_at: Date | string }>(
-    "SELECT token, cluster, gateway, addr, login_at FROM sessions WHERE user_name = $1 FOR UPDATE",
+  const r = await tx.query<{ token: string; cluster: string; gateway: string; addr: string; login_at: Date | string; reach: string }>(
+    "SELECT token, cluster, gateway, addr, login_at, reach FROM sessions WHERE user_name = $1 FOR UPDATE",
     [d.user],
   );
   const cur = r.rows[0];
   if (cur) {
-    if (cur.cluster === cluster && cur.token === d.token && new Date(cur.login_at).getTime() === at.getTime()) return; // already so
+    if (cur.cluster === cluster && cur.token === d.token && new Date(cur.login_at).getTime() === at.getTime() && cur.reach === (d.reach ?? "")) return; // already so
     if (compareBindings({ at, cluster }, { at: new Date(cur.login_at), cluster: cur.cluster }) < 0) return; // older news
     if (cur.cluster === ctx.self && cur.gateway !== "") {
       if (cur.token !== d.token) {
@@ -137,10 +150,10 @@ async function bindRemote(tx: Queryable, ctx: ApplyContext, cluster: string, d: 
     }
   }
   await tx.query(
-    `INSERT INTO sessions (user_name, token, cluster, gateway, addr, cap_ack, login_at, last_heard) VALUES ($1, $2, $3, '', '', $4, $5, $5)
+    `INSERT INTO sessions (user_name, token, cluster, gateway, addr, cap_ack, login_at, last_heard, reach) VALUES ($1, $2, $3, '', '', $4, $5, $5, $6)
      ON CONFLICT (user_name) DO UPDATE SET token = EXCLUDED.token, cluster = EXCLUDED.cluster, gateway = '', addr = '',
-       cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard`,
-    [d.user, d.token, cluster, d.capAck, at],
+       cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard, reach = EXCLUDED.reach`,
+    [d.user, d.token, cluster, d.capAck, at, d.reach ?? ""],
   );
   await handOver(tx, d.user);
 }
@@ -217,13 +230,13 @@ export async function writeSnapshot(tx: Queryable, self: string, waitMs: number,
     if (Date.now() >= deadline) return false;
     await sleep(20);
   }
-  const s = await tx.query<{ user_name: string; token: string; cap_ack: boolean; login_at: Date | string }>(
-    "SELECT user_name, token, cap_ack, login_at FROM sessions WHERE cluster = $1 ORDER BY user_name",
+  const s = await tx.query<{ user_name: string; token: string; cap_ack: boolean; login_at: Date | string; addr: string }>(
+    "SELECT user_name, token, cap_ack, login_at, addr FROM sessions WHERE cluster = $1 ORDER BY user_name",
     [self],
   );
   const snapshot: SessionSnapshot = {
     cluster: self,
-    sessions: s.rows.map((row) => ({ user: row.user_name, token: row.token, capAck: row.cap_ack, at: new Date(row.login_at).toISOString() })),
+    sessions: s.rows.map((row) => ({ user: row.user_name, token: row.token, capAck: row.cap_ack, at: new Date(row.login_at).toISOString(), ...(row.addr ? { reach: row.addr } : {}) })),
   };
   await tx.query("INSERT INTO peer_outbox (kind, payload) VALUES ('session.snapshot', $1::jsonb)", [JSON.stringify(snapshot)]);
   return true;

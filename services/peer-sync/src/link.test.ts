@@ -1,6 +1,6 @@
 import type { Db, QueryResult, Row } from "@pesan/shared/db";
 import { createLogger, createRegistry } from "@pesan/shared/observability";
-import { Link, type PeerCaller } from "./link.ts";
+import { answersHeartbeat, Link, type PeerCaller } from "./link.ts";
 import { createPeerSyncMetrics } from "./metrics.ts";
 
 /** Records the statements peer-sync sends; answers every one with one affected row. */
@@ -13,7 +13,15 @@ class FakeDb {
     return { rows: [], rowCount: 1 };
   }
   writes(): string[] {
-    return this.calls.map((c) => (c.sql.startsWith("UPDATE server_list SET active = false") ? "down" : c.sql.startsWith("INSERT INTO server_list") ? "up" : "other"));
+    return this.calls.map((c) =>
+      c.sql.startsWith("UPDATE server_list SET active = false")
+        ? "down"
+        : c.sql.startsWith("INSERT INTO server_list")
+          ? "up"
+          : c.sql.startsWith("INSERT INTO pending_pushes")
+            ? `redirect ${String(c.params[0])} ${String(c.params[1])} ${String(c.params[3])}`
+            : "other",
+    );
   }
 }
 
@@ -28,7 +36,7 @@ class FakePeer implements PeerCaller {
   }
 }
 
-function setup(failuresToDown = 2) {
+function setup(failuresToDown = 2, peerServesClients = false) {
   const db = new FakeDb();
   const peer = new FakePeer();
   let selfDown = false;
@@ -45,6 +53,7 @@ function setup(failuresToDown = 2) {
         if (selfDown) throw new Error("our database is down");
         return { name: "a", address: "127.0.0.1:4999", syncUrl: "http://127.0.0.1:7000", quota: 5, online: 1 };
       },
+      servesClients: async () => peerServesClients,
       clock: () => new Date(0),
     },
   );
@@ -70,7 +79,8 @@ test("DOWN after N failures in a row, written once; back UP with an announce aga
   await link.checkOnce();
   expect(link.state).toBe("DOWN");
   await link.checkOnce();
-  expect(db.writes()).toEqual(["up", "down"]);
+  // DOWN: written once, and the peer's clients get REDIRECT to us (if we are the first survivor).
+  expect(db.writes()).toEqual(["up", "down", "redirect b a REDIRECT 127.0.0.1:4999"]);
   expect(link.describe()).toEqual({ state: "DOWN", failures: 3, error: "connect ECONNREFUSED" });
   expect(await registry.getSingleMetricAsString("pesan_peer_link_up")).toMatch(/peer="b"[^}]*\} 0/);
   peer.up = true;
@@ -104,9 +114,9 @@ test("a DOWN row that could not be written is written at the next failure", asyn
   expect(link.state).toBe("DOWN");
   db.failing = false;
   await link.checkOnce();
-  expect(db.writes()).toEqual(["down"]);
+  expect(db.writes()).toEqual(["down", "redirect b a REDIRECT 127.0.0.1:4999"]);
   await link.checkOnce();
-  expect(db.writes()).toEqual(["down"]);
+  expect(db.writes()).toEqual(["down", "redirect b a REDIRECT 127.0.0.1:4999"]);
 });
 
 test("an announce received makes a DOWN peer UP at once", async () => {
@@ -116,4 +126,31 @@ test("an announce received makes a DOWN peer UP at once", async () => {
   expect(link.state).toBe("DOWN");
   link.observeAnnounce();
   expect(link.state).toBe("UP");
+});
+
+test("DOWN to us but its gateway still answers its clients (a cut link): no REDIRECT", async () => {
+  const { db, peer, link } = setup(1, true);
+  peer.up = false;
+  await link.checkOnce();
+  expect(link.state).toBe("DOWN");
+  expect(db.writes()).toEqual(["down"]);
+});
+
+test("answersHeartbeat: a real UDP socket answering yes counts; a silent port or a bad address does not", async () => {
+  const { createSocket } = await import("node:dgram");
+  const s = createSocket("udp4");
+  s.on("message", (m, r) => {
+    if (m.toString() === "/@live?") s.send("yes", r.port, r.address);
+  });
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  const silent = createSocket("udp4");
+  await new Promise<void>((r) => silent.bind(0, "127.0.0.1", () => r()));
+  try {
+    expect(await answersHeartbeat(`127.0.0.1:${s.address().port}`)).toBe(true);
+    expect(await answersHeartbeat(`127.0.0.1:${silent.address().port}`)).toBe(false);
+    expect(await answersHeartbeat("not an address")).toBe(false);
+  } finally {
+    s.close();
+    silent.close();
+  }
 });

@@ -5,6 +5,7 @@
  * database); the others are hellos.
  */
 import type { Db } from "@pesan/shared/db";
+import { askLive } from "@pesan/shared/heartbeat";
 import type { Logger } from "@pesan/shared/observability";
 import type { PeerConfig } from "./config.ts";
 import { PATHS, PROTOCOL_VERSION, statusReply, type ServerStatus } from "./frames.ts";
@@ -24,7 +25,31 @@ export interface LinkDeps {
   logger: Logger;
   metrics: PeerSyncMetrics;
   selfStatus: () => Promise<ServerStatus>;
+  /**
+   * Whether the peer still answers its own clients at this address (`/@live?`). A link can be
+   * DOWN with the cluster alive (a cut between us): then its clients must not be moved.
+   */
+  servesClients?: (address: string) => Promise<boolean>;
   clock?: () => Date;
+}
+
+/**
+ * Up to three heartbeats of a second each: a live gateway answers the first even on a loaded
+ * machine (a wrong "dead" would move live clients); a dead one delays the REDIRECT by 3 s,
+ * still well inside a client's own heartbeat failover (3 missed 5 s heartbeats by default).
+ */
+export async function answersHeartbeat(address: string): Promise<boolean> {
+  const m = /^\[(.+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
+  if (!m) return false;
+  for (let i = 0; i < 3; i++) {
+    try {
+      await askLive(m[1]!, Number(m[2]), 1000);
+      return true;
+    } catch {
+      // no answer (yet)
+    }
+  }
+  return false;
 }
 
 export interface LinkOptions {
@@ -43,6 +68,8 @@ export class Link {
   private lastError = "";
   /** What the server_list row says, as far as we know: a failed write is retried next round. */
   private rowActive: boolean | undefined;
+  /** Where the peer's clients reach it, as it last told us. */
+  private clientAddress: string;
 
   constructor(peer: PeerConfig, o: LinkOptions, d: LinkDeps) {
     this.name = `link-${peer.name}`;
@@ -50,6 +77,7 @@ export class Link {
     this.d = d;
     this.clock = d.clock ?? (() => new Date());
     this.liveness = new Liveness(o.failuresToDown);
+    this.clientAddress = peer.address;
     this.loop = new Loop(this.name, o.intervalMs, () => this.checkOnce(), d.logger, { immediate: true });
   }
 
@@ -106,6 +134,7 @@ export class Link {
         if (this.rowActive !== false) {
           await store.markDown(this.d.db, this.peer.name);
           this.rowActive = false;
+          await this.redirectClients(body.server);
         }
       }
       return;
@@ -117,6 +146,17 @@ export class Link {
     this.track(this.liveness.success());
     await store.markUp(this.d.db, this.peer.name, status, this.peer.proximity, this.clock());
     this.rowActive = true;
+    this.clientAddress = status.address;
+  }
+
+  /** The peer is DOWN to us: if it is gone for its clients too, send them to us (REDIRECT). */
+  private async redirectClients(self: ServerStatus): Promise<void> {
+    if (await (this.d.servesClients ?? answersHeartbeat)(this.clientAddress)) {
+      this.d.logger.warn({ peer: this.peer.name, address: this.clientAddress }, "peer is DOWN to us but still answers its clients: a cut link, its clients stay");
+      return;
+    }
+    const n = await store.redirectClientsOf(this.d.db, this.peer.name, self.name, self.address);
+    if (n > 0) this.d.logger.info({ peer: this.peer.name, clients: n, to: self.address }, "REDIRECT queued for the clients of a DOWN peer");
   }
 
   private track(t: Transition): void {

@@ -28,6 +28,13 @@ export function createPeerSyncMetrics(registry: Registry, peers: string[]) {
       registers: [registry],
     }),
     framesSent: new Counter({ name: "pesan_peer_frames_sent_total", help: "Outbox frames acknowledged by a peer", labelNames: ["peer"], registers: [registry] }),
+    batchFrames: new Histogram({
+      name: "pesan_peer_batch_frames",
+      help: "Frames per request sent to a peer (small batches under load mean per-request overhead dominates)",
+      labelNames: ["peer"],
+      buckets: [1, 5, 20, 50, 100, 250, 500, 1000, 5000],
+      registers: [registry],
+    }),
   };
   // Present from the start, so a dashboard sees 0 rather than nothing.
   for (const p of peers) {

@@ -72,6 +72,7 @@ export class OutboxPump {
       await store.setOutCursor(this.d.db, this.peer, upTo, this.clock());
       if (comparePositions(upTo, cursor) > 0) this.cursor = upTo;
       this.d.metrics.framesSent.inc({ peer: this.peer }, rows.length);
+      this.d.metrics.batchFrames.observe({ peer: this.peer }, rows.length);
       if (rows.length < this.batch) return;
     }
   }

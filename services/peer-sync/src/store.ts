@@ -45,6 +45,28 @@ export async function markDown(q: Queryable, peer: string): Promise<void> {
   await q.query("UPDATE server_list SET active = false, online = 0 WHERE name = $1 AND NOT is_self", [peer]);
 }
 
+/**
+ * The peer just went DOWN: its clients we know an address of get `REDIRECT <our address>`
+ * (through pending_pushes; a router sends it from one of our gateways), so they move now
+ * rather than after their heartbeat timeout. Only one survivor does it, the one whose name
+ * is first among the clusters still UP, so a client is not sent two ways. Returns how many.
+ */
+export async function redirectClientsOf(q: Queryable, peer: string, self: string, selfAddress: string): Promise<number> {
+  const r = await q.query(
+    `INSERT INTO pending_pushes (gateway, addr, line)
+     SELECT '', s.reach, $4 FROM sessions s
+      WHERE s.cluster = $1 AND s.reach <> ''
+        AND $2 = (SELECT min(name) FROM server_list WHERE (active OR name = $2) AND name <> $1)
+      ORDER BY s.user_name
+      LIMIT $3`,
+    [peer, self, MAX_REDIRECTS, `REDIRECT ${selfAddress}`],
+  );
+  return r.rowCount;
+}
+
+/** Bounds one DOWN's burst of REDIRECT datagrams; past it, the clients' own heartbeats move them. */
+const MAX_REDIRECTS = 100_000;
+
 /** An announce: the peer is alive and says where its clients connect. Idempotent. */
 export async function applyAnnounce(q: Queryable, peer: string, s: ServerStatus, proximity: number, now: Date): Promise<void> {
   await markUp(q, peer, s, proximity, now);

@@ -163,7 +163,8 @@ async function bind(b: Batch, ctx: ReqCtx, s: Session, event: "login" | "resume"
   }
   await store.upsertSession(b.tx, s, cluster, b.now);
   await store.logConnection(b.tx, s.user, event, cluster, s.gateway, s.addr, b.now);
-  await store.outbox(b.tx, "session.up", { user: s.user, token: s.token, cluster, capAck: s.capAck, at: b.now.toISOString() });
+  // reach: where a survivor may send REDIRECT should this cluster die (docs/peer-protocol.md).
+  await store.outbox(b.tx, "session.up", { user: s.user, token: s.token, cluster, capAck: s.capAck, at: b.now.toISOString(), reach: s.addr });
   b.setSession(s);
   b.reply(ctx, formatOk("LOGIN", s.user, s.token));
   for (const line of formatOnline(await store.onlineUsers(b.tx))) b.push(ctx, s, line);

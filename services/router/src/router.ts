@@ -38,6 +38,8 @@ export interface RouterDeps {
  * other clusters) when no NOTIFY woke us first.
  */
 const PEER_PUSH_POLL_MS = 100;
+/** A gateway counts as live for this long after its last stream entry (clients' heartbeats keep it fresh). */
+const GATEWAY_SEEN_MS = 60_000;
 /** Rows a background round takes at once; a full round runs again at once. */
 const ROUND_LIMIT = 500;
 /** Outbox rows kept while no peer link exists (see store.pruneUnlinkedOutbox). */
@@ -64,6 +66,8 @@ export class Router implements Lifecycle {
   private readonly resendLoop: Loop;
   private readonly peerPushLoop: Loop;
   private wake: Listener | undefined;
+  /** Gateways whose entries we consumed, and when last: a line for "any gateway" goes out through the latest. */
+  private readonly gatewaysSeen = new Map<string, number>();
   private started = false;
   private closed = false;
 
@@ -143,6 +147,7 @@ export class Router implements Lifecycle {
         continue;
       }
       d.r.forEach(([reqId, addr, text], i) => incoming.push({ gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i) }));
+      this.gatewaysSeen.set(d.g, Date.now());
     }
     if (incoming.length === 0) return;
     const out = await processBatch(this.core(), incoming, runCommands);
@@ -209,8 +214,26 @@ export class Router implements Lifecycle {
   private async pushFromPeers(): Promise<void> {
     const lines = await this.deps.db.withTransaction((tx) => store.takePendingPushes(tx, ROUND_LIMIT));
     if (lines.length === 0) return;
-    await this.publish(lines.map((p) => ({ gateway: p.gateway, line: [p.addr, p.line, 0] })));
+    // gateway '' (a REDIRECT to another cluster's client): any live gateway of ours can send it.
+    const any = this.liveGateway();
+    const out: Outgoing[] = [];
+    for (const p of lines) {
+      const gateway = p.gateway || any;
+      if (gateway) out.push({ gateway, line: [p.addr, p.line, 0] });
+    }
+    if (out.length < lines.length) this.deps.logger.warn({ dropped: lines.length - out.length }, "no live gateway seen lately to send pushes for other clusters' clients through");
+    await this.publish(out);
     if (lines.length === ROUND_LIMIT) this.peerPushLoop.kick();
+  }
+
+  private liveGateway(): string | undefined {
+    let best: string | undefined;
+    let at = Date.now() - GATEWAY_SEEN_MS;
+    for (const [g, t] of this.gatewaysSeen) {
+      if (t >= at) [best, at] = [g, t];
+      else if (t < Date.now() - 10 * GATEWAY_SEEN_MS) this.gatewaysSeen.delete(g);
+    }
+    return best;
   }
 
   private async announceSelf(): Promise<void> {

@@ -182,7 +182,7 @@ export async function upsertSession(q: Queryable, s: Session, cluster: string, n
     `INSERT INTO sessions (user_name, token, cluster, gateway, addr, cap_ack, login_at, last_heard)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
      ON CONFLICT (user_name) DO UPDATE SET token = EXCLUDED.token, cluster = EXCLUDED.cluster, gateway = EXCLUDED.gateway,
-       addr = EXCLUDED.addr, cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard`,
+       addr = EXCLUDED.addr, cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard, reach = ''`,
     [s.user, s.token, cluster, s.gateway, s.addr, s.capAck, now],
   );
 }

@@ -180,6 +180,15 @@ async function lagSampler(port: number, peer: string): Promise<{ stop(): Promise
   };
 }
 
+/** Mean frames per request that peer-sync at `port` sent to `peer` (from its /metrics). */
+async function meanBatch(port: number, peer: string): Promise<number | null> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^${name}\\{[^}]*peer="${peer}"[^}]*\\} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  const sum = read("pesan_peer_batch_frames_sum");
+  const count = read("pesan_peer_batch_frames_count");
+  return count > 0 ? Math.round((sum / count) * 10) / 10 : null;
+}
+
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return 0;
   const s = [...xs].sort((x, y) => x - y);
@@ -236,6 +245,7 @@ async function cross(argv: string[], l: Linked): Promise<Record<string, unknown>
   const drainMs = Date.now() - drainFrom;
   const lag = await sampler.stop();
   const delivered = receivers.reduce((a, r) => a + r.msgs, 0);
+  const [batchAB, batchBA] = await Promise.all([meanBatch(l.a.health, "b"), meanBatch(l.b.health, "a")]);
   for (const c of [...senders, ...receivers]) c.close();
   return {
     mode: "cross",
@@ -251,6 +261,8 @@ async function cross(argv: string[], l: Linked): Promise<Record<string, unknown>
     lost: Math.max(0, sent - delivered),
     replication_lag_p99_s: pct(lag, 99),
     replication_lag_max_s: Math.max(0, ...lag),
+    mean_batch_frames_a_to_b: batchAB,
+    mean_batch_frames_b_to_a: batchBA,
   };
 }
 
