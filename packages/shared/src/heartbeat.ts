@@ -8,8 +8,12 @@ import { createSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { HEARTBEAT } from "./protocol/index.ts";
 
-/** Resolves "yes", or rejects with the reason: no answer in time, another answer, a socket error. */
-export function askLive(host: string, port: number, timeoutMs: number): Promise<string> {
+/**
+ * Resolves "yes", or rejects with the reason: no answer in time, another answer, a socket error.
+ * With resendEveryMs the datagram is sent again at that interval until the answer or the
+ * timeout (UDP may drop one).
+ */
+export function askLive(host: string, port: number, timeoutMs: number, resendEveryMs = 0): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = createSocket(isIPv6(host) ? "udp6" : "udp4");
     let done = false;
@@ -17,6 +21,7 @@ export function askLive(host: string, port: number, timeoutMs: number): Promise<
       if (done) return;
       done = true;
       clearTimeout(timer);
+      clearInterval(again);
       socket.close();
       if (err) reject(err);
       else resolve("yes");
@@ -29,8 +34,11 @@ export function askLive(host: string, port: number, timeoutMs: number): Promise<
       if (line === "yes") finish(undefined);
       else finish(new Error(`answered ${JSON.stringify(line.slice(0, 120))} instead of yes`));
     });
-    socket.send(HEARTBEAT, port, host, (err) => {
-      if (err) finish(err);
-    });
+    const send = () =>
+      socket.send(HEARTBEAT, port, host, (err) => {
+        if (err) finish(err);
+      });
+    const again = resendEveryMs > 0 ? setInterval(send, resendEveryMs) : undefined;
+    send();
   });
 }

@@ -34,22 +34,19 @@ export interface LinkDeps {
 }
 
 /**
- * Up to three heartbeats of a second each: a live gateway answers the first even on a loaded
- * machine (a wrong "dead" would move live clients); a dead one delays the REDIRECT by 3 s,
- * still well inside a client's own heartbeat failover (3 missed 5 s heartbeats by default).
+ * A heartbeat sent every 300 ms for up to 1.5 s: a live gateway answers even on a loaded
+ * machine (a wrong "dead" would move live clients), and a dead one delays the REDIRECT by
+ * 1.5 s, well inside a client's own heartbeat failover (3 missed 5 s heartbeats by default).
  */
 export async function answersHeartbeat(address: string): Promise<boolean> {
   const m = /^\[(.+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
   if (!m) return false;
-  for (let i = 0; i < 3; i++) {
-    try {
-      await askLive(m[1]!, Number(m[2]), 1000);
-      return true;
-    } catch {
-      // no answer (yet)
-    }
+  try {
+    await askLive(m[1]!, Number(m[2]), 1500, 300);
+    return true;
+  } catch {
+    return false;
   }
-  return false;
 }
 
 export interface LinkOptions {
