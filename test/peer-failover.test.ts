@@ -177,9 +177,12 @@ test("a SEND to a user whose session a DOWN cluster holds is STORED and delivere
   const c = fx.lc.get("c");
   await Promise.all([c.peerSync.kill9(), ...c.cluster!.routers.map((p) => p.kill9()), ...c.cluster!.gateways.map((p) => p.kill9())]);
   await eventually(async () => expect((await sql<{ active: boolean }>("a", "SELECT active FROM server_list WHERE name = 'c'"))[0]!.active).toBe(false), 5000);
+  // WHO on A no longer lists c1: nobody can reach it while C is DOWN.
+  expect(await a1.client.who()).not.toContain(c1.name);
   const r = await a1.client.send(c1.name, "while-c-down");
   expect(r.raw).toMatch(/ STORED$/);
   await Promise.all([...c.cluster!.routers.map((p) => p.restart()), ...c.cluster!.gateways.map((p) => p.restart()), c.peerSync.restart()]);
+  await eventually(async () => expect(await a1.client.who()).toContain(c1.name), 15_000, 200);
   await eventually(async () => expect(c1.got.get("while-c-down")?.size).toBe(1), 15_000, 200);
 }, 60_000);
 

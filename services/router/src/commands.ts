@@ -75,7 +75,7 @@ async function handle(b: Batch, ctx: ReqCtx, req: Request, s: Session | undefine
       b.bufferAck(req.id, s!.user);
       return;
     case "WHO": {
-      const users = await store.onlineUsers(b.tx);
+      const users = await store.onlineUsers(b.tx, b.settings.cluster);
       for (const line of formatOnline(users, ctx.tag)) b.replyTagged(ctx, line);
       return b.reply(ctx, formatOk("WHO", users.length));
     }
@@ -167,7 +167,7 @@ async function bind(b: Batch, ctx: ReqCtx, s: Session, event: "login" | "resume"
   await store.outbox(b.tx, "session.up", { user: s.user, token: s.token, cluster, capAck: s.capAck, at: b.now.toISOString(), reach: s.addr });
   b.setSession(s);
   b.reply(ctx, formatOk("LOGIN", s.user, s.token));
-  for (const line of formatOnline(await store.onlineUsers(b.tx))) b.push(ctx, s, line);
+  for (const line of formatOnline(await store.onlineUsers(b.tx, b.settings.cluster))) b.push(ctx, s, line);
   const nextPush = new Date(b.now.getTime() + b.settings.resendBaseMs);
   for (const m of await store.takeUndelivered(b.tx, s.user, s.capAck, nextPush, MAX_LOGIN_PUSH_COUNT)) pushMsg(b, ctx, s, m);
 }

@@ -220,8 +220,16 @@ export async function logConnection(q: Queryable, user: string, event: string, c
   ]);
 }
 
-export async function onlineUsers(q: Queryable): Promise<string[]> {
-  const r = await q.query<{ user_name: string }>("SELECT user_name FROM sessions ORDER BY user_name");
+/**
+ * Who is online (WHO, the login's ONLINE list): sessions held here and by the clusters that are
+ * UP. A DOWN cluster's users cannot be reached; they are listed again once they RESUME
+ * elsewhere or their cluster is back (the same rule as ALL's count).
+ */
+export async function onlineUsers(q: Queryable, cluster: string): Promise<string[]> {
+  const r = await q.query<{ user_name: string }>(
+    "SELECT s.user_name FROM sessions s WHERE s.cluster = $1 OR EXISTS (SELECT 1 FROM server_list l WHERE l.name = s.cluster AND l.active AND NOT l.is_self) ORDER BY s.user_name",
+    [cluster],
+  );
   return r.rows.map((x) => x.user_name);
 }
 
