@@ -125,6 +125,15 @@ export class PeerSync implements Lifecycle {
     for (const p of this.pumps) p.kick();
   }
 
+  /** Peers linked for the first time get what this cluster had before (see store.bootstrapPeer). */
+  private async bootstrapNewPeers(): Promise<void> {
+    const now = this.d.clock?.() ?? new Date();
+    for (const peer of await store.peersToBootstrap(this.d.db, this.o.peers.map((p) => p.name))) {
+      const n = await this.d.db.withTransaction((tx) => store.bootstrapPeer(tx, peer, this.o.self, now));
+      this.d.logger.info({ peer, ...n }, "new peer link: this cluster's accounts and undelivered messages queued for it");
+    }
+  }
+
   async selfStatus(): Promise<ServerStatus> {
     return { name: this.o.self, address: this.o.publicAddress, syncUrl: this.o.syncUrl, ...(await store.localLoad(this.d.db, this.o.self)) };
   }
@@ -151,6 +160,7 @@ export class PeerSync implements Lifecycle {
 
   async start(): Promise<void> {
     await store.seedPeers(this.d.db, this.o.peers);
+    await this.bootstrapNewPeers();
     // Listen before calling out: a peer answering our announce may call back at once.
     await this.server.start();
     for (const l of this.links.values()) await l.start();

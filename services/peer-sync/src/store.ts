@@ -7,8 +7,14 @@ import type { ReplayGuard } from "./auth.ts";
 import type { PeerConfig } from "./config.ts";
 import type { OutboxPosition, ServerStatus } from "./frames.ts";
 
-/** Configured peers into server_list (address until they announce one, key, sync URL, rank). */
+/**
+ * Configured peers into server_list (address until they announce one, key, sync URL, rank),
+ * and a peer_links row each. A peer no longer configured loses its link row: its cursors
+ * mean nothing once the outbox was pruned without it, and if it is configured again it is
+ * bootstrapped like a new peer. (With no peers left, the routers stop writing frames.)
+ */
 export async function seedPeers(q: Queryable, peers: PeerConfig[]): Promise<void> {
+  await q.query("DELETE FROM peer_links WHERE NOT (peer = ANY($1::text[]))", [peers.map((p) => p.name)]);
   for (const p of peers) {
     await q.query(
       `INSERT INTO server_list (name, address, active, access_key, proximity, sync_url) VALUES ($1, $2, false, $3, $4, $5)
@@ -19,6 +25,43 @@ export async function seedPeers(q: Queryable, peers: PeerConfig[]): Promise<void
     await q.query("INSERT INTO peer_links (peer) VALUES ($1) ON CONFLICT DO NOTHING", [p.name]);
   }
 }
+
+/** Configured peers not yet sent what this cluster had before the link existed. */
+export async function peersToBootstrap(q: Queryable, peers: string[]): Promise<string[]> {
+  const r = await q.query<{ peer: string }>("SELECT peer FROM peer_links WHERE peer = ANY($1::text[]) AND bootstrapped_at IS NULL ORDER BY peer", [peers]);
+  return r.rows.map((x) => x.peer);
+}
+
+/**
+ * A new link's catch-up, in one transaction, as frames for that peer only (`target`): every
+ * account whose home is this cluster (`user.register`), and every undelivered message this
+ * cluster took from its own clients (`message.new`; they become `replicated`, so their state
+ * is sent on from now on). Applying them is idempotent, so a peer that already had some of it
+ * loses nothing. Sessions follow with the next snapshot. Returns what was queued.
+ */
+export async function bootstrapPeer(tx: Queryable, peer: string, self: string, now: Date): Promise<{ users: number; messages: number }> {
+  const users = await tx.query(
+    `INSERT INTO peer_outbox (kind, payload, target)
+     SELECT 'user.register', jsonb_build_object('name', name, 'passHash', pass_hash, 'createdAt', ${ISO("created_at")}, 'home', home_cluster), $2
+       FROM users WHERE home_cluster = $1 ORDER BY created_at, name`,
+    [self, peer],
+  );
+  const messages = await tx.query(
+    `WITH m AS (
+       UPDATE messages SET replicated = true WHERE NOT delivered AND starts_with(id, $1 || ':')
+       RETURNING id, sent_at, sender, recipient, body
+     )
+     INSERT INTO peer_outbox (kind, payload, target)
+     SELECT 'message.new', jsonb_build_object('id', id, 'sentAt', ${ISO("sent_at")}, 'sender', sender, 'recipient', recipient, 'body', body), $2
+       FROM m ORDER BY sent_at, id`,
+    [self, peer],
+  );
+  await tx.query("UPDATE peer_links SET bootstrapped_at = $2 WHERE peer = $1", [peer, now]);
+  return { users: users.rowCount, messages: messages.rowCount };
+}
+
+/** A timestamptz column as the frames' ISO 8601 text (UTC, milliseconds). */
+const ISO = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** This cluster's online count (its own sessions) and quota (from the routers' own row). */
 export async function localLoad(q: Queryable, self: string): Promise<{ online: number; quota: number }> {
