@@ -147,5 +147,8 @@ test("a hello is answered with this cluster's online count (its own sessions) an
   );
   const r = await send(signed("c", lc.keyOf("a", "c"), "/v1/hello", { ...announceFrom("c"), kind: "hello" }));
   expect(r.status).toBe(200);
-  expect(r.json).toEqual({ v: 1, kind: "status", server: { name: "a", address: a().address, syncUrl: a().syncUrl, online: 2, quota: 77 } });
+  // epoch: a's database identity, the one in its peer_self row.
+  const epoch = (await sqlOn<{ epoch: string }>(a().db.url, "SELECT epoch FROM peer_self"))[0]?.epoch;
+  expect(epoch).toMatch(/^[0-9a-f-]{36}$/);
+  expect(r.json).toEqual({ v: 1, kind: "status", server: { name: "a", address: a().address, syncUrl: a().syncUrl, online: 2, quota: 77, epoch } });
 });

@@ -2,8 +2,11 @@
  * A peer linked later (taken out of PEERS and put back, as when a cluster is added to a running
  * one) is sent what the cluster had before the link: its accounts and its undelivered messages.
  * The outbox cannot do that by itself: with no peer configured the routers write no frames and
- * peer-sync prunes the outbox.
+ * peer-sync prunes the outbox. And a peer whose database is recreated empty (a new epoch) is
+ * sent it all again.
  */
+import pg from "pg";
+import { adminUrl } from "./support/db.ts";
 import { RawClient } from "./support/udp.ts";
 import { eventually, useLinkedClusters } from "./support/clusters.ts";
 
@@ -44,4 +47,34 @@ test("accounts and an offline message made on a while it had no peers reach b on
   await eventually(async () => expect(await sql("a", "SELECT delivered FROM messages WHERE recipient = 'bs_bob'")).toEqual([{ delivered: true }]), 10_000);
   await new Promise((r) => setTimeout(r, 500));
   expect(onB.lines.filter((l) => l.includes("from before the link"))).toHaveLength(1);
+}, 90_000);
+
+test("b's database recreated empty: a sees b's new epoch and sends its accounts and undelivered messages again", async () => {
+  const onA = fx.track(await RawClient.open(addr("a")));
+  expect(await onA.request("REGISTER rs_carol secret1")).toBe("OK REGISTERED rs_carol");
+  expect(await onA.request("REGISTER rs_dave secret1")).toBe("OK REGISTERED rs_dave");
+  expect(await onA.request("LOGIN rs_carol secret1")).toMatch(/^OK LOGIN rs_carol /);
+  expect(await onA.request("SEND rs_dave kept for dave")).toMatch(/^OK SENT \S+ STORED$/);
+  const onB = (name: string) => sql<{ name: string }>("b", "SELECT name FROM users WHERE name = $1", [name]);
+  await eventually(async () => expect(await onB("rs_dave")).toHaveLength(1), 10_000);
+
+  // Every process of b down, its database dropped and made again, empty; then b starts again.
+  const b = fx.lc.get("b");
+  await Promise.all([b.peerSync.stop(), ...b.cluster!.routers.map((p) => p.stop()), ...b.cluster!.gateways.map((p) => p.stop())]);
+  const admin = new pg.Client({ connectionString: adminUrl() });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE ${b.db.name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${b.db.name}`);
+  } finally {
+    await admin.end();
+  }
+  for (const p of b.cluster!.routers) await p.restart();
+  await Promise.all(b.cluster!.gateways.map((p) => p.restart()));
+  await b.peerSync.restart();
+
+  await eventually(async () => expect((await onB("rs_carol")).length + (await onB("rs_dave")).length).toBe(2), 15_000, 200);
+  const dave = fx.track(await RawClient.open(addr("b")));
+  expect(await dave.request("LOGIN rs_dave secret1")).toMatch(/^OK LOGIN rs_dave /);
+  await dave.waitFor(/^MSG \S+ rs_carol \S+ kept for dave$/, 10_000);
 }, 90_000);

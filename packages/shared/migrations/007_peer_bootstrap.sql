@@ -4,3 +4,7 @@
 -- rows every peer acknowledged are pruned, and none are kept while no peer is configured.
 -- NULL: not done yet for that peer.
 ALTER TABLE peer_links ADD COLUMN bootstrapped_at timestamptz;
+
+-- The peer's database identity (its peer_self.epoch) as it last told us. A different one means
+-- its database was recreated (restored empty): it is bootstrapped again.
+ALTER TABLE peer_links ADD COLUMN peer_epoch text;

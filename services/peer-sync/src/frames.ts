@@ -24,6 +24,8 @@ export const serverStatus = z.object({
   syncUrl: z.string().max(2048),
   quota: count,
   online: count,
+  /** Its database's identity (peer_self.epoch): a new one means it was recreated. Optional (added within v1). */
+  epoch: z.string().min(1).max(64).optional(),
 });
 export type ServerStatus = z.infer<typeof serverStatus>;
 

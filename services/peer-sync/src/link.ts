@@ -30,6 +30,8 @@ export interface LinkDeps {
    * DOWN with the cluster alive (a cut between us): then its clients must not be moved.
    */
   servesClients?: (address: string) => Promise<boolean>;
+  /** Each answer's status, after the peer's row is written (the epoch check). */
+  onStatus?: (peer: string, status: ServerStatus) => Promise<void>;
   clock?: () => Date;
 }
 
@@ -144,6 +146,7 @@ export class Link {
     await store.markUp(this.d.db, this.peer.name, status, this.peer.proximity, this.clock());
     this.rowActive = true;
     this.clientAddress = status.address;
+    await this.d.onStatus?.(this.peer.name, status);
   }
 
   /** The peer is DOWN to us: if it is gone for its clients too, send them to us (REDIRECT). */

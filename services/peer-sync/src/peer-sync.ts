@@ -75,6 +75,7 @@ export class PeerSync implements Lifecycle {
   private readonly snapshots: Loop | undefined;
   private readonly replay: ReplayGuard;
   private wake: Listener | undefined;
+  private epoch: string | undefined;
   private started = false;
   private closed = false;
 
@@ -107,7 +108,11 @@ export class PeerSync implements Lifecycle {
     for (const p of o.peers) {
       const client = connect(p);
       this.clients.push(client);
-      const link = new Link(p, { intervalMs: o.intervalMs, failuresToDown: o.failuresToDown }, { db: d.db, client, logger: d.logger, metrics: this.metrics, selfStatus, clock });
+      const link = new Link(
+        p,
+        { intervalMs: o.intervalMs, failuresToDown: o.failuresToDown },
+        { db: d.db, client, logger: d.logger, metrics: this.metrics, selfStatus, onStatus: (peer, s) => this.onPeerStatus(peer, s), clock },
+      );
       this.links.set(p.name, link);
       this.pumps.push(new OutboxPump(p.name, { pollMs: o.outboxPollMs, batch: o.outboxBatch }, { db: d.db, client, logger: d.logger, metrics: this.metrics, isUp: () => link.up, clock }));
     }
@@ -130,12 +135,20 @@ export class PeerSync implements Lifecycle {
     const now = this.d.clock?.() ?? new Date();
     for (const peer of await store.peersToBootstrap(this.d.db, this.o.peers.map((p) => p.name))) {
       const n = await this.d.db.withTransaction((tx) => store.bootstrapPeer(tx, peer, this.o.self, now));
-      this.d.logger.info({ peer, ...n }, "new peer link: this cluster's accounts and undelivered messages queued for it");
+      if (n) this.d.logger.info({ peer, ...n }, "new peer link: this cluster's accounts and undelivered messages queued for it");
     }
   }
 
   async selfStatus(): Promise<ServerStatus> {
-    return { name: this.o.self, address: this.o.publicAddress, syncUrl: this.o.syncUrl, ...(await store.localLoad(this.d.db, this.o.self)) };
+    this.epoch ??= await store.epoch(this.d.db);
+    return { name: this.o.self, address: this.o.publicAddress, syncUrl: this.o.syncUrl, epoch: this.epoch, ...(await store.localLoad(this.d.db, this.o.self)) };
+  }
+
+  /** A peer whose database was recreated (a new epoch) is bootstrapped again. */
+  private async onPeerStatus(peer: string, status: ServerStatus): Promise<void> {
+    if (status.epoch === undefined || !(await store.notePeerEpoch(this.d.db, peer, status.epoch))) return;
+    this.d.logger.warn({ peer, epoch: status.epoch }, "peer's database is new (another epoch): sending it this cluster's accounts and undelivered messages again");
+    await this.bootstrapNewPeers();
   }
 
   /** Each link's state and backlog (unacknowledged outbox rows, age of the oldest in seconds), for /healthz. */

@@ -26,6 +26,20 @@ export async function seedPeers(q: Queryable, peers: PeerConfig[]): Promise<void
   }
 }
 
+/**
+ * Records the epoch a peer reports. A different one than before means its database was
+ * recreated: its bootstrap is due again (true). The first one ever is just recorded.
+ */
+export async function notePeerEpoch(q: Queryable, peer: string, epoch: string): Promise<boolean> {
+  const r = await q.query<{ due: boolean }>(
+    `UPDATE peer_links l SET peer_epoch = $2, bootstrapped_at = CASE WHEN l.peer_epoch IS NOT NULL THEN NULL ELSE l.bootstrapped_at END
+      WHERE l.peer = $1 AND l.peer_epoch IS DISTINCT FROM $2
+      RETURNING l.bootstrapped_at IS NULL AS due`,
+    [peer, epoch],
+  );
+  return r.rows[0]?.due === true;
+}
+
 /** Configured peers not yet sent what this cluster had before the link existed. */
 export async function peersToBootstrap(q: Queryable, peers: string[]): Promise<string[]> {
   const r = await q.query<{ peer: string }>("SELECT peer FROM peer_links WHERE peer = ANY($1::text[]) AND bootstrapped_at IS NULL ORDER BY peer", [peers]);
@@ -37,9 +51,13 @@ export async function peersToBootstrap(q: Queryable, peers: string[]): Promise<s
  * account whose home is this cluster (`user.register`), and every undelivered message this
  * cluster took from its own clients (`message.new`; they become `replicated`, so their state
  * is sent on from now on). Applying them is idempotent, so a peer that already had some of it
- * loses nothing. Sessions follow with the next snapshot. Returns what was queued.
+ * loses nothing. Sessions follow with the next snapshot. Returns what was queued, or
+ * undefined when it was done already.
  */
-export async function bootstrapPeer(tx: Queryable, peer: string, self: string, now: Date): Promise<{ users: number; messages: number }> {
+export async function bootstrapPeer(tx: Queryable, peer: string, self: string, now: Date): Promise<{ users: number; messages: number } | undefined> {
+  // Claimed first: of two bootstraps racing for one peer, the second finds it done.
+  const claim = await tx.query("UPDATE peer_links SET bootstrapped_at = $2 WHERE peer = $1 AND bootstrapped_at IS NULL", [peer, now]);
+  if (claim.rowCount === 0) return undefined;
   const users = await tx.query(
     `INSERT INTO peer_outbox (kind, payload, target)
      SELECT 'user.register', jsonb_build_object('name', name, 'passHash', pass_hash, 'createdAt', ${ISO("created_at")}, 'home', home_cluster), $2
@@ -56,7 +74,6 @@ export async function bootstrapPeer(tx: Queryable, peer: string, self: string, n
        FROM m ORDER BY sent_at, id`,
     [self, peer],
   );
-  await tx.query("UPDATE peer_links SET bootstrapped_at = $2 WHERE peer = $1", [peer, now]);
   return { users: users.rowCount, messages: messages.rowCount };
 }
 
