@@ -164,3 +164,37 @@ test("history rows survive a database outage and keep their order", async () => 
   expect((await pgdb.query("SELECT 1 FROM monitor_samples WHERE component = 'flaky:1'")).rowCount).toBe(1);
   await h.close();
 });
+
+/** Holds every transaction until released, like a slow database. */
+class SlowDb extends FlakyDb {
+  private gate: Promise<void> = Promise.resolve();
+  private open: () => void = () => undefined;
+  hold(): void {
+    this.gate = new Promise((r) => (this.open = r));
+  }
+  release(): void {
+    this.open();
+  }
+  override async withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    await this.gate;
+    return super.withTransaction(fn);
+  }
+}
+
+test("a flush called while another is writing still writes what was buffered at its call", async () => {
+  const slow = new SlowDb(pgdb);
+  slow.down = false;
+  const h = new HistoryWriter({ db: slow, logger, now: () => new Date() }, { source: "slow", flushEveryMs: 60_000, pruneEveryMs: 60_000, retentionMs: 86_400_000, eventRetentionMs: 86_400_000 });
+  const sample = (metric: string) => h.sample({ at: new Date(), component: "slow:1", metric, value: 1, ok: true, latencyMs: 1, detail: "" });
+  slow.hold();
+  sample("first");
+  const f1 = h.flush(); // takes "first", then waits on the database
+  sample("second");
+  const f2 = h.flush();
+  slow.release();
+  await f2;
+  const stored = await pgdb.query<{ metric: string }>("SELECT metric FROM monitor_samples WHERE component = 'slow:1' ORDER BY id");
+  expect(stored.rows.map((r) => r.metric)).toEqual(["first", "second"]);
+  await f1;
+  await h.close();
+});

@@ -31,7 +31,8 @@ export class HistoryWriter {
   private events: MonitorEvent[] = [];
   private readonly flusher: Every;
   private readonly pruner: Every;
-  private flushing: Promise<void> | undefined;
+  /** The last write queued; write() never rejects, so the chain never breaks. */
+  private writes: Promise<void> = Promise.resolve();
   private failing = false;
 
   constructor(deps: { db: Db; logger: Logger; metrics?: MonitorMetrics; now: () => Date }, opts: HistoryOptions) {
@@ -69,12 +70,14 @@ export class HistoryWriter {
     }
   }
 
-  /** Writes what is buffered; concurrent callers share one flush. */
+  /**
+   * Writes what is buffered when it is called. Writes run one at a time (rows keep their
+   * order); a call made while one runs waits for it and then writes what came since, since
+   * the running one took its rows before. (Sharing the running write lost a caller's rows.)
+   */
   flush(): Promise<void> {
-    this.flushing ??= this.write().finally(() => {
-      this.flushing = undefined;
-    });
-    return this.flushing;
+    this.writes = this.writes.then(() => this.write());
+    return this.writes;
   }
 
   private async write(): Promise<void> {
