@@ -194,7 +194,10 @@ test("a cut link (B's peer-sync SIGSTOPped) heals without lost or duplicated mes
   }
   b1 = await relogin("fb1", [addr("b"), addr("a")]);
   b2 = await relogin("fb2", [addr("b"), addr("a")]);
+  // Both home everywhere before the flow starts: this test is about the cut. (A SEND racing a
+  // session's move is handed over by the routers' sweep; test/peer-handover.test.ts.)
   await heldBy("fb1", "b");
+  await heldBy("fb2", "b");
   const f = flow([
     [a1, [b1, b2]],
     [b1, [a1, c1]],

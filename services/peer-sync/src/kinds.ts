@@ -8,7 +8,7 @@
  */
 import { isIP } from "node:net";
 import { z } from "zod";
-import type { Queryable } from "@pesan/shared/db";
+import { handOverUndelivered, type Queryable } from "@pesan/shared/db";
 import { oneByOne, type ApplyContext, type FrameKind } from "./frames.ts";
 
 const clusterName = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
@@ -155,28 +155,8 @@ async function bindRemote(tx: Queryable, ctx: ApplyContext, cluster: string, d: 
        cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard, reach = EXCLUDED.reach`,
     [d.user, d.token, cluster, d.capAck, at, d.reach ?? ""],
   );
-  await handOver(tx, d.user);
-}
-
-/**
- * The session now lives in another cluster: the messages this cluster pushed (or stored) only
- * here and that are still undelivered (e.g. a CAP ACK push not yet ACKed when the client failed
- * over, or this cluster was down) are copied to every peer as `message.new`, so the cluster
- * that holds the session now pushes them. Replicated copies already exist everywhere.
- */
-export async function handOver(tx: Queryable, user: string): Promise<number> {
-  const r = await tx.query(
-    `WITH h AS (
-       UPDATE messages SET replicated = true, next_push_at = NULL WHERE recipient = $1 AND NOT delivered AND NOT replicated
-       RETURNING id, sent_at, sender, recipient, body
-     )
-     INSERT INTO peer_outbox (kind, payload)
-     SELECT 'message.new', jsonb_build_object('id', id, 'sentAt', to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-       'sender', sender, 'recipient', recipient, 'body', body)
-       FROM h ORDER BY sent_at, id`,
-    [user],
-  );
-  return r.rowCount;
+  // The session lives elsewhere now: what only we had for the user goes to every peer.
+  await handOverUndelivered(tx, { user: d.user });
 }
 
 async function applySessionUp(tx: Queryable, ctx: ApplyContext, d: SessionUp): Promise<void> {

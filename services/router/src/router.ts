@@ -5,7 +5,7 @@
  */
 import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
 import { IN_STREAM, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
-import { CHANNELS, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
+import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatMsg } from "@pesan/shared/protocol";
 import { processBatch, DEDUP_WINDOW_MS, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
@@ -182,6 +182,11 @@ export class Router implements Lifecycle {
     const now = this.clock();
     const next = new Date(now.getTime() + this.opts.resendBaseMs);
     const olderThan = new Date(now.getTime() - 1000);
+    // A SEND whose batch saw the recipient's session here while a login in another cluster
+    // moved it (peer-sync's hand-over ran before that batch committed): only we have the
+    // message, and we no longer push to that user. It goes to the other clusters now.
+    const handed = await handOverUndelivered(this.deps.db, { cluster: this.opts.cluster, sentBefore: olderThan, limit: ROUND_LIMIT });
+    if (handed > 0) this.deps.logger.info({ messages: handed }, "messages for sessions now held by another cluster handed over");
     const due = await this.deps.db.withTransaction((tx) => store.takeStrandedForOnline(tx, this.opts.cluster, olderThan, next, 500));
     if (due.length === 0) return;
     await this.publish(due.map((m) => ({ gateway: m.gateway, line: [m.addr, formatMsg(m.id, m.sender, m.sentAt, m.body), 0] })));
