@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { PesanClient } from "@pesan/client";
 import { freePorts, ServiceProcess, startCluster, type Cluster } from "./cluster.ts";
+import { dropKeys } from "./redis-keys.ts";
 
 function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -52,6 +53,7 @@ async function startLinked(): Promise<Linked> {
     await Promise.all([...syncs.map((s) => s.stop()), ...clusters.map((c) => c.stop())]);
     for (const d of dbs) await admin.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
+    await dropKeys(redisUrl, `pesanbench:${run}`).catch(() => undefined);
   };
   try {
     for (const [i, n] of names.entries()) {

@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import { numberOption, parseCli } from "./args.ts";
 import pg from "pg";
 import { startCluster, type Cluster } from "./cluster.ts";
+import { dropKeys } from "./redis-keys.ts";
 
 const HELP = `usage: pnpm bench [--mode single|cross|failover] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
                   [--offline 5000] [--gateways 2] [--routers 2] [--logs DIR]
@@ -373,11 +374,7 @@ async function main(): Promise<void> {
     await cluster?.stop();
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
-    const { Redis } = await import("ioredis");
-    const r = new Redis(redisUrl);
-    const keys = await r.keys(`${prefix}*`);
-    if (keys.length > 0) await r.del(...keys);
-    r.disconnect();
+    await dropKeys(redisUrl, prefix);
   }
 }
 
