@@ -2,7 +2,7 @@
  * peer-sync's SQL. server_list rows of peers are written here; the row with is_self belongs to
  * the routers and is never touched (every statement says `NOT is_self`).
  */
-import type { Queryable } from "@pesan/shared/db";
+import { sqlInstant, sqlMessageNew, type Queryable } from "@pesan/shared/db";
 import type { ReplayGuard } from "./auth.ts";
 import type { PeerConfig } from "./config.ts";
 import type { OutboxPosition, ServerStatus } from "./frames.ts";
@@ -60,7 +60,7 @@ export async function bootstrapPeer(tx: Queryable, peer: string, self: string, n
   if (claim.rowCount === 0) return undefined;
   const users = await tx.query(
     `INSERT INTO peer_outbox (kind, payload, target)
-     SELECT 'user.register', jsonb_build_object('name', name, 'passHash', pass_hash, 'createdAt', ${ISO("created_at")}, 'home', home_cluster), $2
+     SELECT 'user.register', jsonb_build_object('name', name, 'passHash', pass_hash, 'createdAt', ${sqlInstant("created_at")}, 'home', home_cluster), $2
        FROM users WHERE home_cluster = $1 ORDER BY created_at, name`,
     [self, peer],
   );
@@ -70,15 +70,12 @@ export async function bootstrapPeer(tx: Queryable, peer: string, self: string, n
        RETURNING id, sent_at, sender, recipient, body
      )
      INSERT INTO peer_outbox (kind, payload, target)
-     SELECT 'message.new', jsonb_build_object('id', id, 'sentAt', ${ISO("sent_at")}, 'sender', sender, 'recipient', recipient, 'body', body), $2
+     SELECT 'message.new', ${sqlMessageNew()}, $2
        FROM m ORDER BY sent_at, id`,
     [self, peer],
   );
   return { users: users.rowCount, messages: messages.rowCount };
 }
-
-/** A timestamptz column as the frames' ISO 8601 text (UTC, milliseconds). */
-const ISO = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** This cluster's online count (its own sessions) and quota (from the routers' own row). */
 export async function localLoad(q: Queryable, self: string): Promise<{ online: number; quota: number }> {

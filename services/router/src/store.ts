@@ -2,7 +2,7 @@
  * The router's SQL, one function per question. Every statement takes explicit times from the
  * injected clock, so tests control time and all routers agree on what "now" meant in a batch.
  */
-import type { Queryable } from "@pesan/shared/db";
+import { sqlInstant, type Queryable } from "@pesan/shared/db";
 
 export interface Session {
   user: string;
@@ -145,7 +145,7 @@ const STATE_COLS = "m.id, m.sender, m.recipient, m.sent_at, m.body, m.read, m.de
  */
 const STATE_FRAMES = (from: string, where: string): string =>
   `INSERT INTO peer_outbox (kind, payload) SELECT 'message.state', jsonb_build_object('id', x.id, 'recipient', x.recipient, 'sender', x.sender,
-     'sentAt', to_char(x.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'body', x.body, 'delivered', x.delivered, 'read', x.read)
+     'sentAt', ${sqlInstant("x.sent_at")}, 'body', x.body, 'delivered', x.delivered, 'read', x.read)
    FROM ${from} x WHERE ${where} ORDER BY x.sent_at, x.id`;
 
 /**

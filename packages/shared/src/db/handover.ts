@@ -8,6 +8,13 @@
  */
 import type { Queryable } from "./db.ts";
 
+/** SQL: a timestamptz column as the frames' instant text (ISO 8601, UTC, milliseconds). */
+export const sqlInstant = (col: string): string => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** SQL: a `message.new` payload from a row with the messages table's columns (`p` its alias, with the dot). */
+export const sqlMessageNew = (p = ""): string =>
+  `jsonb_build_object('id', ${p}id, 'sentAt', ${sqlInstant(`${p}sent_at`)}, 'sender', ${p}sender, 'recipient', ${p}recipient, 'body', ${p}body)`;
+
 export type HandOverScope =
   /** This user's messages (their session just moved). */
   | { user: string }
@@ -29,9 +36,7 @@ export async function handOverUndelivered(q: Queryable, scope: HandOverScope): P
        RETURNING m.id, m.sent_at, m.sender, m.recipient, m.body
      )
      INSERT INTO peer_outbox (kind, payload)
-     SELECT 'message.new', jsonb_build_object('id', id, 'sentAt', to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-       'sender', sender, 'recipient', recipient, 'body', body)
-       FROM h ORDER BY sent_at, id`,
+     SELECT 'message.new', ${sqlMessageNew()} FROM h ORDER BY sent_at, id`,
     params,
   );
   return r.rowCount;
