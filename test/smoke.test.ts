@@ -20,3 +20,26 @@ test("two netcat users chat through one gateway", async () => {
     b.close();
   }
 });
+
+test("every datagram from the gateway ends with one newline, so netcat shows one line each", async () => {
+  const { createSocket } = await import("node:dgram");
+  const s = createSocket("udp4");
+  const got: string[] = [];
+  s.on("message", (m) => got.push(m.toString("utf8")));
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  const [host, port] = [fx.address.slice(0, fx.address.lastIndexOf(":")), Number(fx.address.slice(fx.address.lastIndexOf(":") + 1))];
+  try {
+    // One at a time, as someone typing into netcat sends them.
+    for (const [line, replies] of [["REGISTER nl_carol secret1\n", 1], ["LOGIN nl_carol secret1\n", 3], ["/@live?\n", 4], ["BOGUS\n", 5]] as const) {
+      s.send(line, port, host);
+      for (let t = 0; t < 100 && got.length < replies; t++) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(got).toContain("OK REGISTERED nl_carol\n");
+    expect(got.some((l) => /^OK LOGIN nl_carol \S+\n$/.test(l))).toBe(true);
+    expect(got).toContain("yes\n");
+    expect(got.some((l) => /^ERR UNKNOWN_COMMAND [^\n]*\n$/.test(l))).toBe(true);
+    for (const l of got) expect(l.endsWith("\n") && !l.endsWith("\n\n")).toBe(true);
+  } finally {
+    s.close();
+  }
+});

@@ -3,6 +3,7 @@
  * lines matching a predicate. Assertions read exactly what a user with `nc -u` would see.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { unframe } from "@pesan/shared/protocol";
 
 export class RawClient {
   readonly lines: string[] = [];
@@ -22,7 +23,7 @@ export class RawClient {
         this.dropNext--;
         return;
       }
-      this.lines.push(buf.toString("utf8"));
+      this.lines.push(unframe(buf.toString("utf8")));
       const w = this.waiters;
       this.waiters = [];
       for (const f of w) f();

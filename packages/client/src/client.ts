@@ -11,7 +11,7 @@
 import { EventEmitter } from "node:events";
 import dgram from "node:dgram";
 import { randomBytes } from "node:crypto";
-import { parseServerLine, type ServerLine, HEARTBEAT } from "@pesan/shared/protocol";
+import { parseServerLine, unframe, type ServerLine, HEARTBEAT } from "@pesan/shared/protocol";
 
 export type MsgLine = Extract<ServerLine, { kind: "MSG" }>;
 export type ErrLine = Extract<ServerLine, { kind: "ERR" }>;
@@ -441,10 +441,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
 
   private onDatagram(buf: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closed) return;
-    let raw = buf.toString("utf8");
-    // The framing rule of the protocol: one trailing \n or \r\n is not content.
-    if (raw.endsWith("\r\n")) raw = raw.slice(0, -2);
-    else if (raw.endsWith("\n")) raw = raw.slice(0, -1);
+    const raw = unframe(buf.toString("utf8"));
     if (raw.length === 0) return; // e.g. what a UDP proxy emits when an upstream dies
     const line = parseServerLine(raw);
     const from = formatServerAddress(rinfo.address, rinfo.port);

@@ -6,7 +6,7 @@
  */
 import { createSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
-import { HEARTBEAT } from "./protocol/index.ts";
+import { HEARTBEAT, unframe } from "./protocol/index.ts";
 
 /**
  * Resolves "yes", or rejects with the reason: no answer in time, another answer, a socket error.
@@ -29,7 +29,7 @@ export function askLive(host: string, port: number, timeoutMs: number, resendEve
     const timer = setTimeout(() => finish(new Error(`no reply to ${HEARTBEAT} within ${timeoutMs} ms`)), timeoutMs);
     socket.on("error", (e) => finish(e));
     socket.on("message", (buf) => {
-      const line = buf.toString("utf8").replace(/\r?\n$/, "");
+      const line = unframe(buf.toString("utf8"));
       if (line.length === 0) return; // what a UDP proxy sends when its upstream died; keep waiting
       if (line === "yes") finish(undefined);
       else finish(new Error(`answered ${JSON.stringify(line.slice(0, 120))} instead of yes`));

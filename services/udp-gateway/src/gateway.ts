@@ -8,7 +8,7 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
 import { GATEWAY_GROUP, IN_STREAM, TOUCH, decodeOutbound, encodeInbound, outStream, type InboundRequest } from "@pesan/shared/bus";
 import { Counter, Gauge, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
-import { formatErr, parseDatagram, withTag } from "@pesan/shared/protocol";
+import { formatErr, frame, parseDatagram, withTag } from "@pesan/shared/protocol";
 import { RateLimiter } from "./rate-limit.ts";
 
 export interface GatewayOptions {
@@ -185,7 +185,7 @@ export class Gateway implements Lifecycle {
   private sendTo(addr: string, line: string): void {
     const to = splitAddr(addr);
     if (!to || !this.socket || this.closed) return;
-    this.socket.send(line, to.port, to.host, (err) => {
+    this.socket.send(frame(line), to.port, to.host, (err) => {
       if (err) this.deps.logger.debug({ err, addr }, "send failed");
     });
     this.m.sent.inc();

@@ -9,6 +9,7 @@
  * One JSON line on stdout, progress on stderr.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { unframe } from "@pesan/shared/protocol";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { PesanClient } from "@pesan/client";
@@ -115,7 +116,7 @@ class Raw {
     this.port = Number(address.slice(i + 1));
     this.sock = createSocket({ type: "udp4", recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
     this.sock.on("message", (b) => {
-      const l = b.toString("utf8");
+      const l = unframe(b.toString("utf8"));
       if (l.startsWith("MSG ")) this.msgs++;
       if (!l.startsWith("@")) return;
       const sp = l.indexOf(" ");
@@ -282,7 +283,7 @@ async function failover(argv: string[], l: Linked): Promise<Record<string, unkno
   await c.login(`fs${run}`, "secret1");
   const got = new Set<string>();
   receiver.sock.on("message", (b) => {
-    const m = /^MSG \S+ \S+ \S+ (.*)$/.exec(b.toString("utf8"));
+    const m = /^MSG \S+ \S+ \S+ (.*)$/.exec(unframe(b.toString("utf8")));
     if (m) got.add(m[1]!);
   });
   const answered: Array<{ body: string; at: number; onB: boolean }> = [];

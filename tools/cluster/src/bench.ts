@@ -9,6 +9,7 @@
  * message counts as lost only if its recipient never got it. Prints one JSON line on stdout.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { unframe } from "@pesan/shared/protocol";
 import { randomBytes } from "node:crypto";
 import { numberOption, parseCli } from "./args.ts";
 import pg from "pg";
@@ -56,7 +57,7 @@ class Peer {
     this.port = Number(address.slice(i + 1));
     this.sock = createSocket({ type: "udp4", recvBufferSize: BUF, sendBufferSize: BUF });
     this.sock.on("message", (b) => {
-      const l = b.toString("utf8");
+      const l = unframe(b.toString("utf8"));
       if (l.startsWith("@") && this.waiting.size > 0) {
         const sp = l.indexOf(" ");
         const w = this.waiting.get(l.slice(1, sp));

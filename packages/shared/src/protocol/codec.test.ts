@@ -13,12 +13,14 @@ import {
   formatOnline,
   formatServer,
   formatTime,
+  frame,
   isValidMessageId,
   isValidUser,
   parseDatagram,
   parseServerLine,
   parseText,
   preview,
+  unframe,
   withTag,
   type Parsed,
   type Request,
@@ -365,6 +367,15 @@ describe("parseDatagram: unknown commands", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+
+test("framing both ways: frame adds one newline, unframe takes one newline or CRLF off, and nothing else", () => {
+  expect(frame("OK BYE")).toBe("OK BYE\n");
+  expect(unframe(frame("OK BYE"))).toBe("OK BYE");
+  expect(unframe("a\r\n")).toBe("a");
+  expect(unframe("a\n\n")).toBe("a\n");
+  expect(unframe("a")).toBe("a");
+  expect(unframe("")).toBe("");
+});
 
 describe("formatting", () => {
   const t = new Date(Date.UTC(2026, 10, 22, 23, 40, 0, 123));

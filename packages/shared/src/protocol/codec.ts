@@ -68,11 +68,21 @@ export function parseDatagram(buf: Uint8Array): Parsed {
   return parseText(text);
 }
 
+/** The framing rule, both ways: one trailing `\n` or `\r\n` is not content. */
+export function unframe(raw: string): string {
+  if (raw.endsWith("\r\n")) return raw.slice(0, -2);
+  if (raw.endsWith("\n")) return raw.slice(0, -1);
+  return raw;
+}
+
+/** A reply or push as sent: with one `\n`, so `nc -u` shows one per line (clients strip it). */
+export function frame(line: string): string {
+  return `${line}\n`;
+}
+
 /** Parses an already decoded datagram (framing rules included). Never throws. */
 export function parseText(raw: string): Parsed {
-  let text = raw;
-  if (text.endsWith("\r\n")) text = text.slice(0, -2);
-  else if (text.endsWith("\n")) text = text.slice(0, -1);
+  let text = unframe(raw);
   if (text.includes("\0")) return bad(undefined, "NUL byte in datagram");
   if (byteLength(text) > MAX_DATAGRAM_BYTES) return bad(undefined, `datagram longer than ${MAX_DATAGRAM_BYTES} bytes`);
 
