@@ -32,7 +32,7 @@ describe("offline delivery", () => {
     }
     const b = await client(gw2());
     const from = b.lines.length;
-    expect(await b.request("LOGIN off_b secret1")).toMatch(/^OK LOGIN off_b \S+$/);
+    expect(await b.request("LOGIN off_b secret1")).toMatch(/^OK LOGIN off_b \S+ \S+$/);
     await b.waitFor(new RegExp(`^MSG ${re(ids[4]!)} `), 5000, from);
     await sleep(300);
     const got = linesMatching(b, /^MSG /, from);
@@ -45,13 +45,13 @@ describe("offline delivery", () => {
     // a second login gets none of them again
     expect(await b.request("LOGOUT")).toBe("OK BYE");
     const from2 = b.lines.length;
-    expect(await b.request("LOGIN off_b secret1")).toMatch(/^OK LOGIN off_b \S+$/);
+    expect(await b.request("LOGIN off_b secret1")).toMatch(/^OK LOGIN off_b \S+ \S+$/);
     await sleep(700);
     expect(linesMatching(b, /^MSG /, from2)).toEqual([]);
     // ... and from another address neither
     const b2 = await client(gw1());
     const from3 = b2.lines.length;
-    expect(await b2.request("LOGIN off_b secret1")).toMatch(/^OK LOGIN off_b \S+$/);
+    expect(await b2.request("LOGIN off_b secret1")).toMatch(/^OK LOGIN off_b \S+ \S+$/);
     await sleep(500);
     expect(linesMatching(b2, /^MSG /, from3)).toEqual([]);
     // but they are all in the inbox
@@ -169,7 +169,7 @@ describe("reliable delivery (CAP ACK)", () => {
     const { c: b, token } = await login("res_b", { register: true });
     expect(await b.request("CAP ACK")).toBe("OK CAP ACK");
     const b2 = await client(gw2());
-    expect(await b2.request(`RESUME res_b ${token}`)).toBe(`OK LOGIN res_b ${token}`);
+    expect(await b2.request(`RESUME res_b ${token}`)).toMatch(new RegExp(`^OK LOGIN res_b ${token} \\S+$`));
     const from = b2.lines.length;
     b2.dropNext = 2; // the ONLINE push and the first MSG
     const id = sentId(await a.request("SEND res_b after resume"));

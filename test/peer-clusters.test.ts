@@ -74,7 +74,7 @@ test("a user online on A shows in A's online count on B and C", async () => {
   const u = await RawClient.open(lc.get("a").address);
   try {
     expect(await u.request("REGISTER alice secret1")).toBe("OK REGISTERED alice");
-    expect(await u.request("LOGIN alice secret1")).toMatch(/^OK LOGIN alice \S+$/);
+    expect(await u.request("LOGIN alice secret1")).toMatch(/^OK LOGIN alice \S+ \S+$/);
     for (const at of ["b", "c"]) {
       await eventually(async () => {
         const a = (await serversAt(lc.get(at).address)).find((r) => r.name === "a");

@@ -48,7 +48,7 @@ test("every process of b killed: a pushes REDIRECT to b's clients, which RESUME 
   await eventually(async () => expect([...onB.servers].sort()).toEqual([addr("a"), addr("b"), addr("c")].sort()), 5000);
 
   const raw = fx.track(await RawClient.open(addr("b")));
-  expect(await raw.request("LOGIN rd_raw secret1")).toMatch(/^OK LOGIN rd_raw \S+$/);
+  expect(await raw.request("LOGIN rd_raw secret1")).toMatch(/^OK LOGIN rd_raw \S+ \S+$/);
 
   for (const at of ["a", "c"]) {
     await eventually(async () => expect(await seenFrom(at, "rd_b")).toEqual({ cluster: "b", reach: `127.0.0.1:${onB.localPort}` }), 8000);

@@ -31,7 +31,7 @@ describe("LOGIN", () => {
     const from = c.lines.length;
     const reply = await c.request("LOGIN li_alice secret1");
     // the token: 24 URL-safe characters (docs/protocol.md)
-    expect(reply).toMatch(/^OK LOGIN li_alice [A-Za-z0-9_-]{24}$/);
+    expect(reply).toMatch(/^OK LOGIN li_alice [A-Za-z0-9_-]{24} [A-Za-z0-9_-]{22}$/);
     const online = await c.waitFor(/^ONLINE /, 5000, from);
     expect(online.split(" ").slice(1)).toContain("li_alice");
     // pushes are untagged
@@ -77,7 +77,7 @@ describe("RESUME", () => {
     expect(await d.request("RESUME re_alice wrongtoken123")).toMatch(/^ERR AUTH \S/);
     expect(await d.request("WHO")).toMatch(/^ERR NOT_LOGGED_IN/);
     const from = d.lines.length;
-    expect(await d.request(`RESUME re_alice ${token}`)).toBe(`OK LOGIN re_alice ${token}`);
+    expect(await d.request(`RESUME re_alice ${token}`)).toMatch(new RegExp(`^OK LOGIN re_alice ${token} \\S+$`));
     const online = await d.waitFor(/^ONLINE /, 5000, from);
     expect(online.split(" ")).toContain("re_alice");
     // the session now lives at the new address
@@ -256,7 +256,7 @@ describe("CAP ACK and ACK", () => {
     expect(await c.request("CAP ACK")).toBe("OK CAP ACK");
     expect(await c.request("cap ack")).toBe("OK CAP ACK");
     expect(await c.request("REGISTER cap_a secret1")).toBe("OK REGISTERED cap_a");
-    expect(await c.request("LOGIN cap_a secret1")).toMatch(/^OK LOGIN cap_a \S+$/);
+    expect(await c.request("LOGIN cap_a secret1")).toMatch(/^OK LOGIN cap_a \S+ \S+$/);
     expect(await c.request("CAP ACK")).toBe("OK CAP ACK");
     expect(await c.request("CAP NOPE")).toMatch(/^ERR BAD_REQUEST/);
   });
@@ -279,7 +279,15 @@ describe("CAP ACK and ACK", () => {
 describe("SERVERS", () => {
   test("this server first (UP online/quota), then the PEERS entries (DOWN), then OK SERVERS n; no session needed", async () => {
     await user("srv_a");
-    const c = await client();
+    // Without a session an address gets at most 3x the bytes it sent: the first line fits, not all.
+    const stranger = await client();
+    stranger.send("@srv0 SERVERS");
+    const cut = await stranger.settle(800);
+    expect(cut.length).toBeGreaterThanOrEqual(1);
+    expect(cut.length).toBeLessThan(4);
+    expect(cut.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0)).toBeLessThanOrEqual(3 * Buffer.byteLength("@srv0 SERVERS"));
+    // A plain session (netcat) gets the whole list.
+    const { c } = await user("srv_b");
     const lines = await c.requestAll("SERVERS");
     expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(new RegExp(`^SERVER local ${re(fx.address)} UP \\d+/500$`));
@@ -314,7 +322,7 @@ describe("LOGOUT and UNREGISTER", () => {
     expect(await other.request("SEND un_a after")).toMatch(/^ERR NO_SUCH_USER/);
     expect(await c.request("REGISTER un_a secondpass")).toBe("OK REGISTERED un_a");
     expect(await c.request("LOGIN un_a firstpass")).toMatch(/^ERR AUTH/);
-    expect(await c.request("LOGIN un_a secondpass")).toMatch(/^OK LOGIN un_a \S+$/);
+    expect(await c.request("LOGIN un_a secondpass")).toMatch(/^OK LOGIN un_a \S+ \S+$/);
     // the new account starts with an empty inbox
     expect(await c.requestAll("INBOX")).toEqual(["OK INBOX 0"]);
   });
@@ -337,7 +345,7 @@ describe("framing", () => {
   test("command words are case-insensitive and may start with /", async () => {
     const c = await client();
     expect(await c.request("/register cs_a secret1")).toBe("OK REGISTERED cs_a");
-    expect(await c.request("/LoGiN cs_a secret1")).toMatch(/^OK LOGIN cs_a \S+$/);
+    expect(await c.request("/LoGiN cs_a secret1")).toMatch(/^OK LOGIN cs_a \S+ \S+$/);
     expect(await c.request("who")).toMatch(/^OK WHO \d+$/);
     expect(await c.request("/Who")).toMatch(/^OK WHO \d+$/);
     expect(await c.request("/send cs_a Case Kept")).toMatch(/^OK SENT \S+ DELIVERED$/);
@@ -370,14 +378,14 @@ describe("framing", () => {
   });
 
   test("BAD_REQUEST for invalid UTF-8, NUL, empty and >8192-byte datagrams", async () => {
-    const c = await client();
+    // A plain session: replies beyond 3x what a short bad datagram brings go out on its IP's
+    // budget (an address without a session would get none of these long error texts).
+    const { c } = await user("frm_a");
     const cases: Array<[string, Buffer]> = [
       ["invalid utf-8", Buffer.from([0x57, 0x48, 0x4f, 0x20, 0xc3])],
       ["0xff", Buffer.from([0x53, 0x45, 0x4e, 0x44, 0x20, 0x62, 0x20, 0xff])],
       ["NUL", Buffer.from("WHO\0")],
       ["NUL in text", Buffer.from("SEND bob a\0b")],
-      ["empty", Buffer.alloc(0)],
-      ["only a newline", Buffer.from("\n")],
       ["8193 bytes", Buffer.from(`UNREGISTER ${"x".repeat(8193 - 11)}`)],
       ["9000 bytes", Buffer.alloc(9000, 0x41)],
     ];
@@ -387,6 +395,11 @@ describe("framing", () => {
       const line = await c.waitFor(() => true, 3000, from);
       expect([name, line]).toEqual([name, expect.stringMatching(/^ERR BAD_REQUEST \S/)]);
     }
+    // From an address without a session an empty datagram, or a lone newline, earns no reply:
+    // 3x its size is too small for one (an amplifier otherwise).
+    const stranger = await client();
+    for (const buf of [Buffer.alloc(0), Buffer.from("\n"), Buffer.from("@")]) stranger.send(buf);
+    expect(await stranger.settle(500)).toEqual([]);
     // an 8192-byte datagram is still a request (here: an unknown user's login)
     const big = `@big1 LOGIN nobody ${"x".repeat(8192 - "@big1 LOGIN nobody ".length)}`;
     expect(Buffer.byteLength(big)).toBe(8192);

@@ -9,8 +9,8 @@ test("two netcat users chat through one gateway", async () => {
   try {
     expect(await a.request("REGISTER alice secret1")).toBe("OK REGISTERED alice");
     expect(await b.request("REGISTER bob secret2")).toBe("OK REGISTERED bob");
-    expect(await a.request("LOGIN alice secret1")).toMatch(/^OK LOGIN alice \S+$/);
-    expect(await b.request("LOGIN bob secret2")).toMatch(/^OK LOGIN bob \S+$/);
+    expect(await a.request("LOGIN alice secret1")).toMatch(/^OK LOGIN alice \S+ \S+$/);
+    expect(await b.request("LOGIN bob secret2")).toMatch(/^OK LOGIN bob \S+ \S+$/);
     const sent = await a.request("SEND bob hello bob");
     const id = /^OK SENT (\S+) DELIVERED$/.exec(sent)?.[1];
     expect(id).toBeDefined();
@@ -35,7 +35,7 @@ test("every datagram from the gateway ends with one newline, so netcat shows one
       for (let t = 0; t < 100 && got.length < replies; t++) await new Promise((r) => setTimeout(r, 50));
     }
     expect(got).toContain("OK REGISTERED nl_carol\n");
-    expect(got.some((l) => /^OK LOGIN nl_carol \S+\n$/.test(l))).toBe(true);
+    expect(got.some((l) => /^OK LOGIN nl_carol \S+ \S+\n$/.test(l))).toBe(true);
     expect(got).toContain("yes\n");
     expect(got.some((l) => /^ERR UNKNOWN_COMMAND [^\n]*\n$/.test(l))).toBe(true);
     for (const l of got) expect(l.endsWith("\n") && !l.endsWith("\n\n")).toBe(true);

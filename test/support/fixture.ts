@@ -130,7 +130,9 @@ function setUp(label: string, o: FixtureOptions, start: (base: ClusterOptions) =
       expect(gw.running).toBe(true);
       expect(await healthStatus(gw)).toBe(200);
       const c = track(await RawClient.open(gw.udpPort ? `127.0.0.1:${gw.udpPort}` : ready().started.address));
-      expect(await c.request("SERVERS")).toMatch(/^OK SERVERS \d+$/);
+      // The heartbeat goes through the whole path (gateway, bus, router, database).
+      c.send("@still /@live?");
+      expect(await c.waitFor(/^@still /)).toBe("@still yes");
     },
   };
 }

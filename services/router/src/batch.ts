@@ -5,8 +5,8 @@
  * command that reads messages and at the end. Replies are released only after COMMIT.
  */
 import type { Db, Queryable } from "@pesan/shared/db";
-import { parseText, withTag, type Request } from "@pesan/shared/protocol";
-import { TOUCH, type OutboundLine } from "@pesan/shared/bus";
+import { parseText, withTag, type PlainSessionPolicy, type Request } from "@pesan/shared/protocol";
+import { WITHHELD, type OutboundLine } from "@pesan/shared/bus";
 import * as store from "./store.ts";
 import type { NewMessage, Session } from "./store.ts";
 import type { PasswordChecker } from "./passwords.ts";
@@ -18,6 +18,10 @@ export interface CoreSettings {
   leaseMs: number;
   resendBaseMs: number;
   inboxLimit: number;
+  /** Where sessions may act without proofs (PLAIN_SESSIONS). */
+  plainSessions: PlainSessionPolicy;
+  /** Most sessions this cluster holds at the addresses of one IP; 0 for no limit. */
+  sessionsPerIp: number;
 }
 
 export interface CoreDeps {
@@ -35,6 +39,8 @@ export interface Incoming {
   text: string;
   /** Unique, deterministic id for a message this request may create: a replayed entry reuses it. */
   msgId: string;
+  /** The id of the proof key the gateway verified on this datagram, if it carried a valid proof. */
+  proof?: string;
 }
 
 /** A line for a client, through the gateway that holds its address. */
@@ -91,6 +97,8 @@ export interface ReqCtx {
   reply?: string;
   /** Set when this SEND repeats a (session, tag) seen earlier in the same batch. */
   dupOf?: ReqCtx;
+  /** The session this request acts in (found at its address, and proven where it must be). */
+  session?: Session;
 }
 
 interface PendingSend {
@@ -124,6 +132,9 @@ export class Batch {
   private pendingSends: PendingSend[] = [];
   private pendingAcks: Array<{ id: string; recipient: string }> = [];
   private pendingFrames: Frame[] = [];
+  private pendingWithheld: Array<{ id: string; gateway: string; addr: string }> = [];
+  private pendingProven: Array<{ user: string; keyId: string }> = [];
+  private afterFlushes: Array<() => Promise<void>> = [];
   private linkedState: boolean | undefined;
   private upClusters: Set<string> | undefined;
   readonly prepared: Prepared;
@@ -134,7 +145,11 @@ export class Batch {
     this.tx = tx;
     this.now = now;
     this.reqs = incoming.map((inc, index) => {
-      if (inc.reqId === 0 && inc.text === TOUCH) return { index, in: inc, tag: undefined, req: undefined, lines: [] };
+      // The gateway's own notices (a NUL first, which no client datagram has).
+      if (inc.reqId === 0 && inc.text.charCodeAt(0) === 0) {
+        if (inc.text.startsWith(WITHHELD)) this.pendingWithheld.push({ id: inc.text.slice(WITHHELD.length), gateway: inc.gateway, addr: inc.addr });
+        return { index, in: inc, tag: undefined, req: undefined, lines: [] };
+      }
       const p = parseText(inc.text);
       const ctx: ReqCtx = { index, in: inc, tag: p.tag, req: p.ok ? p.req : undefined, lines: [] };
       if (!p.ok) this.reply(ctx, `ERR ${p.code} ${p.message}`);
@@ -306,14 +321,25 @@ export class Batch {
     this.pendingAcks.push({ id, recipient });
   }
 
+  /** The session's first valid proof since its key was issued (written with the batch). */
+  bufferProven(s: Session): void {
+    s.proven = true;
+    this.pendingProven.push({ user: s.user, keyId: s.proofKeyId });
+  }
+
   /** Writes what the fast commands buffered. Must run before anything reads messages. */
   async flush(): Promise<void> {
     const sends = this.pendingSends;
     const acks = this.pendingAcks;
     const frames = this.pendingFrames;
+    const withheld = this.pendingWithheld;
+    const proven = this.pendingProven;
     this.pendingSends = [];
     this.pendingAcks = [];
     this.pendingFrames = [];
+    this.pendingWithheld = [];
+    this.pendingProven = [];
+    await store.markProven(this.tx, proven);
     if (sends.length > 0) {
       const tagged = sends.filter((p) => p.ctx.tag !== undefined && p.token !== undefined);
       const owned = await store.claimSendTags(
@@ -346,6 +372,15 @@ export class Batch {
     }
     await store.outboxMany(this.tx, frames);
     await store.ackMessages(this.tx, acks);
+    await store.undeliverWithheld(this.tx, withheld);
+    const after = this.afterFlushes;
+    this.afterFlushes = [];
+    for (const fn of after) await fn();
+  }
+
+  /** Work that reads messages, so it must see this batch's writes: runs at the next flush. */
+  afterFlush(fn: () => Promise<void>): void {
+    this.afterFlushes.push(fn);
   }
 
   /** Repeats within the batch answer with whatever their first occurrence finally answered. */
@@ -362,7 +397,9 @@ export class Batch {
     const touchAfter = Math.min(5000, this.settings.leaseMs / 10);
     const users = new Set<string>();
     for (const r of this.reqs) {
-      const s = this.sessionAtCached(r.in.gateway, r.in.addr);
+      // Only a datagram that acts in the session renews it: not a forged plain one at a proof
+      // session's address, and not the gateway's own notices.
+      const s = r.session ? this.sessionAtCached(r.in.gateway, r.in.addr) : undefined;
       if (s && this.now.getTime() - s.lastHeard.getTime() >= touchAfter) {
         users.add(s.user);
         s.lastHeard = this.now;

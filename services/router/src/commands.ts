@@ -11,8 +11,12 @@ import {
   formatOnline,
   formatServer,
   HEARTBEAT_REPLY,
+  newProofKey,
+  plainSessionAllowed,
+  proofKeyId,
   type Request,
 } from "@pesan/shared/protocol";
+import { BIND, UNBIND } from "@pesan/shared/bus";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
 import type { Batch, ReqCtx } from "./batch.ts";
 import { decideRoute } from "./route.ts";
@@ -33,16 +37,63 @@ export async function runCommands(b: Batch): Promise<void> {
     const req = ctx.req;
     if (!req) continue;
     if (!FAST.has(req.cmd)) await b.flush();
-    const s = await b.sessionAt(ctx.in.gateway, ctx.in.addr);
+    const at = await b.sessionAt(ctx.in.gateway, ctx.in.addr);
+    const s = sessionOf(b, ctx, req, at);
+    if (s === "refused") continue;
     if (!s && !NO_SESSION.has(req.cmd)) {
-      b.reply(ctx, formatErr("NOT_LOGGED_IN"));
+      b.reply(ctx, formatErr("NOT_LOGGED_IN", at ? notInSessionText(at) : PROTOCOL_ERRORS.NOT_LOGGED_IN));
       continue;
     }
+    if (s) ctx.session = s;
     await handle(b, ctx, req, s);
   }
   await b.flush();
   b.settleInBatchRepeats();
   await b.touchLeases();
+}
+
+/** Text of the reply to a datagram with a proof that no session here at its address holds. */
+export const PROOF_INVALID_TEXT = "proof not valid for this address; RESUME";
+
+/**
+ * The session a request acts in (docs/protocol.md "Security"): the one bound at its address,
+ * if the datagram carries that session's proof, or carries none where the session may go on
+ * without (a plain session PLAIN_SESSIONS allows, never a proven one). "refused" when it has
+ * been answered already.
+ */
+function sessionOf(b: Batch, ctx: ReqCtx, req: Request, at: Session | undefined): Session | undefined | "refused" {
+  if (ctx.in.proof !== undefined) {
+    if (!at || at.proofKeyId !== ctx.in.proof) {
+      b.reply(ctx, formatErr("NOT_LOGGED_IN", PROOF_INVALID_TEXT));
+      return "refused";
+    }
+    if (!at.proven) validated(b, ctx, at);
+    return at;
+  }
+  if (!at || (!at.proven && at.plainOk)) return at;
+  // A plain datagram at a proof session's address: anyone could have sent it. It must not
+  // act in the session or evict it (a plain LOGIN/RESUME there would do that).
+  if (at.proven && (req.cmd === "LOGIN" || req.cmd === "RESUME")) {
+    b.reply(ctx, formatErr("AUTH", "a proof session holds this address; send with its proof, or RESUME from another address"));
+    return "refused";
+  }
+  return undefined;
+}
+
+function notInSessionText(at: Session): string {
+  return at.proven ? "this session needs a proof on every datagram" : "proofs required from this address (PLAIN_SESSIONS)";
+}
+
+/**
+ * The session's first proof: its address has shown it receives what we send, so what waited
+ * for that (the stored messages the amplification bound withheld) goes out now.
+ */
+function validated(b: Batch, ctx: ReqCtx, s: Session): void {
+  b.bufferProven(s);
+  b.afterFlush(async () => {
+    const nextPush = new Date(b.now.getTime() + b.settings.resendBaseMs);
+    for (const m of await store.takeUndelivered(b.tx, s.user, s.capAck, nextPush, MAX_LOGIN_PUSH_COUNT)) pushMsg(b, ctx, s, m);
+  });
 }
 
 async function handle(b: Batch, ctx: ReqCtx, req: Request, s: Session | undefined): Promise<void> {
@@ -95,7 +146,8 @@ async function handle(b: Batch, ctx: ReqCtx, req: Request, s: Session | undefine
       await store.logConnection(b.tx, s!.user, "logout", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
       await sessionDown(b, s!, "logout");
       b.removeSession(s!.user);
-      return b.reply(ctx, formatOk("BYE"));
+      b.reply(ctx, formatOk("BYE"));
+      return unbind(b, ctx, s!);
     case "UNREGISTER":
       return unregister(b, ctx, s!, req.password);
   }
@@ -119,17 +171,36 @@ async function login(b: Batch, ctx: ReqCtx, user: string): Promise<void> {
   const current = verdict?.ok ? (await store.passHashes(b.tx, [user])).get(user) : undefined;
   if (verdict?.lost && !verdict.ok) return b.reply(ctx, formatErr("TAKEN", LOST_RACE_TEXT));
   if (!verdict?.ok || current !== verdict.hash) return b.reply(ctx, formatErr("AUTH"));
-  if (!(await withinQuota(b, ctx, user))) return;
+  if (!(await withinQuota(b, ctx, user)) || !(await withinIpLimit(b, ctx, user))) return;
   const capAck = await store.takePendingCap(b.tx, ctx.in.gateway, ctx.in.addr, b.staleBefore());
-  await bind(b, ctx, { user, token: newToken(), cluster: b.settings.cluster, gateway: ctx.in.gateway, addr: ctx.in.addr, capAck, lastHeard: b.now }, "login");
+  await bind(b, ctx, { user, token: newToken(), cluster: b.settings.cluster, gateway: ctx.in.gateway, addr: ctx.in.addr, capAck, lastHeard: b.now, ...newProof(b, ctx) }, "login");
 }
 
 async function resume(b: Batch, ctx: ReqCtx, user: string, token: string): Promise<void> {
   const cur = await store.sessionOf(b.tx, user);
   if (!cur || cur.token !== token) return b.reply(ctx, formatErr("AUTH", "wrong user name or token, or the session has expired"));
+  const moving = cur.cluster !== b.settings.cluster || cur.gateway !== ctx.in.gateway || cur.addr !== ctx.in.addr;
+  if (moving && !(await withinIpLimit(b, ctx, user))) return;
   const pendingCap = await store.takePendingCap(b.tx, ctx.in.gateway, ctx.in.addr, b.staleBefore());
   // A session held by another cluster (a client failing over to us) is taken over here.
-  await bind(b, ctx, { ...cur, cluster: b.settings.cluster, gateway: ctx.in.gateway, addr: ctx.in.addr, capAck: cur.capAck || pendingCap, lastHeard: b.now }, "resume");
+  await bind(b, ctx, { ...cur, cluster: b.settings.cluster, gateway: ctx.in.gateway, addr: ctx.in.addr, capAck: cur.capAck || pendingCap, lastHeard: b.now, ...newProof(b, ctx) }, "resume");
+}
+
+/** Every LOGIN and RESUME issues a new proof key (its counter starts again at 1). */
+function newProof(b: Batch, ctx: ReqCtx): { proofKey: string; proofKeyId: string; proven: false; plainOk: boolean } {
+  const proofKey = newProofKey();
+  return { proofKey, proofKeyId: proofKeyId(proofKey), proven: false, plainOk: plainSessionAllowed(b.settings.plainSessions, ctx.in.addr) };
+}
+
+/** One host must not hold all of QUOTA: at most SESSIONS_PER_IP sessions at one IP's addresses. */
+async function withinIpLimit(b: Batch, ctx: ReqCtx, user: string): Promise<boolean> {
+  const limit = b.settings.sessionsPerIp;
+  if (limit <= 0) return true;
+  // `ip:` or `[v6]:`: the address without its port.
+  const prefix = ctx.in.addr.slice(0, ctx.in.addr.lastIndexOf(":") + 1);
+  if ((await store.countSessionsFromIp(b.tx, b.settings.cluster, prefix, user)) < limit) return true;
+  b.reply(ctx, formatErr("RATE_LIMITED", `too many sessions from your IP address (at most ${limit})`));
+  return false;
 }
 
 async function withinQuota(b: Batch, ctx: ReqCtx, user: string): Promise<boolean> {
@@ -145,13 +216,15 @@ async function withinQuota(b: Batch, ctx: ReqCtx, user: string): Promise<boolean
  * (another address) gets `BYE replaced`, and so does another user's session at this address.
  * Then the login pushes: the online list and every undelivered message.
  */
-async function bind(b: Batch, ctx: ReqCtx, s: Session, event: "login" | "resume"): Promise<void> {
+async function bind(b: Batch, ctx: ReqCtx, bound: Session & { proofKey: string }, event: "login" | "resume"): Promise<void> {
+  const { proofKey, ...s } = bound;
   const cluster = b.settings.cluster;
   const previous = await store.sessionOf(b.tx, s.user);
   // A session held by another cluster is ended there: that cluster pushes `BYE replaced` when
   // our session.up reaches it.
   if (previous && previous.cluster === cluster && (previous.gateway !== s.gateway || previous.addr !== s.addr) && event === "login") {
     b.push(ctx, previous, "BYE replaced");
+    unbind(b, ctx, previous);
     await store.logConnection(b.tx, s.user, "replaced", cluster, previous.gateway, previous.addr, b.now);
   }
   const squatter = await store.sessionAt(b.tx, s.gateway, s.addr);
@@ -166,10 +239,23 @@ async function bind(b: Batch, ctx: ReqCtx, s: Session, event: "login" | "resume"
   // reach: where a survivor may send REDIRECT should this cluster die (docs/peer-protocol.md).
   await store.outbox(b.tx, "session.up", { user: s.user, token: s.token, cluster, capAck: s.capAck, at: b.now.toISOString(), reach: s.addr });
   b.setSession(s);
-  b.reply(ctx, formatOk("LOGIN", s.user, s.token));
+  ctx.session = s;
+  // The gateway learns the key first (same stream, in order), so it can check the proofs that
+  // follow the reply; the key goes to the client only in the reply, to this address.
+  b.push(ctx, s, `${BIND}${s.proofKeyId} ${proofKey} ${s.plainOk ? 1 : 0}`);
+  b.reply(ctx, formatOk("LOGIN", s.user, s.token, proofKey));
   for (const line of formatOnline(await store.onlineUsers(b.tx, b.settings.cluster))) b.push(ctx, s, line);
+  // Where the session may not act without proofs, its stored messages wait for the first
+  // proof (validated()). Elsewhere they go now, within the gateway's amplification bound: a
+  // MSG it withholds comes back as undelivered and is offered again.
+  if (!s.plainOk) return;
   const nextPush = new Date(b.now.getTime() + b.settings.resendBaseMs);
   for (const m of await store.takeUndelivered(b.tx, s.user, s.capAck, nextPush, MAX_LOGIN_PUSH_COUNT)) pushMsg(b, ctx, s, m);
+}
+
+/** Tells the gateway holding the session's address that the session there ended. */
+function unbind(b: Batch, ctx: ReqCtx, s: Session): void {
+  if (s.gateway !== "") b.push(ctx, s, UNBIND);
 }
 
 const MAX_LOGIN_PUSH_COUNT = 1000;
@@ -268,6 +354,7 @@ async function unregister(b: Batch, ctx: ReqCtx, s: Session, password: string): 
   const createdAt = await store.deleteUser(b.tx, s.user, b.now);
   await store.logConnection(b.tx, s.user, "unregistered", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
   await sessionDown(b, s, "unregistered");
+  unbind(b, ctx, s);
   if (createdAt) await store.outbox(b.tx, "user.unregister", { name: s.user, createdAt: createdAt.toISOString(), at: b.now.toISOString() });
   b.forgetUser(s.user);
   b.reply(ctx, formatOk("UNREGISTERED"));

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { commonSettings, hostPort, int, pgUrl, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
+import { PLAIN_SESSION_POLICIES } from "@pesan/shared/protocol";
 
 /** One `name=host:port` entry per other server this cluster knows before peer-sync runs. */
 const serverList = z
@@ -32,6 +33,10 @@ export const routerSettings = {
   QUOTA: int(0, 10_000_000).default(10_000),
   PEERS: serverList,
   SESSION_LEASE_MS: int(1000, 86_400_000).default(180_000),
+  /** Where sessions may act without proofs (netcat, v1 clients): all, loopback or none. */
+  PLAIN_SESSIONS: z.enum(PLAIN_SESSION_POLICIES).default("all"),
+  /** Most sessions at the addresses of one IP (so one host cannot fill QUOTA); 0 for no limit. */
+  SESSIONS_PER_IP: int(0, 10_000_000).default(1000),
   BATCH_SIZE: int(1, 10_000).default(128),
   BLOCK_MS: int(10, 60_000).default(1000),
   CLAIM_IDLE_MS: int(100, 3_600_000).default(10_000),

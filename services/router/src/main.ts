@@ -15,7 +15,8 @@ usage: node services/router/src/main.ts [--help]
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   DATABASE_URL (required)  postgres://...          REDIS_URL (required)  redis://...
   SERVER_NAME=local  PUBLIC_ADDRESS=127.0.0.1:4999  QUOTA=10000  PEERS=name=host:port,...
-  SESSION_LEASE_MS=180000  BATCH_SIZE=128  CLAIM_IDLE_MS=10000  RESEND_BASE_MS=200
+  SESSION_LEASE_MS=180000  PLAIN_SESSIONS=all (all, loopback, none)  SESSIONS_PER_IP=1000
+  BATCH_SIZE=128  CLAIM_IDLE_MS=10000  RESEND_BASE_MS=200
   RESEND_MAX_ATTEMPTS=8  RESEND_MAX_DELAY_MS=5000  INBOX_LIMIT=100  PASSWORD_HASH_COST=14  BUS_PREFIX=pesan:
   HTTP_HOST=127.0.0.1  HTTP_PORT=9200 (/healthz, /metrics)  LOG_LEVEL=info  ROUTER_ID
 See README.md for the full table.

@@ -19,6 +19,8 @@ export function routerOptionsFrom(c: RouterConfig): RouterOptions {
     resendMaxAttempts: c.RESEND_MAX_ATTEMPTS,
     resendMaxDelayMs: c.RESEND_MAX_DELAY_MS,
     inboxLimit: c.INBOX_LIMIT,
+    plainSessions: c.PLAIN_SESSIONS,
+    sessionsPerIp: c.SESSIONS_PER_IP,
     batchSize: c.BATCH_SIZE,
     blockMs: c.BLOCK_MS,
     claimIdleMs: c.CLAIM_IDLE_MS,

@@ -1,7 +1,7 @@
 import { decideRoute } from "./route.ts";
 import type { Session } from "./store.ts";
 
-const session = (cluster: string, gateway = "gw1"): Session => ({ user: "carol", token: "t", cluster, gateway, addr: "127.0.0.1:5000", capAck: false, lastHeard: new Date() });
+const session = (cluster: string, gateway = "gw1"): Session => ({ user: "carol", token: "t", cluster, gateway, addr: "127.0.0.1:5000", capAck: false, lastHeard: new Date(), proofKeyId: "", proven: false, plainOk: true });
 
 test("a session held here is pushed here, linked or not", () => {
   const s = session("a");

@@ -146,7 +146,11 @@ export class Router implements Lifecycle {
         this.deps.logger.warn({ entry: e.id }, "malformed stream entry skipped");
         continue;
       }
-      d.r.forEach(([reqId, addr, text], i) => incoming.push({ gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i) }));
+      d.r.forEach(([reqId, addr, text, proof], i) => {
+        const inc: Incoming = { gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i) };
+        if (proof !== undefined) inc.proof = proof;
+        incoming.push(inc);
+      });
       this.gatewaysSeen.set(d.g, Date.now());
     }
     if (incoming.length === 0) return;

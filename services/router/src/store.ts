@@ -13,6 +13,12 @@ export interface Session {
   addr: string;
   capAck: boolean;
   lastHeard: Date;
+  /** Id of the proof key the last LOGIN/RESUME issued ('' before v2 or for another cluster's). */
+  proofKeyId: string;
+  /** A valid proof came since: the session accepts nothing without one; its address is validated. */
+  proven: boolean;
+  /** PLAIN_SESSIONS lets this session act without proofs. */
+  plainOk: boolean;
 }
 
 export interface StoredMessage {
@@ -37,11 +43,33 @@ export interface NewMessage {
   replicated?: boolean;
 }
 
-type SessionRow = { user_name: string; token: string; cluster: string; gateway: string; addr: string; cap_ack: boolean; last_heard: Date | string };
-const SESSION_COLS = "user_name, token, cluster, gateway, addr, cap_ack, last_heard";
+type SessionRow = {
+  user_name: string;
+  token: string;
+  cluster: string;
+  gateway: string;
+  addr: string;
+  cap_ack: boolean;
+  last_heard: Date | string;
+  proof_key_id: string;
+  proven: boolean;
+  plain_ok: boolean;
+};
+const SESSION_COLS = "user_name, token, cluster, gateway, addr, cap_ack, last_heard, proof_key_id, proven, plain_ok";
 
 function toSession(r: SessionRow): Session {
-  return { user: r.user_name, token: r.token, cluster: r.cluster, gateway: r.gateway, addr: r.addr, capAck: r.cap_ack, lastHeard: new Date(r.last_heard) };
+  return {
+    user: r.user_name,
+    token: r.token,
+    cluster: r.cluster,
+    gateway: r.gateway,
+    addr: r.addr,
+    capAck: r.cap_ack,
+    lastHeard: new Date(r.last_heard),
+    proofKeyId: r.proof_key_id,
+    proven: r.proven,
+    plainOk: r.plain_ok,
+  };
 }
 
 type MessageRow = { id: string; sender: string; recipient: string; sent_at: Date | string; body: string; read: boolean };
@@ -62,7 +90,7 @@ export async function sessionsByEndpoints(q: Queryable, endpoints: Array<{ gatew
 export async function usersWithSessions(q: Queryable, names: string[]): Promise<Array<{ name: string; session: Session | undefined }>> {
   if (names.length === 0) return [];
   const r = await q.query<{ name: string } & Partial<SessionRow>>(
-    `SELECT u.name, s.user_name, s.token, s.cluster, s.gateway, s.addr, s.cap_ack, s.last_heard
+    `SELECT u.name, ${SESSION_COLS.split(", ").map((c) => `s.${c}`).join(", ")}
        FROM users u LEFT JOIN sessions s ON s.user_name = u.name WHERE u.name = ANY($1::text[])`,
     [names],
   );
@@ -179,12 +207,49 @@ export async function sessionAt(q: Queryable, gateway: string, addr: string): Pr
 
 export async function upsertSession(q: Queryable, s: Session, cluster: string, now: Date): Promise<void> {
   await q.query(
-    `INSERT INTO sessions (user_name, token, cluster, gateway, addr, cap_ack, login_at, last_heard)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+    `INSERT INTO sessions (user_name, token, cluster, gateway, addr, cap_ack, login_at, last_heard, proof_key_id, proven, plain_ok)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)
      ON CONFLICT (user_name) DO UPDATE SET token = EXCLUDED.token, cluster = EXCLUDED.cluster, gateway = EXCLUDED.gateway,
-       addr = EXCLUDED.addr, cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard, reach = ''`,
-    [s.user, s.token, cluster, s.gateway, s.addr, s.capAck, now],
+       addr = EXCLUDED.addr, cap_ack = EXCLUDED.cap_ack, login_at = EXCLUDED.login_at, last_heard = EXCLUDED.last_heard, reach = '',
+       proof_key_id = EXCLUDED.proof_key_id, proven = EXCLUDED.proven, plain_ok = EXCLUDED.plain_ok`,
+    [s.user, s.token, cluster, s.gateway, s.addr, s.capAck, now, s.proofKeyId, s.proven, s.plainOk],
   );
+}
+
+/** The first valid proof since the key was issued (only for that key: a newer bind is not proven by it). */
+export async function markProven(q: Queryable, proofs: Array<{ user: string; keyId: string }>): Promise<void> {
+  if (proofs.length === 0) return;
+  await q.query(
+    `UPDATE sessions s SET proven = true FROM unnest($1::text[], $2::text[]) AS p(user_name, key_id)
+      WHERE s.user_name = p.user_name AND s.proof_key_id = p.key_id AND NOT s.proven`,
+    [proofs.map((p) => p.user), proofs.map((p) => p.keyId)],
+  );
+}
+
+/** Sessions this cluster holds at addresses of one IP (the limit on sessions per IP), other users'. */
+export async function countSessionsFromIp(q: Queryable, cluster: string, addrPrefix: string, exceptUser: string): Promise<number> {
+  const r = await q.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM sessions WHERE cluster = $1 AND left(addr, length($2)) = $2 AND user_name <> $3",
+    [cluster, addrPrefix, exceptUser],
+  );
+  return r.rows[0]?.n ?? 0;
+}
+
+/**
+ * MSGs the gateway withheld (amplification bound): a classic session's message counted as
+ * delivered when pushed is undelivered again, and the stranded sweep offers it again. Only the
+ * recipient's own messages at that address, and never one read since.
+ */
+export async function undeliverWithheld(q: Queryable, withheld: Array<{ id: string; gateway: string; addr: string }>): Promise<number> {
+  if (withheld.length === 0) return 0;
+  const r = await q.query(
+    `UPDATE messages m SET delivered = false, push_attempts = 0, next_push_at = NULL
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS w(id, gateway, addr)
+       JOIN sessions s ON s.gateway = w.gateway AND s.addr = w.addr
+      WHERE m.id = w.id AND m.recipient = s.user_name AND m.delivered AND NOT m.read`,
+    [withheld.map((w) => w.id), withheld.map((w) => w.gateway), withheld.map((w) => w.addr)],
+  );
+  return r.rowCount ?? 0;
 }
 
 export async function deleteSession(q: Queryable, user: string): Promise<void> {

@@ -12,6 +12,13 @@ export const gatewaySettings = {
   /** Sustained datagrams per second allowed from one address, and the burst above it. */
   RATE_LIMIT_PER_SEC: int(1, 1_000_000).default(4000),
   RATE_LIMIT_BURST: int(1, 1_000_000).default(4000),
+  /** Datagrams per second (and burst) from all the addresses of one IP that hold no session. */
+  IP_RATE_LIMIT_PER_SEC: int(1, 1_000_000).default(4000),
+  IP_RATE_LIMIT_BURST: int(1, 1_000_000).default(4000),
+  /** Bytes per second plain sessions and REDIRECTs of one IP may get beyond the 3x credit. */
+  PLAIN_BYTES_PER_IP: int(0, 1_000_000_000).default(65_536),
+  /** Most session-less client addresses remembered (their amplification credit). */
+  MAX_ENDPOINTS: int(1000, 10_000_000).default(100_000),
   /** A request unanswered this long gets `ERR UNAVAILABLE`. */
   BACKEND_TIMEOUT_MS: int(100, 60_000).default(2000),
   UDP_BUFFER_BYTES: int(65_536, 64 * 1024 * 1024).default(4 * 1024 * 1024),

@@ -6,9 +6,10 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
-import { GATEWAY_GROUP, IN_STREAM, TOUCH, decodeOutbound, encodeInbound, outStream, type InboundRequest } from "@pesan/shared/bus";
+import { BIND, GATEWAY_GROUP, IN_STREAM, UNBIND, WITHHELD, decodeOutbound, encodeInbound, isControlLine, outStream, type InboundRequest } from "@pesan/shared/bus";
 import { Counter, Gauge, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
-import { formatErr, frame, parseDatagram, withTag } from "@pesan/shared/protocol";
+import { PROOF_PREFIX, formatErr, frame, parseDatagram, parseText, withTag, type Parsed } from "@pesan/shared/protocol";
+import { Endpoints } from "./endpoints.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
 export interface GatewayOptions {
@@ -20,7 +21,20 @@ export interface GatewayOptions {
   backendTimeoutMs: number;
   bufferBytes: number;
   maxPack: number;
+  /** Datagrams per second (and burst) from all the addresses of one IP that hold no session. */
+  ipRatePerSec: number;
+  ipRateBurst: number;
+  /** Bytes per second that plain sessions and REDIRECTs of one IP may get beyond the 3x credit. */
+  plainBytesPerIp: number;
+  /** Most session-less addresses remembered (for the amplification credit). */
+  maxEndpoints: number;
 }
+
+/** The reply to a datagram whose session proof does not hold (docs/protocol.md "Security"). */
+export const PROOF_INVALID_TEXT = "proof not valid for this address; RESUME";
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const TILDE = PROOF_PREFIX.charCodeAt(0);
 
 export interface GatewayDeps {
   bus: Bus;
@@ -55,11 +69,12 @@ export class Gateway implements Lifecycle {
   private readonly now: () => number;
   private socket: Socket | undefined;
   private readonly limiter: RateLimiter;
+  private readonly ipLimiter: RateLimiter;
+  private readonly endpoints: Endpoints;
   private readonly pending = new Map<number, Pending>();
   private queue: InboundRequest[] = [];
-  /** Addresses with a lease-renewing touch already queued in this flush. */
-  private readonly touched = new Set<string>();
   private flushScheduled = false;
+  private endpointsSweptAt = 0;
   private seq = 0;
   private readonly consumer: Consumer;
   private sweeper: NodeJS.Timeout | undefined;
@@ -72,12 +87,16 @@ export class Gateway implements Lifecycle {
     this.opts = opts;
     this.now = deps.now ?? Date.now;
     this.limiter = new RateLimiter(opts.ratePerSec, opts.rateBurst);
+    this.ipLimiter = new RateLimiter(opts.ipRatePerSec, opts.ipRateBurst);
+    this.endpoints = new Endpoints({ maxEndpoints: opts.maxEndpoints, idleMs: 60_000, sessionIdleMs: 600_000, plainBytesPerIp: opts.plainBytesPerIp });
     const r = deps.registry;
     this.m = {
       received: new Counter({ name: "pesan_gateway_datagrams_received_total", help: "Datagrams received, by outcome", labelNames: ["outcome"], registers: [r] }),
       sent: new Counter({ name: "pesan_gateway_datagrams_sent_total", help: "Datagrams sent to clients", registers: [r] }),
       unavailable: new Counter({ name: "pesan_gateway_unavailable_total", help: "Requests answered ERR UNAVAILABLE (backend too slow or down)", registers: [r] }),
       pending: new Gauge({ name: "pesan_gateway_pending_requests", help: "Requests forwarded and not yet answered", registers: [r], collect: () => undefined }),
+      withheld: new Counter({ name: "pesan_gateway_withheld_total", help: "Lines not sent to an address that has not shown it receives (amplification bound), by kind", labelNames: ["kind"], registers: [r] }),
+      endpoints: new Gauge({ name: "pesan_gateway_endpoints", help: "Client addresses remembered (sessions and recent senders)", registers: [r], collect: () => undefined }),
     };
     this.consumer = deps.bus.consumer(
       {
@@ -126,29 +145,59 @@ export class Gateway implements Lifecycle {
   }
 
   private onDatagram(buf: Buffer, rinfo: RemoteInfo): void {
+    const now = this.now();
     const addr = formatAddr(rinfo);
-    const verdict = this.limiter.take(addr, this.now());
-    if (verdict !== "ok") {
-      this.m.received.inc({ outcome: "rate_limited" });
-      if (verdict === "limited-first") this.sendTo(addr, formatErr("RATE_LIMITED"));
-      return;
-    }
-    const parsed = parseDatagram(buf);
-    if (!parsed.ok) {
-      this.m.received.inc({ outcome: "rejected" });
-      this.sendTo(addr, withTag(parsed.tag, formatErr(parsed.code, parsed.message)));
-      // Answered here, but any datagram renews its sender's session lease: tell the router.
-      if (!this.touched.has(addr)) {
-        this.touched.add(addr);
-        this.enqueue([0, addr, TOUCH]);
+    if (!this.admit(this.limiter.take(addr, now), addr, "rate_limited")) return;
+    // Addresses without a session also share one budget per IP: rotating source ports buys nothing.
+    if (!this.endpoints.hasSession(addr) && !this.admit(this.ipLimiter.take(rinfo.address, now), addr, "ip_limited")) return;
+    const endpoint = this.endpoints.received(addr, buf.length, now);
+    let parsed: Parsed;
+    let text: string;
+    let proof: string | undefined;
+    if (buf[0] === TILDE) {
+      let raw: string;
+      try {
+        raw = utf8.decode(buf);
+      } catch {
+        return this.reject(addr, parseDatagram(buf));
       }
-      return;
+      const v = this.endpoints.checkProof(endpoint, raw);
+      if (v.kind === "replayed") {
+        this.m.received.inc({ outcome: "replayed" });
+        return;
+      }
+      if (v.kind === "invalid") {
+        this.m.received.inc({ outcome: "proof_invalid" });
+        this.reply(addr, withTag(parseText(v.text).tag, formatErr("NOT_LOGGED_IN", PROOF_INVALID_TEXT)));
+        return;
+      }
+      text = v.text;
+      parsed = parseText(text);
+      if (v.kind === "proven") proof = v.keyId;
+    } else {
+      parsed = parseDatagram(buf);
+      text = parsed.ok ? buf.toString("utf8") : "";
     }
+    // Answered here; it no longer renews a session lease (a forged datagram must not).
+    if (!parsed.ok) return this.reject(addr, parsed);
     this.m.received.inc({ outcome: "forwarded" });
     const reqId = ++this.seq;
     // ACK has no reply, so it is never waiting for one.
-    if (parsed.req.cmd !== "ACK") this.pending.set(reqId, { addr, tag: parsed.tag, at: this.now() });
-    this.enqueue([reqId, addr, buf.toString("utf8")]);
+    if (parsed.req.cmd !== "ACK") this.pending.set(reqId, { addr, tag: parsed.tag, at: now });
+    this.enqueue(proof === undefined ? [reqId, addr, text] : [reqId, addr, text, proof]);
+  }
+
+  /** Applies a rate limiter's verdict: the first datagram over the limit is told, the rest dropped. */
+  private admit(verdict: "ok" | "limited-first" | "limited", addr: string, outcome: string): boolean {
+    if (verdict === "ok") return true;
+    this.m.received.inc({ outcome });
+    if (verdict === "limited-first") this.reply(addr, formatErr("RATE_LIMITED"));
+    return false;
+  }
+
+  private reject(addr: string, parsed: Parsed): void {
+    this.m.received.inc({ outcome: "rejected" });
+    if (!parsed.ok) this.reply(addr, withTag(parsed.tag, formatErr(parsed.code, parsed.message)));
   }
 
   private enqueue(r: InboundRequest): void {
@@ -163,7 +212,6 @@ export class Gateway implements Lifecycle {
   /** One stream entry for everything read since the last flush. */
   private flush(): void {
     this.flushScheduled = false;
-    this.touched.clear();
     if (this.queue.length === 0) return;
     const reqs = this.queue;
     this.queue = [];
@@ -177,9 +225,41 @@ export class Gateway implements Lifecycle {
     for (const e of entries) {
       for (const [addr, line, reqId] of decodeOutbound(e.payload)) {
         if (reqId > 0) this.pending.delete(reqId);
-        this.sendTo(addr, line);
+        if (isControlLine(line)) this.control(addr, line);
+        else if (reqId > 0) this.reply(addr, line);
+        else this.push(addr, line);
       }
     }
+  }
+
+  /** A router's word about the session at addr: bound with a proof key, or ended. */
+  private control(addr: string, line: string): void {
+    if (line.startsWith(BIND)) {
+      const [keyId, key, plain] = line.slice(BIND.length).split(" ");
+      if (keyId && key) this.endpoints.bind(addr, keyId, key, plain === "1", this.now());
+    } else if (line === UNBIND) this.endpoints.unbind(addr);
+  }
+
+  /** A reply to something addr sent: within the amplification bound, or not at all (it may ask again). */
+  private reply(addr: string, line: string): void {
+    if (this.endpoints.send(addr, Buffer.byteLength(line) + 1, false, this.now()) === "withheld") {
+      this.m.withheld.inc({ kind: "reply" });
+      return;
+    }
+    this.sendTo(addr, line);
+  }
+
+  /**
+   * A push (MSG, ONLINE, BYE, REDIRECT). A one-to-one MSG that the bound withholds is reported
+   * to the routers, which keep it undelivered: it is pushed again later, never lost.
+   */
+  private push(addr: string, line: string): void {
+    const redirect = line.startsWith("REDIRECT ");
+    if (this.endpoints.send(addr, Buffer.byteLength(line) + 1, redirect, this.now()) !== "withheld") return this.sendTo(addr, line);
+    this.m.withheld.inc({ kind: "push" });
+    if (!line.startsWith("MSG ")) return;
+    const [, id, from] = line.split(" ", 3);
+    if (id && from && !from.startsWith("*")) this.enqueue([0, addr, WITHHELD + id]);
   }
 
   private sendTo(addr: string, line: string): void {
@@ -199,10 +279,17 @@ export class Gateway implements Lifecycle {
       if (p.at > limit) break;
       this.pending.delete(id);
       this.m.unavailable.inc();
-      this.sendTo(p.addr, withTag(p.tag, formatErr("UNAVAILABLE")));
+      this.reply(p.addr, withTag(p.tag, formatErr("UNAVAILABLE")));
     }
     this.m.pending.set(this.pending.size);
     this.limiter.sweep(now);
+    this.ipLimiter.sweep(now);
+    // A full pass over every address is not needed four times a second.
+    if (now - this.endpointsSweptAt >= 5000) {
+      this.endpointsSweptAt = now;
+      this.endpoints.sweep(now);
+    }
+    this.m.endpoints.set(this.endpoints.size);
   }
 
   pendingCount(): number {

@@ -13,5 +13,9 @@ export function gatewayOptionsFrom(c: GatewayConfig): GatewayOptions {
     backendTimeoutMs: c.BACKEND_TIMEOUT_MS,
     bufferBytes: c.UDP_BUFFER_BYTES,
     maxPack: c.MAX_PACK,
+    ipRatePerSec: c.IP_RATE_LIMIT_PER_SEC,
+    ipRateBurst: c.IP_RATE_LIMIT_BURST,
+    plainBytesPerIp: c.PLAIN_BYTES_PER_IP,
+    maxEndpoints: c.MAX_ENDPOINTS,
   };
 }

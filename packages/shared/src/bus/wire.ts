@@ -11,13 +11,32 @@ export const ROUTER_GROUP = "routers";
 export const GATEWAY_GROUP = "gateway";
 
 /**
- * The text of a request with id 0 that only says "this address was heard from" (for a
- * datagram the gateway answered itself): it renews a session lease and gets no reply.
+ * A request: gateway-local request id, client address (host:port), datagram text (without its
+ * session proof), and, when the gateway verified a session proof on it, the id of the key that
+ * made it (proofKeyId). Requests with id 0 and a text starting with NUL (which no client
+ * datagram can hold) are the gateway's own notices, see WITHHELD.
  */
-export const TOUCH = "";
+export type InboundRequest = [reqId: number, addr: string, text: string, proof?: string];
 
-/** A request: gateway-local request id, client address (host:port), datagram text. */
-export type InboundRequest = [reqId: number, addr: string, text: string];
+/**
+ * The gateway's notice that it did not send `MSG <id>` to addr (the amplification bound of
+ * docs/protocol.md): the message must stay undelivered. Text: WITHHELD + the message id.
+ */
+export const WITHHELD = "\u0000withheld ";
+
+/**
+ * Control lines from a router to a gateway (never sent to the client), as the line text of an
+ * OutboundLine to the client's address:
+ * - BIND + `<keyId> <key> <plain>`: a session was bound to this address with this proof key;
+ *   plain is 1 where the session may go on without proofs (PLAIN_SESSIONS), else 0;
+ * - UNBIND: the session at this address ended.
+ */
+export const BIND = "\u0000bind ";
+export const UNBIND = "\u0000unbind";
+
+export function isControlLine(line: string): boolean {
+  return line.charCodeAt(0) === 0;
+}
 export interface InboundEntry {
   g: string;
   r: InboundRequest[];
@@ -43,7 +62,8 @@ export function decodeInbound(payload: string): InboundEntry | undefined {
   if (typeof g !== "string" || !Array.isArray(r)) return undefined;
   const out: InboundRequest[] = [];
   for (const x of r) {
-    if (Array.isArray(x) && typeof x[0] === "number" && typeof x[1] === "string" && typeof x[2] === "string") out.push([x[0], x[1], x[2]]);
+    if (!Array.isArray(x) || typeof x[0] !== "number" || typeof x[1] !== "string" || typeof x[2] !== "string") continue;
+    out.push(typeof x[3] === "string" ? [x[0], x[1], x[2], x[3]] : [x[0], x[1], x[2]]);
   }
   return { g, r: out };
 }

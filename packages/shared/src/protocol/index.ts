@@ -1,2 +1,3 @@
 export * from "./codec.ts";
 export * from "./proof.ts";
+export * from "./address.ts";
