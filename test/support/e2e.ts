@@ -37,7 +37,8 @@ export async function loginClient(address: string, user: string, password: strin
     if (r !== "OK CAP ACK") throw new Error(`CAP ACK: ${r}`);
   }
   const r = await c.request(`LOGIN ${user} ${password}`);
-  const m = new RegExp(`^OK LOGIN ${re(user)} (\\S+)$`).exec(r);
+  // A v2 server adds the session key after the token.
+  const m = new RegExp(`^OK LOGIN ${re(user)} (\\S+)(?: \\S+)?$`).exec(r);
   if (!m) throw new Error(`LOGIN ${user}: ${r}`);
   // the ONLINE push follows the reply
   await c.waitFor(/^ONLINE /);
