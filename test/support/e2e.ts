@@ -37,6 +37,7 @@ export async function loginClient(address: string, user: string, password: strin
     if (r !== "OK CAP ACK") throw new Error(`CAP ACK: ${r}`);
   }
   const r = await c.request(`LOGIN ${user} ${password}`);
+  // The session key follows the token (protocol v2).
   const m = new RegExp(`^OK LOGIN ${re(user)} (\\S+) \\S+$`).exec(r);
   if (!m) throw new Error(`LOGIN ${user}: ${r}`);
   // the ONLINE push follows the reply

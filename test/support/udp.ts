@@ -1,55 +1,79 @@
 /**
- * A netcat-like test client: sends raw datagrams, keeps every line received, and waits for
- * lines matching a predicate. Assertions read exactly what a user with `nc -u` would see.
+ * A netcat-like test client on the client core's Transport: sends raw datagrams, keeps every
+ * line received (from anyone), and waits for lines matching a predicate. Assertions read
+ * exactly what a user with `nc -u` would see. send() sends bytes as given, never signed;
+ * with `{ proofs: true }` request()/requestAll()/sendSigned() sign once an `OK LOGIN` answering
+ * a request of this client brought a session key (protocol v2), as the library does.
  */
-import { createSocket, type Socket } from "node:dgram";
-import { unframe } from "@pesan/shared/protocol";
+import { RequestTimeoutError, Transport } from "@pesan/client";
+
+export interface RawClientOptions {
+  /** Take the session key from `OK LOGIN` replies and sign requests with it (default false). */
+  proofs?: boolean;
+}
 
 export class RawClient {
   readonly lines: string[] = [];
-  private readonly socket: Socket;
-  private host: string;
-  private port: number;
+  private readonly transport: Transport;
   private waiters: Array<() => void> = [];
   /** Drop the next n datagrams received (simulates loss on the way to the client). */
   dropNext = 0;
 
-  private constructor(socket: Socket, host: string, port: number) {
-    this.socket = socket;
-    this.host = host;
-    this.port = port;
-    socket.on("message", (buf) => {
-      if (this.dropNext > 0) {
-        this.dropNext--;
-        return;
-      }
-      this.lines.push(unframe(buf.toString("utf8")));
-      const w = this.waiters;
-      this.waiters = [];
-      for (const f of w) f();
-    });
+  private constructor(transport: Transport) {
+    this.transport = transport;
   }
 
-  static async open(address: string): Promise<RawClient> {
-    const i = address.lastIndexOf(":");
-    const socket = createSocket("udp4");
-    await new Promise<void>((r) => socket.bind(0, "127.0.0.1", () => r()));
-    return new RawClient(socket, address.slice(0, i), Number(address.slice(i + 1)));
+  static async open(address: string, o: RawClientOptions = {}): Promise<RawClient> {
+    let self: RawClient | undefined;
+    const transport = new Transport({
+      target: address,
+      bindHost: address.startsWith("[") ? "::1" : "127.0.0.1",
+      // Like netcat: a reply counts whoever sent it.
+      matchAnySource: true,
+      autoProof: o.proofs ?? false,
+      inbound: () => {
+        if (self && self.dropNext > 0) {
+          self.dropNext--;
+          return false;
+        }
+        return true;
+      },
+      onDatagram: (d) => self?.record(d.text),
+    });
+    self = new RawClient(transport);
+    await transport.start();
+    return self;
+  }
+
+  private record(line: string): void {
+    this.lines.push(line);
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
   }
 
   get localPort(): number {
-    return this.socket.address().port;
+    return this.transport.localPort!;
   }
 
+  /** The session key in use (with `proofs: true`), if any. */
+  get key(): string | undefined {
+    return this.transport.key;
+  }
+
+  /** Sends exactly these bytes (never signed). */
   send(data: string | Buffer): void {
-    this.socket.send(data, this.port, this.host);
+    this.transport.sendBytes(data);
+  }
+
+  /** Sends one datagram signed with the session key (as is while there is none). */
+  sendSigned(text: string): void {
+    this.transport.send(text);
   }
 
   /** Retargets the client at another server (failover by hand). */
   retarget(address: string): void {
-    const i = address.lastIndexOf(":");
-    this.host = address.slice(0, i);
-    this.port = Number(address.slice(i + 1));
+    void this.transport.retarget(address);
   }
 
   /** Waits for the first line (at or after index `from`) that matches; returns it. */
@@ -73,20 +97,19 @@ export class RawClient {
 
   /** Sends a request and waits for its final reply (tag-matched): OK, ERR, yes or MSG. */
   async request(line: string, timeoutMs = 5000): Promise<string> {
-    const tag = `t${Math.random().toString(36).slice(2, 10)}`;
-    const from = this.lines.length;
-    this.send(`@${tag} ${line}`);
-    const reply = await this.waitFor((l) => l.startsWith(`@${tag} `) && /^@\S+ (OK |ERR |yes$|MSG )/.test(l), timeoutMs, from);
-    return reply.slice(tag.length + 2);
+    const all = await this.requestAll(line, timeoutMs);
+    return all[all.length - 1]!;
   }
 
   /** Every line tagged for the given request, in order (for WHO, INBOX, SERVERS). */
   async requestAll(line: string, timeoutMs = 5000): Promise<string[]> {
-    const tag = `t${Math.random().toString(36).slice(2, 10)}`;
-    const from = this.lines.length;
-    this.send(`@${tag} ${line}`);
-    await this.waitFor((l) => l.startsWith(`@${tag} `) && /^@\S+ (OK |ERR )/.test(l), timeoutMs, from);
-    return this.lines.slice(from).filter((l) => l.startsWith(`@${tag} `)).map((l) => l.slice(tag.length + 2));
+    try {
+      const lines = await this.transport.request(line, { timeoutMs });
+      return lines.map((l) => l.raw.slice(l.tag!.length + 2));
+    } catch (err) {
+      if (err instanceof RequestTimeoutError) throw new Error(`no reply to ${JSON.stringify(line)} within ${timeoutMs} ms; got:\n${this.lines.join("\n")}`);
+      throw err;
+    }
   }
 
   /** Lets in-flight datagrams arrive, then returns lines received since `from`. */
@@ -96,10 +119,7 @@ export class RawClient {
   }
 
   close(): void {
-    try {
-      this.socket.close();
-    } catch {
-      // already closed
-    }
+    // Transport.close() never rejects.
+    void this.transport.close();
   }
 }

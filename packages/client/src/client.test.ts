@@ -1,105 +1,8 @@
-import dgram from "node:dgram";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { PesanClient, PesanError, RequestTimeoutError, ClientClosedError, parseServerAddress, type FailoverEvent, type MsgLine } from "./client.ts";
-
-// ---------------------------------------------------------------------------------------------
-// A scripted UDP server: records every datagram (tag removed) and answers through a handler.
-
-interface Received {
-  tag: string | undefined;
-  text: string;
-  from: dgram.RemoteInfo;
-}
-
-type Handler = (req: Received, srv: ScriptedServer) => string[] | undefined;
-
-const TAG_RE = /^@([A-Za-z0-9_-]{1,32}) /;
-
-class ScriptedServer {
-  readonly socket: dgram.Socket;
-  readonly received: Received[] = [];
-  handler: Handler;
-  /** When true the server records but never answers (a dead server). */
-  silent = false;
-  private waiters: Array<() => void> = [];
-
-  constructor(handler: Handler) {
-    this.socket = dgram.createSocket("udp4");
-    this.handler = handler;
-    this.socket.on("message", (buf, rinfo) => {
-      let text = buf.toString("utf8");
-      let tag: string | undefined;
-      const m = TAG_RE.exec(text);
-      if (m) {
-        tag = m[1];
-        text = text.slice(m[0].length);
-      }
-      const req = { tag, text, from: rinfo };
-      this.received.push(req);
-      for (const w of this.waiters.splice(0)) w();
-      if (this.silent) return;
-      const replies = this.handler(req, this) ?? [];
-      for (const r of replies) this.push(tag === undefined ? r : `@${tag} ${r}`, rinfo);
-    });
-  }
-
-  async listen(): Promise<this> {
-    this.socket.bind(0, "127.0.0.1");
-    await once(this.socket, "listening");
-    return this;
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.socket.address().port}`;
-  }
-
-  push(text: string, to: { address: string; port: number }): void {
-    this.socket.send(text, to.port, to.address);
-  }
-
-  /** Non-heartbeat requests, tags removed. */
-  commands(): string[] {
-    return this.received.map((r) => r.text).filter((t) => t !== "/@live?");
-  }
-
-  async waitFor(pred: (srv: this) => boolean, ms = 3000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!pred(this)) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`condition not met within ${ms} ms; received: ${JSON.stringify(this.received.map((r) => r.text))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 50));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.socket.close(() => resolve()));
-  }
-}
-
-/** A well-behaved fake: heartbeats, CAP ACK, LOGIN/RESUME with a fixed token, WHO. */
-function basicHandler(token = "tok123"): Handler {
-  return (req) => {
-    const t = req.text;
-    if (t === "/@live?") return ["yes"];
-    if (/^CAP ACK$/i.test(t)) return ["OK CAP ACK"];
-    let m = /^\/?LOGIN (\S+) (.+)$/i.exec(t);
-    if (m) return m[2] === "secret1" ? [`OK LOGIN ${m[1]} ${token}`] : ["ERR AUTH wrong user name, password or token"];
-    m = /^\/?RESUME (\S+) (\S+)$/i.exec(t);
-    if (m) return m[2] === token ? [`OK LOGIN ${m[1]} ${token}`] : ["ERR AUTH wrong user name, password or token"];
-    if (/^\/?WHO$/i.test(t)) return ["ONLINE alice", "OK WHO 1"];
-    if (/^\/?LOGOUT$/i.test(t)) return ["OK BYE"];
-    if (/^ACK /.test(t)) return [];
-    return [`ERR UNKNOWN_COMMAND ${t.split(" ")[0]}`];
-  };
-}
+import { ScriptedServer, basicHandler, v2Handler, type Handler, type Received } from "./scripted-server.ts";
 
 const servers: ScriptedServer[] = [];
 const clients: PesanClient[] = [];
@@ -436,6 +339,243 @@ describe("PesanClient lifecycle", () => {
     c.sendRaw("/who");
     await srv.waitFor((s) => s.received.length === 1);
     expect(srv.received[0]).toMatchObject({ tag: undefined, text: "/who" });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/** What the client sent since index `from`, heartbeats left out. */
+const sentSince = (srv: ScriptedServer, from = 0): Received[] => srv.received.slice(from).filter((r) => r.text !== "/@live?");
+
+describe("PesanClient session proofs (protocol v2)", () => {
+  test("after OK LOGIN with a key every datagram is signed with it, seq from 1, and a proven PING goes first", async () => {
+    const srv = await server(v2Handler());
+    const c = await client({ servers: [srv.address], capAck: true, heartbeatMs: 100 });
+    expect(c.proving).toBe(false);
+    await c.login("alice", "secret1");
+    expect(c.proving).toBe(true);
+    // Before the key: CAP ACK and LOGIN plain.
+    expect(srv.received.slice(0, 2).map((r) => [r.text, r.proof])).toEqual([
+      ["CAP ACK", undefined],
+      ["LOGIN alice secret1", undefined],
+    ]);
+    const afterLogin = srv.received.length;
+    await srv.waitFor((s) => s.commands().includes("PING"));
+    expect(await c.who()).toEqual(["alice"]);
+    expect((await c.send("bob", "hi")).raw).toMatch(/OK SENT id1 DELIVERED$/);
+    srv.push("MSG m1 bob 2026-11-22T23:40:00.123Z hello", { address: "127.0.0.1", port: c.localPort! });
+    await srv.waitFor((s) => s.commands().includes("ACK m1"));
+    c.sendRaw("@mine WHO");
+    await srv.waitFor((s) => s.received.some((r) => r.tag === "mine"));
+    await srv.waitFor((s) => s.received.slice(afterLogin).some((r) => r.text === "/@live?"));
+
+    const after = srv.received.slice(afterLogin);
+    expect(after[0]!.text).toBe("PING");
+    // Everything after the key, heartbeats, ACK and sendRaw included, carries a valid proof,
+    // numbered 1, 2, 3, ... in the order sent.
+    expect(after.every((r) => r.proof?.valid === true)).toBe(true);
+    expect(after.map((r) => r.proof!.seq)).toEqual(after.map((_, i) => i + 1));
+    expect(after.map((r) => r.text)).toEqual(expect.arrayContaining(["PING", "WHO", "SEND bob hi", "ACK m1", "/@live?"]));
+  });
+
+  test("a v1 server (OK LOGIN without a key): the client stays plain", async () => {
+    const srv = await server(basicHandler());
+    const c = await client({ servers: [srv.address], capAck: true });
+    await c.login("alice", "secret1");
+    await c.who();
+    expect(c.proving).toBe(false);
+    expect(srv.received.every((r) => r.proof === undefined && !r.raw.startsWith("~"))).toBe(true);
+    expect(srv.commands()).not.toContain("PING");
+  });
+
+  test("an OK LOGIN that answers no request of ours (untagged, from the server's own address) sets no key", async () => {
+    const srv = await server(v2Handler());
+    const c = await client({ servers: [srv.address] });
+    await c.login("alice", "secret1");
+    const key = srv.key;
+    srv.push("OK LOGIN alice tokv2 AAECAwQFBgcICQoLDA0ODw", { address: "127.0.0.1", port: c.localPort! });
+    srv.push("@zz OK LOGIN alice tokv2 AAECAwQFBgcICQoLDA0ODw", { address: "127.0.0.1", port: c.localPort! });
+    await new Promise((r) => setTimeout(r, 100));
+    const from = srv.received.length;
+    expect(await c.who()).toEqual(["alice"]);
+    expect(srv.key).toBe(key);
+    expect(srv.received[from]!.proof?.valid).toBe(true); // still signed with the key the server issued
+  });
+
+  test("failover drops the key: RESUME goes plain, its reply's key signs what follows, from seq 1", async () => {
+    const a = await server(v2Handler("tf"));
+    const b = await server(v2Handler("tf"));
+    const c = await client({ servers: [a.address, b.address], heartbeatMs: 80, missedHeartbeats: 2, capAck: true });
+    await c.login("alice", "secret1");
+    const resumed = nextEvent<{ server: string }>(c, "resumed");
+    a.silent = true;
+    expect(await resumed).toEqual({ server: b.address, user: "alice" });
+    expect(c.proving).toBe(true);
+    expect(await c.who()).toEqual(["alice"]);
+    const onB = sentSince(b);
+    expect(onB.slice(0, 2).map((r) => [r.text, r.proof])).toEqual([
+      ["CAP ACK", undefined],
+      ["RESUME alice tf", undefined],
+    ]);
+    const signed = onB.slice(2);
+    expect(signed.map((r) => r.text)).toEqual(expect.arrayContaining(["PING", "WHO"]));
+    expect(signed.every((r) => r.proof?.valid === true)).toBe(true);
+    expect(signed[0]!.proof!.seq).toBe(1);
+    // Nothing signed with b's key went to a, and a's key never reached b (b checks against its own).
+    expect(b.key).not.toBe(a.key);
+  });
+
+  test("a second LOGIN replaces the key", async () => {
+    const srv = await server(v2Handler());
+    const c = await client({ servers: [srv.address] });
+    await c.login("alice", "secret1");
+    const first = srv.key;
+    await c.login("alice", "secret1");
+    expect(srv.key).not.toBe(first);
+    // The second LOGIN went signed with the first key (a proof session takes no plain LOGIN).
+    expect(srv.received.filter((r) => r.text === "LOGIN alice secret1").map((r) => r.proof?.valid ?? "plain")).toEqual(["plain", true]);
+    await c.who();
+    expect(srv.received.find((r) => r.text === "WHO")).toMatchObject({ proof: { valid: true, seq: expect.any(Number) } });
+  });
+
+  test("ERR NOT_LOGGED_IN after a gateway restart: RESUME (plain), a new key, and the request is sent once more", async () => {
+    const srv = await server(v2Handler("tg"));
+    const c = await client({ servers: [srv.address] });
+    const resumed: string[] = [];
+    c.on("resumed", (e) => resumed.push(e.server));
+    await c.login("alice", "secret1");
+    await srv.waitFor((s) => s.commands().includes("PING"));
+    srv.forgetKeys(); // the gateway restarted
+    const from = srv.received.length;
+    const sent = await c.send("bob", "after the restart");
+    expect(sent.raw).toMatch(/OK SENT id1 DELIVERED$/);
+    const seen = sentSince(srv, from).map((r) => [r.text, r.proof?.valid ?? "plain"]);
+    expect(seen.slice(0, 2)).toEqual([
+      ["SEND bob after the restart", false],
+      ["RESUME alice tg", "plain"],
+    ]);
+    expect(seen).toContainEqual(["SEND bob after the restart", true]);
+    expect(seen.filter(([t]) => t === "SEND bob after the restart")).toHaveLength(2);
+    expect(resumed).toEqual([srv.address]);
+    expect(c.sessionPhase).toBe("bound");
+  });
+
+  test("with retryAfterResume false the caller gets the ERR NOT_LOGGED_IN, and the client re-binds anyway", async () => {
+    const srv = await server(v2Handler("tn"));
+    const c = await client({ servers: [srv.address] });
+    await c.login("alice", "secret1");
+    srv.forgetKeys();
+    const err = (await c.send("bob", "x", { retryAfterResume: false }).catch((e: unknown) => e)) as PesanError;
+    expect(err).toBeInstanceOf(PesanError);
+    expect(err.code).toBe("NOT_LOGGED_IN");
+    await srv.waitFor((s) => s.commands().includes("RESUME alice tn"));
+    await waitUntil(() => c.sessionPhase === "bound");
+    expect(sentSince(srv).filter((r) => r.text === "SEND bob x")).toHaveLength(1);
+  });
+
+  test("the proven PING after login answered NOT_LOGGED_IN: the client resumes at once", async () => {
+    let first = true;
+    const srv = await server((req, s) => {
+      if (req.text === "PING" && first) {
+        first = false;
+        s.forgetKeys();
+        return ["ERR NOT_LOGGED_IN proof not valid for this address; RESUME"];
+      }
+      return v2Handler("tp")(req, s);
+    });
+    const c = await client({ servers: [srv.address] });
+    await c.login("alice", "secret1");
+    await srv.waitFor((s) => s.commands().includes("RESUME alice tp"));
+    await waitUntil(() => c.sessionPhase === "bound" && c.proving);
+    expect(srv.received.find((r) => r.text === "RESUME alice tp")!.proof).toBeUndefined();
+  });
+});
+
+describe("PesanClient listens only to its server", () => {
+  test("MSG, BYE and REDIRECT from an unrelated socket are ignored (no ACK to it either)", async () => {
+    const srv = await server(basicHandler());
+    const stranger = await server(basicHandler());
+    const c = await client({ servers: [srv.address], capAck: true });
+    const errors: string[] = [];
+    const messages: string[] = [];
+    const lines: string[] = [];
+    c.on("error", (e) => errors.push(e.message));
+    c.on("message", (m) => messages.push(m.id));
+    c.on("line", (l) => lines.push(l.raw));
+    await c.login("alice", "secret1");
+    const to = { address: "127.0.0.1", port: c.localPort! };
+    stranger.push("MSG f1 admin 2026-01-01T00:00:00.000Z forged", to);
+    stranger.push("BYE replaced", to);
+    stranger.push(`REDIRECT ${stranger.address}`, to);
+    srv.push("MSG m1 bob 2026-11-22T23:40:00.123Z real", to);
+    await srv.waitFor((s) => s.commands().includes("ACK m1"));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(messages).toEqual(["m1"]);
+    expect(lines.some((l) => l.includes("forged") || l.startsWith("BYE") || l.startsWith("REDIRECT"))).toBe(false);
+    expect(c.session).toEqual({ user: "alice", token: "tok123" });
+    expect(c.currentServer).toBe(srv.address);
+    expect(stranger.received).toEqual([]); // no ACK, no RESUME
+    expect(errors).toEqual([
+      `MSG from ${stranger.address}, which is not the current server ${srv.address}, ignored`,
+      `BYE from ${stranger.address}, which is not the current server ${srv.address}, ignored`,
+      `REDIRECT from ${stranger.address}, which is not in the server list, ignored`,
+    ]);
+  });
+
+  test("a REDIRECT to an unlisted address gets no token, from the current server or from a listed one", async () => {
+    const a = await server(basicHandler("tt"));
+    const b = await server(basicHandler("tt"));
+    const trap = await server(basicHandler("tt"));
+    const c = await client({ servers: [a.address, b.address], capAck: true });
+    const errors: string[] = [];
+    c.on("error", (e) => errors.push(e.message));
+    await c.login("alice", "secret1");
+    const to = { address: "127.0.0.1", port: c.localPort! };
+    a.push(`REDIRECT ${trap.address}`, to);
+    b.push(`REDIRECT ${trap.address}`, to);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(trap.received).toEqual([]);
+    expect(c.currentServer).toBe(a.address);
+    expect(c.servers).toEqual([a.address, b.address]); // not spliced in
+    expect(errors).toEqual([
+      `REDIRECT from ${a.address} to ${trap.address}, which is not in the server list, ignored`,
+      `REDIRECT from ${b.address} to ${trap.address}, which is not in the server list, ignored`,
+    ]);
+    expect(b.commands()).toEqual([]);
+  });
+
+  test("a listed server that is not the current one may redirect only to itself", async () => {
+    const a = await server(basicHandler("ts"));
+    const b = await server(basicHandler("ts"));
+    const d = await server(basicHandler("ts"));
+    const c = await client({ servers: [a.address, b.address, d.address] });
+    const errors: string[] = [];
+    c.on("error", (e) => errors.push(e.message));
+    await c.login("alice", "secret1");
+    b.push(`REDIRECT ${d.address}`, { address: "127.0.0.1", port: c.localPort! });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(c.currentServer).toBe(a.address);
+    expect(d.received).toEqual([]);
+    expect(errors).toEqual([`REDIRECT from ${b.address} to another server (${d.address}), ignored: a server may only redirect to itself`]);
+    // The current server may send us to any listed server.
+    const resumed = nextEvent<{ server: string }>(c, "resumed");
+    a.push(`REDIRECT ${d.address}`, { address: "127.0.0.1", port: c.localPort! });
+    expect(await resumed).toEqual({ server: d.address, user: "alice" });
+    expect(d.commands()).toEqual(["RESUME alice ts"]);
+  });
+
+  test("a reply carrying our tag from another address does not answer the request", async () => {
+    const stranger = await server(() => undefined);
+    const srv = await server((req) => {
+      if (req.text === "WHO") {
+        stranger.push(`@${req.tag} OK WHO 99`, req.from); // a guessed tag from elsewhere
+        setTimeout(() => srv.push(`@${req.tag} OK WHO 1`, req.from), 50);
+      }
+      return undefined;
+    });
+    const c = await client({ servers: [srv.address] });
+    const lines = await c.request("WHO");
+    expect(lines.map((l) => l.raw.replace(/^@\S+ /, ""))).toEqual(["OK WHO 1"]);
   });
 });
 

@@ -1,17 +1,38 @@
 /**
  * PesanClient: a UDP client for the Pesan client protocol (docs/protocol.md).
  *
- * One dgram socket talks to one "current" server out of a list. Requests are tagged so replies
- * are matched even when pushes interleave; a heartbeat (`/@live?` -> `yes`) detects a dead
- * server and moves the session to the next one with `RESUME <user> <token>`.
+ * It talks to one "current" server out of a list through a Transport (transport.ts: socket,
+ * tags, timeouts, session proofs). A heartbeat (`/@live?` -> `yes`) detects a dead server and
+ * moves the session to the next one with `RESUME <user> <token>`. Where the session stands is
+ * a SessionMachine (session.ts).
+ *
+ * Protocol v2 (docs/protocol.md "Security"): an `OK LOGIN <user> <token> <key>` answering one
+ * of our requests from the current server gives the session key; from then on every datagram
+ * to that server is signed (requests, heartbeats, PING, ACK, CAP ACK, sendRaw), and one proven
+ * PING goes out at once so the server validates our address (and pushes what waits). Every
+ * LOGIN/RESUME reply brings a new key. The key is dropped on a move to another server and when
+ * the server says NOT_LOGGED_IN; RESUME is therefore always sent plain: it is only ever sent
+ * where the old key is not valid. An `OK LOGIN` without a key (a v1 server): the client stays
+ * plain.
+ *
+ * Only the current server is listened to: MSG, BYE (and ONLINE) pushes from any other address
+ * are ignored with an error event, ACKs go only to the current server. A REDIRECT is followed
+ * only to a server in the list, and only when it comes from the current server or from the
+ * server it names (a survivor taking the session over); nothing is added to the list by it.
  *
  * Everything is time-bounded: every request has a timeout, every timer is unref'd and cleared
  * by close(), and no promise is left floating.
  */
 import { EventEmitter } from "node:events";
-import dgram from "node:dgram";
-import { randomBytes } from "node:crypto";
-import { parseServerLine, unframe, type ServerLine, HEARTBEAT } from "@pesan/shared/protocol";
+import { HEARTBEAT, type ServerLine } from "@pesan/shared/protocol";
+import { formatServerAddress, parseServerAddress } from "./address.ts";
+import { ClientClosedError, PesanError, RequestTimeoutError } from "./errors.ts";
+import { SessionMachine, type PesanSession, type SessionPhase } from "./session.ts";
+import { loginKey, TAG_RE, Transport, type Datagram } from "./transport.ts";
+
+// Still importable from here, where they used to live (chat.ts and older callers).
+export { ClientClosedError, PesanError, RequestTimeoutError } from "./errors.ts";
+export { formatServerAddress, parseServerAddress, type ServerAddress } from "./address.ts";
 
 export type MsgLine = Extract<ServerLine, { kind: "MSG" }>;
 export type ErrLine = Extract<ServerLine, { kind: "ERR" }>;
@@ -45,17 +66,17 @@ export interface RequestOptions {
    * retries without the risk of a duplicate (the server answers a repeat with the first reply).
    */
   tag?: string;
+  /**
+   * When the server answers `ERR NOT_LOGGED_IN` although the client holds a session (its
+   * gateway restarted, or a load balancer moved us), the client re-binds with RESUME and, if
+   * that succeeds within the timeout, sends the request once more and resolves with that
+   * answer. Safe for every command: NOT_LOGGED_IN means nothing was done. Default true; false
+   * resolves with the `ERR NOT_LOGGED_IN` (the RESUME still happens).
+   */
+  retryAfterResume?: boolean;
 }
 
-export interface PesanSession {
-  user: string;
-  token: string;
-}
-
-export interface ServerAddress {
-  host: string;
-  port: number;
-}
+export type { PesanSession, SessionPhase } from "./session.ts";
 
 export interface FailoverEvent {
   from: string;
@@ -74,115 +95,37 @@ export interface LineMeta {
   from: string;
   /** The line carries a tag this client generated. */
   own: boolean;
-  /** The line answers a request the client made by itself (heartbeat, CAP ACK, RESUME). */
+  /** The line answers a request the client made by itself (heartbeat, CAP ACK, RESUME, PING). */
   internal: boolean;
 }
 
 export type PesanClientEvents = {
-  /** Every datagram received. */
+  /**
+   * Every datagram accepted: all from the current server, replies to our requests from the
+   * server they went to, and a REDIRECT that is followed. Pushes from anyone else are not.
+   */
   line: [line: ServerLine, meta: LineMeta];
-  /** Untagged MSG, ONLINE, BYE, REDIRECT. */
+  /** Untagged MSG, ONLINE, BYE, REDIRECT (from the current server; REDIRECT: see above). */
   push: [line: ServerLine, meta: LineMeta];
   /** A pushed MSG whose id was not seen before. */
   message: [msg: MsgLine, meta: LineMeta];
   failover: [event: FailoverEvent];
   resumed: [event: ResumedEvent];
-  /** Socket errors and failed background steps. Emitted only while someone listens. */
+  /** Socket errors, failed background steps, ignored pushes. Emitted only while someone listens. */
   error: [err: Error];
 };
 
-/** An `ERR` (or otherwise unexpected) final reply to one of the convenience methods. */
-export class PesanError extends Error {
-  /** The ERR code (`AUTH`, `FULL`, ...) or `UNEXPECTED` for a final line that is not OK/ERR. */
-  readonly code: string;
-  readonly line: ServerLine;
-  /** For `ERR FULL`: the other servers it lists (`host:port`, nearest first); else empty. */
-  readonly alternatives: string[];
-
-  constructor(command: string, line: ServerLine) {
-    const code = line.kind === "ERR" ? line.code : "UNEXPECTED";
-    super(`${command}: ${line.kind === "ERR" ? `ERR ${line.code} ${line.text}`.trimEnd() : `unexpected reply ${JSON.stringify(line.raw)}`}`);
-    this.name = "PesanError";
-    this.code = code;
-    this.line = line;
-    this.alternatives = line.kind === "ERR" ? addressesIn(line.text) : [];
-  }
-}
-
-export class RequestTimeoutError extends Error {
-  readonly code = "TIMEOUT";
-  readonly request: string;
-  readonly server: string;
-  readonly timeoutMs: number;
-
-  constructor(request: string, server: string, timeoutMs: number) {
-    super(`no reply from ${server} to ${JSON.stringify(shorten(request))} within ${timeoutMs} ms`);
-    this.name = "RequestTimeoutError";
-    this.request = request;
-    this.server = server;
-    this.timeoutMs = timeoutMs;
-  }
-}
-
-export class ClientClosedError extends Error {
-  readonly code = "CLOSED";
-
-  constructor() {
-    super("client closed");
-    this.name = "ClientClosedError";
-  }
-}
-
-const ADDRESS_RE_V6 = /^\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]:(\d{1,5})$/;
-const ADDRESS_RE_V4 = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
-
-/** Parses `host:port` or `[ipv6]:port`; throws on anything else. */
-export function parseServerAddress(s: string): ServerAddress {
-  const m = ADDRESS_RE_V6.exec(s) ?? ADDRESS_RE_V4.exec(s);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 1 && port <= 65535)) {
-    throw new Error(`bad server address ${JSON.stringify(s)}: expected host:port or [ipv6]:port`);
-  }
-  return { host: m[1]!, port };
-}
-
-export function formatServerAddress(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Every `host:port` token of a text (an `ERR FULL` reply lists the alternatives). */
-function addressesIn(text: string): string[] {
-  const out: string[] = [];
-  for (const word of text.split(/\s+/)) {
-    const w = word.replace(/[,;]+$/, "");
-    try {
-      parseServerAddress(w);
-      out.push(w);
-    } catch {
-      // a word of the human text
-    }
-  }
-  return out;
-}
-
-function shorten(s: string): string {
-  return s.length > 60 ? `${s.slice(0, 60)}...` : s;
-}
-
-/** Tagged lines of these kinds are followed by more lines for the same request. */
-const INTERMEDIATE = new Set<ServerLine["kind"]>(["ONLINE", "ITEM", "SERVER"]);
 const PUSH_KINDS = new Set<ServerLine["kind"]>(["MSG", "ONLINE", "BYE", "REDIRECT"]);
 const SEEN_IDS_MAX = 10_000;
 const TRANSIENT_ERRORS = new Set(["UNAVAILABLE", "RATE_LIMITED"]);
 
-interface Pending {
-  lines: ServerLine[];
-  resolve: (lines: ServerLine[]) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 type CapResult = "ok" | "needs-session" | "failed" | "timeout" | "stale";
+type Lifecycle = "new" | "starting" | "running" | "closed";
+
+const isNotLoggedIn = (lines: ServerLine[]): boolean => {
+  const last = lines[lines.length - 1];
+  return last?.kind === "ERR" && last.code === "NOT_LOGGED_IN";
+};
 
 export class PesanClient extends EventEmitter<PesanClientEvents> {
   readonly heartbeatMs: number;
@@ -192,30 +135,18 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
   readonly learnServers: boolean;
 
   private readonly serverList: string[];
-  private readonly recvBufferSize: number | undefined;
-  private readonly sendBufferSize: number | undefined;
-  private readonly tagPrefix = randomBytes(4).toString("hex");
-  private tagCounter = 0;
-  private socket: dgram.Socket | undefined;
-  private closed = false;
+  private readonly transport: Transport;
+  private readonly state: SessionMachine;
+  private lifecycle: Lifecycle = "new";
   private starting: Promise<void> | undefined;
-  private closing: Promise<void> | undefined;
-  private readonly pending = new Map<string, Pending>();
   private index = 0;
-  private target: ServerAddress;
   /** Bumped on every server switch; background steps of an older epoch stop. */
   private epoch = 0;
   private misses = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private sessionValue: PesanSession | undefined;
-  /** Epoch in which the current session was last bound (OK LOGIN seen). */
-  private boundEpoch = -1;
-  private needsResume = false;
-  private resumingEpoch = -1;
-  private capOk = false;
-  private capFailed = false;
-  private capInFlight = false;
   private capReady: Promise<unknown> | undefined;
+  /** The RESUME in flight (resolves true when it bound the session), for requests to wait on. */
+  private resuming: Promise<boolean> | undefined;
   private readonly seenIds = new Set<string>();
 
   constructor(options: PesanClientOptions) {
@@ -227,14 +158,19 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
       const a = parseServerAddress(s);
       return formatServerAddress(a.host, a.port);
     });
-    this.target = parseServerAddress(this.serverList[0]!);
     this.heartbeatMs = nonNegative("heartbeatMs", options.heartbeatMs ?? 5000);
     this.missedHeartbeats = Math.max(1, nonNegative("missedHeartbeats", options.missedHeartbeats ?? 3));
     this.requestTimeoutMs = Math.max(1, nonNegative("requestTimeoutMs", options.requestTimeoutMs ?? 3000));
     this.capAck = options.capAck ?? false;
     this.learnServers = options.learnServers ?? false;
-    this.recvBufferSize = options.recvBufferSize;
-    this.sendBufferSize = options.sendBufferSize;
+    this.state = new SessionMachine(this.capAck);
+    this.transport = new Transport({
+      target: this.serverList[0]!,
+      ...(options.recvBufferSize !== undefined ? { recvBufferSize: options.recvBufferSize } : {}),
+      ...(options.sendBufferSize !== undefined ? { sendBufferSize: options.sendBufferSize } : {}),
+      onDatagram: (d) => this.onDatagram(d),
+      onError: (err) => this.report(err),
+    });
   }
 
   /** The server requests go to, as `host:port`. */
@@ -242,60 +178,43 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     return this.serverList[this.index]!;
   }
 
-  /** The server list (a REDIRECT to an unknown address adds it, and so does learnServers). */
+  /** The server list (learnServers adds to it; a REDIRECT never does). */
   get servers(): readonly string[] {
     return this.serverList;
   }
 
   /** The remembered session (from the last `OK LOGIN`), if any. */
   get session(): PesanSession | undefined {
-    return this.sessionValue;
+    return this.state.session;
+  }
+
+  /** Where the session stands on the current server. */
+  get sessionPhase(): SessionPhase {
+    return this.state.phase;
+  }
+
+  /** The client signs its datagrams (it holds a session key from the current server). */
+  get proving(): boolean {
+    return this.transport.key !== undefined;
   }
 
   /** Local UDP port, once started. */
   get localPort(): number | undefined {
-    try {
-      return this.socket?.address().port;
-    } catch {
-      return undefined;
-    }
+    return this.transport.localPort;
   }
 
   /** Binds the socket (udp4 or udp6 after the first server) and starts the heartbeat. */
   start(): Promise<void> {
-    if (this.closed) return Promise.reject(new ClientClosedError());
+    if (this.lifecycle === "closed") return Promise.reject(new ClientClosedError());
     this.starting ??= this.bindAndRun();
     return this.starting;
   }
 
   private async bindAndRun(): Promise<void> {
-    const type = this.target.host.includes(":") ? "udp6" : "udp4";
-    const socket = dgram.createSocket({
-      type,
-      ...(this.recvBufferSize !== undefined ? { recvBufferSize: this.recvBufferSize } : {}),
-      ...(this.sendBufferSize !== undefined ? { sendBufferSize: this.sendBufferSize } : {}),
-    });
-    this.socket = socket;
-    socket.on("message", (buf, rinfo) => this.onDatagram(buf, rinfo));
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      socket.once("error", onError);
-      socket.once("close", () => resolve()); // close() during bind
-      socket.bind(0, () => {
-        socket.off("error", onError);
-        resolve();
-      });
-    }).catch((err: unknown) => {
-      this.socket = undefined;
-      try {
-        socket.close();
-      } catch {
-        // already closed
-      }
-      throw err;
-    });
-    if (this.closed) return;
-    socket.on("error", (err) => this.report(err));
+    this.lifecycle = "starting";
+    await this.transport.start();
+    if (this.lifecycle !== "starting") return; // closed meanwhile
+    this.lifecycle = "running";
     const epoch = ++this.epoch;
     if (this.capAck) this.runInBackground(this.connectSequence(epoch));
     this.scheduleHeartbeat(this.heartbeatMs);
@@ -303,46 +222,49 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
 
   /** Stops the heartbeat, rejects pending requests and closes the socket. Idempotent. */
   close(): Promise<void> {
-    if (this.closing) return this.closing;
-    this.closed = true;
+    this.lifecycle = "closed";
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
-    for (const [tag, p] of this.pending) {
-      clearTimeout(p.timer);
-      this.pending.delete(tag);
-      p.reject(new ClientClosedError());
-    }
-    const socket = this.socket;
-    this.closing = new Promise<void>((resolve) => {
-      if (!socket) return resolve();
-      try {
-        socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
-    return this.closing;
+    return this.transport.close();
   }
 
-  /** Sends one datagram, as is (no tag), to the current server. */
-  sendRaw(text: string): void {
+  private get closed(): boolean {
+    return this.lifecycle === "closed";
+  }
+
+  private assertRunning(): void {
     if (this.closed) throw new ClientClosedError();
-    if (!this.socket) throw new Error("PesanClient: call start() first");
-    this.transmit(text, this.target, (err) => {
-      if (err) this.report(err);
-    });
+    if (this.lifecycle !== "running") throw new Error("PesanClient: call start() first");
+  }
+
+  /** Sends one datagram, as is (no tag), to the current server; signed in a proof session. */
+  sendRaw(text: string): void {
+    this.assertRunning();
+    this.transport.send(text);
   }
 
   /**
    * Sends `@<tag> <line>` to the current server and resolves with every line carrying that tag,
    * the final one (OK, ERR, yes, MSG, ...) last; tagged ONLINE/ITEM/SERVER lines are
    * intermediate. Rejects with RequestTimeoutError when the final line does not come in time.
+   * See RequestOptions.retryAfterResume for what happens on `ERR NOT_LOGGED_IN`.
    */
-  request(line: string, options: RequestOptions = {}): Promise<ServerLine[]> {
-    if (options.tag !== undefined && !/^[A-Za-z0-9_-]{1,32}$/.test(options.tag)) {
-      return Promise.reject(new Error(`PesanClient: a tag is 1-32 of A-Z a-z 0-9 _ - (got ${JSON.stringify(options.tag)})`));
+  async request(line: string, options: RequestOptions = {}): Promise<ServerLine[]> {
+    if (options.tag !== undefined && !TAG_RE.test(options.tag)) {
+      throw new Error(`PesanClient: a tag is 1-32 of A-Z a-z 0-9 _ - (got ${JSON.stringify(options.tag)})`);
     }
-    return this.requestTagged(line, options.timeoutMs ?? this.requestTimeoutMs, false, options.tag);
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    const epoch = this.epoch;
+    const held = this.state.phase !== "none";
+    const lines = await this.ask(line, timeoutMs, false, options.tag);
+    if (!held || !isNotLoggedIn(lines) || epoch !== this.epoch || !this.state.session) return lines;
+    // We hold a session but this server does not know us at this address (its gateway
+    // restarted, or our datagrams now reach it another way): nothing was done. Re-bind now.
+    const resumed = this.rebind(epoch);
+    if (options.retryAfterResume === false) return lines;
+    if (!(await within(resumed, timeoutMs))) return lines;
+    if (epoch !== this.epoch || this.state.phase !== "bound" || this.closed) return lines;
+    return this.ask(line, timeoutMs, false, options.tag);
   }
 
   /** `REGISTER`; resolves with `OK REGISTERED`, throws PesanError on ERR (e.g. `TAKEN`). */
@@ -392,91 +314,40 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     return last;
   }
 
-  private nextTag(internal: boolean): string {
-    this.tagCounter += 1;
-    return `${this.tagPrefix}${internal ? "i" : "u"}${this.tagCounter}`;
+  private async ask(line: string, timeoutMs: number, internal: boolean, tag?: string): Promise<ServerLine[]> {
+    this.assertRunning();
+    return this.transport.request(line, { timeoutMs, internal, ...(tag !== undefined ? { tag } : {}) });
   }
 
-  private isOwnTag(tag: string | undefined): boolean {
-    return tag !== undefined && tag.length > this.tagPrefix.length + 1 && tag.startsWith(this.tagPrefix) && /[iu]/.test(tag[this.tagPrefix.length]!);
-  }
+  private onDatagram(d: Datagram): void {
+    if (this.closed || !d.line) return; // empty: e.g. what a UDP proxy emits when an upstream dies
+    const line = d.line;
+    const meta: LineMeta = { from: d.from, own: this.transport.isOwnTag(line.tag), internal: this.transport.isInternalTag(line.tag) };
 
-  private isInternalTag(tag: string | undefined): boolean {
-    return this.isOwnTag(tag) && tag![this.tagPrefix.length] === "i";
-  }
-
-  private requestTagged(line: string, timeoutMs: number, internal: boolean, chosenTag?: string): Promise<ServerLine[]> {
-    if (this.closed) return Promise.reject(new ClientClosedError());
-    if (!this.socket) return Promise.reject(new Error("PesanClient: call start() first"));
-    const tag = chosenTag ?? this.nextTag(internal);
-    if (this.pending.has(tag)) return Promise.reject(new Error(`PesanClient: a request tagged ${tag} is already waiting`));
-    const server = this.currentServer;
-    return new Promise<ServerLine[]>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(tag);
-        reject(new RequestTimeoutError(line, server, timeoutMs));
-      }, timeoutMs);
-      timer.unref();
-      this.pending.set(tag, { lines: [], resolve, reject, timer });
-      this.transmit(`@${tag} ${line}`, this.target, (err) => {
-        if (!err) return;
-        const p = this.pending.get(tag);
-        if (!p) return;
-        clearTimeout(p.timer);
-        this.pending.delete(tag);
-        reject(err);
-      });
-    });
-  }
-
-  private transmit(text: string, to: ServerAddress, cb: (err: Error | null) => void): void {
-    const socket = this.socket;
-    if (!socket || this.closed) return cb(new ClientClosedError());
-    try {
-      socket.send(text, to.port, to.host, (err) => cb(err ?? null));
-    } catch (err) {
-      cb(err instanceof Error ? err : new Error(String(err)));
-    }
-  }
-
-  private onDatagram(buf: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.closed) return;
-    const raw = unframe(buf.toString("utf8"));
-    if (raw.length === 0) return; // e.g. what a UDP proxy emits when an upstream dies
-    const line = parseServerLine(raw);
-    const from = formatServerAddress(rinfo.address, rinfo.port);
-    const own = this.isOwnTag(line.tag);
-    const meta: LineMeta = { from, own, internal: this.isInternalTag(line.tag) };
-
-    this.observeSession(line); // any tag here answers something this socket sent
-    this.emit("line", line, meta);
-
-    if (line.tag !== undefined) {
-      const p = this.pending.get(line.tag);
-      if (!p) return; // late reply, or someone else's tag
-      p.lines.push(line);
-      if (INTERMEDIATE.has(line.kind)) return;
-      clearTimeout(p.timer);
-      this.pending.delete(line.tag);
-      // We hold a session but this server does not know us at this address: our datagrams now
-      // reach it another way (a load balancer moved us to another gateway). Re-bind at once.
-      if (line.kind === "ERR" && line.code === "NOT_LOGGED_IN" && this.sessionValue && !this.isInternalTag(line.tag)) {
-        this.needsResume = true;
-        this.runInBackground(this.resumeStep(this.epoch));
-      }
-      p.resolve(p.lines);
+    if (d.answers) {
+      // A reply to one of our requests, from the server it went to (the transport checked).
+      // Only the current server's replies change the session: an OK LOGIN from a server we
+      // have left must not bind us there.
+      if (d.fromTarget) this.observeSession(line);
+      this.emit("line", line, meta);
       return;
     }
-
-    if (!PUSH_KINDS.has(line.kind)) return;
+    if (!d.fromTarget) {
+      if (line.tag === undefined && line.kind === "REDIRECT" && this.redirectAllowed(line.address, d.from)) {
+        this.emit("line", line, meta);
+        this.emit("push", line, meta);
+        this.redirect(line.address);
+      } else if (line.tag === undefined && PUSH_KINDS.has(line.kind)) {
+        if (line.kind !== "REDIRECT") this.report(new Error(`${line.kind} from ${d.from}, which is not the current server ${this.currentServer}, ignored`));
+      }
+      return; // late replies, strangers' datagrams: not ours to show
+    }
+    this.emit("line", line, meta);
+    if (line.tag !== undefined || !PUSH_KINDS.has(line.kind)) return; // a late reply, a user-tagged one
     this.emit("push", line, meta);
     switch (line.kind) {
       case "MSG": {
-        if (this.capAck) {
-          this.transmit(`ACK ${line.id}`, { host: rinfo.address, port: rinfo.port }, (err) => {
-            if (err) this.report(err);
-          });
-        }
+        if (this.capAck) this.transport.send(`ACK ${line.id}`);
         if (this.seenIds.has(line.id)) return;
         this.seenIds.add(line.id);
         if (this.seenIds.size > SEEN_IDS_MAX) {
@@ -486,64 +357,73 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
         this.emit("message", line, meta);
         return;
       }
-      case "BYE": {
-        // A BYE from a listed server that is not the current one (e.g. the one we left, telling
-        // us the session moved) must not drop the session we now hold elsewhere.
-        const otherKnown = from !== this.currentServer && this.serverList.includes(from);
-        if (!otherKnown) this.forgetSession();
+      case "BYE":
+        this.forgetSession();
         return;
-      }
       case "REDIRECT":
-        // Only a server we know may move us (a survivor of our cluster's death sends it from
-        // its own address, which SERVERS listed): anyone else could steer us anywhere.
-        if (!this.serverList.includes(from)) {
-          this.report(new Error(`REDIRECT from ${from}, which is not in the server list, ignored`));
-          return;
-        }
-        this.redirect(line.address);
+        if (this.redirectAllowed(line.address, d.from)) this.redirect(line.address);
         return;
       default:
         return;
     }
   }
 
-  /** Learns the session from replies, whoever made the request (the CLI types LOGIN itself). */
+  /**
+   * A REDIRECT is followed only to a server in the list (so the token goes nowhere else), and
+   * only from the current server or from the server it names: a survivor that took the session
+   * over sends `REDIRECT <its own address>` from that address. Reports why when it is not.
+   */
+  private redirectAllowed(address: string, from: string): boolean {
+    let to: string;
+    try {
+      const a = parseServerAddress(address.trim());
+      to = formatServerAddress(a.host, a.port);
+    } catch (err) {
+      this.report(err);
+      return false;
+    }
+    const fromCurrent = this.transport.isTarget(from);
+    if (!fromCurrent && !this.serverList.includes(from)) {
+      this.report(new Error(`REDIRECT from ${from}, which is not in the server list, ignored`));
+      return false;
+    }
+    if (!this.serverList.includes(to)) {
+      this.report(new Error(`REDIRECT from ${from} to ${to}, which is not in the server list, ignored`));
+      return false;
+    }
+    if (!fromCurrent && to !== from) {
+      this.report(new Error(`REDIRECT from ${from} to another server (${to}), ignored: a server may only redirect to itself`));
+      return false;
+    }
+    return true;
+  }
+
+  /** Learns the session from the current server's replies to our requests (the CLI types LOGIN itself). */
   private observeSession(line: ServerLine): void {
     if (line.kind !== "OK") return;
     if (line.word === "LOGIN" && line.args.length >= 2) {
-      this.sessionValue = { user: line.args[0]!, token: line.args[1]! };
-      this.boundEpoch = this.epoch;
-      this.needsResume = false;
+      this.state.loggedIn({ user: line.args[0]!, token: line.args[1]! });
+      const key = loginKey(line);
+      this.transport.useKey(key); // none: a v1 server, the session stays plain
+      // One proven datagram at once: the server then knows our address receives (and pushes
+      // what waits); a NOT_LOGGED_IN to it means RESUME.
+      if (key !== undefined) this.runInBackground(this.checkBinding(this.epoch, this.requestTimeoutMs));
       if (this.learnServers) this.runInBackground(this.learnServersStep(this.epoch));
       // The server may want a session before CAP ACK: (re)send it now the session is bound.
-      if (this.capAck && !this.capOk && !this.capFailed && !this.capInFlight) {
-        this.runInBackground(this.capAckStep(this.epoch));
-      }
+      if (this.state.cap === "unsent") this.runInBackground(this.capAckStep(this.epoch));
     } else if (line.word === "BYE" || line.word === "UNREGISTERED") {
       this.forgetSession();
     }
   }
 
   private forgetSession(): void {
-    this.sessionValue = undefined;
-    this.needsResume = false;
+    this.state.forget();
+    this.transport.useKey(undefined);
   }
 
   private redirect(address: string): void {
-    let a: ServerAddress;
-    try {
-      a = parseServerAddress(address.trim());
-    } catch (err) {
-      this.report(err);
-      return;
-    }
-    const to = formatServerAddress(a.host, a.port);
-    let i = this.serverList.indexOf(to);
-    if (i < 0) {
-      i = this.index + 1;
-      this.serverList.splice(i, 0, to);
-    }
-    this.switchTo(i, "redirect");
+    const a = parseServerAddress(address.trim());
+    this.switchTo(this.serverList.indexOf(formatServerAddress(a.host, a.port)), "redirect");
   }
 
   private switchTo(index: number, reason: FailoverEvent["reason"]): void {
@@ -551,20 +431,19 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     const from = this.currentServer;
     this.index = index % this.serverList.length;
     const to = this.currentServer;
-    this.target = parseServerAddress(to);
+    const ready = this.transport.retarget(to); // drops the key: it was valid only where it was issued
     const epoch = ++this.epoch;
     this.misses = 0;
-    this.capOk = false;
-    this.capFailed = false;
-    this.capInFlight = false;
+    this.state.serverChanged();
     this.capReady = undefined;
-    this.needsResume = this.sessionValue !== undefined;
+    this.resuming = undefined;
     this.emit("failover", { from, to, reason });
-    this.runInBackground(this.connectSequence(epoch));
+    this.runInBackground(ready.then(() => this.connectSequence(epoch)));
   }
 
   /** On a (new) server: CAP ACK when wanted, then RESUME when there is a session. */
   private async connectSequence(epoch: number): Promise<void> {
+    if (epoch !== this.epoch || this.closed) return;
     if (this.capAck) {
       const cap = this.capAckStep(epoch);
       this.capReady = cap;
@@ -572,35 +451,35 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
       if (r === "stale" || epoch !== this.epoch || this.closed) return;
       if (r === "timeout") return; // heartbeats decide whether this server is dead
     }
-    if (this.sessionValue && this.needsResume) await this.resumeStep(epoch);
+    if (this.state.phase === "unbound") await this.resumeStep(epoch);
   }
 
   private async capAckStep(epoch: number): Promise<CapResult> {
     for (let attempt = 0; attempt < 2; attempt++) {
       if (epoch !== this.epoch || this.closed) return "stale";
-      this.capInFlight = true;
+      if (!this.state.capStarted()) return "stale"; // already on its way, done, or not wanted
       let lines: ServerLine[];
       try {
-        lines = await this.requestTagged("CAP ACK", this.requestTimeoutMs, true);
+        lines = await this.ask("CAP ACK", this.requestTimeoutMs, true);
       } catch (err) {
-        if (epoch === this.epoch) this.capInFlight = false;
-        if (err instanceof RequestTimeoutError) return epoch === this.epoch ? "timeout" : "stale";
-        if (err instanceof ClientClosedError) return "stale";
+        if (epoch !== this.epoch || err instanceof ClientClosedError) return "stale";
+        this.state.capEnded("unsent"); // the next OK LOGIN sends it again
+        if (err instanceof RequestTimeoutError) return "timeout";
         throw err;
       }
       if (epoch !== this.epoch) return "stale";
-      this.capInFlight = false;
       const last = lines[lines.length - 1]!;
       if (last.kind === "OK") {
-        this.capOk = true;
+        this.state.capEnded("ok");
         return "ok";
       }
       if (last.kind === "ERR" && last.code === "NOT_LOGGED_IN") {
+        this.state.capEnded("unsent");
         // Sent again after OK LOGIN (observeSession); if that already came, retry right away.
-        if (this.sessionValue && this.boundEpoch === epoch) continue;
+        if (this.state.phase === "bound") continue;
         return "needs-session";
       }
-      this.capFailed = true;
+      this.state.capEnded("failed");
       this.report(new PesanError("CAP ACK", last));
       return "failed";
     }
@@ -610,7 +489,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
   private async learnServersStep(epoch: number): Promise<void> {
     let lines: ServerLine[];
     try {
-      lines = await this.requestTagged("SERVERS", this.requestTimeoutMs, true);
+      lines = await this.ask("SERVERS", this.requestTimeoutMs, true);
     } catch (err) {
       if (!(err instanceof ClientClosedError) && !(err instanceof RequestTimeoutError)) this.report(err);
       return;
@@ -628,32 +507,53 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     }
   }
 
-  private async resumeStep(epoch: number): Promise<void> {
-    const s = this.sessionValue;
-    if (!s || this.resumingEpoch === epoch || this.closed) return;
-    this.resumingEpoch = epoch;
+  /** The session was bound here but the server no longer knows us: RESUME (or join the one in flight). */
+  private rebind(epoch: number): Promise<boolean> {
+    if (epoch !== this.epoch) return Promise.resolve(false);
+    this.state.lost();
+    return this.resumeStep(epoch);
+  }
+
+  /** RESUME on the current server; resolves true when it bound the session. */
+  private resumeStep(epoch: number): Promise<boolean> {
+    if (this.state.phase === "resuming" && this.resuming) return this.resuming;
+    if (this.closed || epoch !== this.epoch || !this.state.beginResume()) return Promise.resolve(this.state.phase === "bound");
+    const s = this.state.session!;
+    // Plain: RESUME goes only where the key is not valid (a new server, or one that said it
+    // does not know us), and its reply brings the new key.
+    this.transport.useKey(undefined);
+    const p = this.runResume(epoch, s);
+    this.resuming = p;
+    void p.finally(() => {
+      if (this.resuming === p) this.resuming = undefined;
+    });
+    return p;
+  }
+
+  private async runResume(epoch: number, s: PesanSession): Promise<boolean> {
     try {
-      const lines = await this.requestTagged(`RESUME ${s.user} ${s.token}`, this.requestTimeoutMs, true);
-      if (epoch !== this.epoch || this.closed) return;
+      const lines = await this.ask(`RESUME ${s.user} ${s.token}`, this.requestTimeoutMs, true);
+      if (epoch !== this.epoch || this.closed) return false;
       const last = lines[lines.length - 1]!;
       if (last.kind === "OK" && last.word === "LOGIN") {
-        this.needsResume = false;
+        // observeSession bound the session (and took the new key) as the reply came in.
         this.emit("resumed", { server: this.currentServer, user: last.args[0] ?? s.user });
-      } else if (last.kind === "ERR" && last.code === "AUTH") {
-        if (this.sessionValue === s) this.forgetSession();
-        this.report(new PesanError("RESUME", last));
+        return true;
+      }
+      if (last.kind === "ERR" && last.code === "AUTH") {
+        if (this.state.resumeRefused()) this.transport.useKey(undefined);
       } else {
         // A transient refusal is retried after the next good heartbeat; anything else is not
         // (the session is kept: the next failover tries RESUME again).
-        this.needsResume = last.kind === "ERR" && TRANSIENT_ERRORS.has(last.code);
-        this.report(new PesanError("RESUME", last));
+        this.state.resumeFailed(last.kind === "ERR" && TRANSIENT_ERRORS.has(last.code));
       }
+      this.report(new PesanError("RESUME", last));
+      return false;
     } catch (err) {
-      if (err instanceof ClientClosedError) return;
-      if (epoch === this.epoch) this.needsResume = true;
+      if (err instanceof ClientClosedError) return false;
+      if (epoch === this.epoch) this.state.resumeFailed(true);
       this.report(err);
-    } finally {
-      if (this.resumingEpoch === epoch) this.resumingEpoch = -1;
+      return false;
     }
   }
 
@@ -671,20 +571,18 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     const started = Date.now();
     let alive = false;
     try {
-      const lines = await this.requestTagged(HEARTBEAT, this.heartbeatMs, true);
+      const lines = await this.ask(HEARTBEAT, this.heartbeatMs, true);
       alive = lines[lines.length - 1]?.kind === "YES";
     } catch (err) {
       if (err instanceof ClientClosedError) return;
       if (!(err instanceof RequestTimeoutError)) this.report(err);
     }
     if (this.closed) return;
-    if (alive && epoch === this.epoch && this.sessionValue && !this.needsResume) this.runInBackground(this.checkBinding(epoch));
     if (epoch === this.epoch) {
       if (alive) {
         this.misses = 0;
-        if (this.needsResume && this.sessionValue && this.resumingEpoch !== epoch && !this.capInFlight) {
-          this.runInBackground(this.resumeStep(epoch));
-        }
+        if (this.state.phase === "bound") this.runInBackground(this.checkBinding(epoch, this.heartbeatMs));
+        else if (this.state.phase === "unbound" && this.state.cap !== "sending") this.runInBackground(this.resumeStep(epoch));
       } else {
         this.misses += 1;
         if (this.misses >= this.missedHeartbeats) this.switchTo(this.index + 1, "heartbeat");
@@ -696,16 +594,13 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
   /**
    * `/@live?` answers without a session, so it cannot tell that a load balancer has moved us
    * to another gateway, where our session is unknown. PING needs one: NOT_LOGGED_IN means
-   * re-bind with RESUME now, before pushes go missing.
+   * re-bind with RESUME now, before pushes go missing. Right after a key came it is also the
+   * proven datagram that validates our address.
    */
-  private async checkBinding(epoch: number): Promise<void> {
+  private async checkBinding(epoch: number, timeoutMs: number): Promise<void> {
     try {
-      const lines = await this.requestTagged("PING", this.heartbeatMs, true);
-      const last = lines[lines.length - 1];
-      if (last?.kind === "ERR" && last.code === "NOT_LOGGED_IN" && epoch === this.epoch && this.sessionValue) {
-        this.needsResume = true;
-        await this.resumeStep(epoch);
-      }
+      const lines = await this.ask("PING", timeoutMs, true);
+      if (isNotLoggedIn(lines) && epoch === this.epoch && this.state.session) await this.rebind(epoch);
     } catch (err) {
       if (!(err instanceof RequestTimeoutError) && !(err instanceof ClientClosedError)) this.report(err);
     }
@@ -719,6 +614,20 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     if (this.closed && err instanceof ClientClosedError) return;
     const e = err instanceof Error ? err : new Error(String(err));
     if (this.listenerCount("error") > 0) this.emit("error", e);
+  }
+}
+
+/** Whether p resolves true within ms (false on timeout); leaves no timer behind. */
+async function within(p: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

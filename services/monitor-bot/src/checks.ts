@@ -9,7 +9,7 @@ import https from "node:https";
 import { connect as netConnect, type LookupFunction, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import pg from "pg";
-import { askLive } from "@pesan/shared/heartbeat";
+import { askLive } from "@pesan/client";
 import { TimeoutError, withTimeout } from "./schedule.ts";
 
 export interface Endpoint {

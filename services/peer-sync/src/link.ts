@@ -5,7 +5,7 @@
  * database); the others are hellos.
  */
 import type { Db } from "@pesan/shared/db";
-import { askLive } from "@pesan/shared/heartbeat";
+import { askLive } from "@pesan/client";
 import type { Logger } from "@pesan/shared/observability";
 import type { PeerConfig } from "./config.ts";
 import { PATHS, PROTOCOL_VERSION, statusReply, type ServerStatus } from "./frames.ts";

@@ -8,11 +8,9 @@
  *             after, and how many answered messages never reached the receiver (on b)
  * One JSON line on stdout, progress on stderr.
  */
-import { createSocket, type Socket } from "node:dgram";
-import { unframe } from "@pesan/shared/protocol";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { PesanClient } from "@pesan/client";
+import { PesanClient, RequestTimeoutError, Transport } from "@pesan/client";
 import { freePorts, ServiceProcess, startCluster, type Cluster } from "./cluster.ts";
 import { dropKeys } from "./redis-keys.ts";
 
@@ -103,48 +101,42 @@ async function startLinked(): Promise<Linked> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A raw UDP client: tagged requests, untagged pushes counted. */
+/**
+ * A bench client on the client core's Transport: tagged requests, untagged MSG pushes counted,
+ * every line that answers no request to onLine; signs once a LOGIN reply gave it a key.
+ */
 class Raw {
-  readonly sock: Socket;
-  private readonly host: string;
-  private readonly port: number;
-  private readonly waiting = new Map<string, (l: string) => void>();
+  private readonly t: Transport;
   msgs = 0;
+  onLine: (line: string) => void = () => undefined;
   constructor(address: string) {
-    const i = address.lastIndexOf(":");
-    this.host = address.slice(0, i);
-    this.port = Number(address.slice(i + 1));
-    this.sock = createSocket({ type: "udp4", recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-    this.sock.on("message", (b) => {
-      const l = unframe(b.toString("utf8"));
-      if (l.startsWith("MSG ")) this.msgs++;
-      if (!l.startsWith("@")) return;
-      const sp = l.indexOf(" ");
-      const w = this.waiting.get(l.slice(1, sp));
-      if (w && !/^@\S+ (ONLINE|ITEM|SERVER) /.test(l)) {
-        this.waiting.delete(l.slice(1, sp));
-        w(l.slice(sp + 1));
-      }
+    this.t = new Transport({
+      target: address,
+      bindHost: "127.0.0.1",
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+      autoProof: true,
+      onDatagram: (d) => {
+        if (d.text.startsWith("MSG ")) this.msgs++;
+        if (!d.answers) this.onLine(d.text);
+      },
     });
   }
-  async open(): Promise<void> {
-    await new Promise<void>((r) => this.sock.bind(0, "127.0.0.1", () => r()));
+  open(): Promise<void> {
+    return this.t.start();
   }
-  request(line: string, tag: string, timeoutMs = 2000): Promise<string | undefined> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.waiting.delete(tag);
-        resolve(undefined);
-      }, timeoutMs);
-      this.waiting.set(tag, (l) => {
-        clearTimeout(t);
-        resolve(l);
-      });
-      this.sock.send(`@${tag} ${line}`, this.port, this.host);
-    });
+  /** The final reply (tag removed), or undefined after timeoutMs. */
+  async request(line: string, tag: string, timeoutMs = 2000): Promise<string | undefined> {
+    try {
+      const lines = await this.t.request(line, { tag, timeoutMs });
+      return lines[lines.length - 1]!.raw.slice(tag.length + 2);
+    } catch (err) {
+      if (err instanceof RequestTimeoutError) return undefined;
+      throw err;
+    }
   }
   close(): void {
-    this.sock.close();
+    void this.t.close(); // never rejects
   }
 }
 
@@ -282,10 +274,10 @@ async function failover(argv: string[], l: Linked): Promise<Record<string, unkno
   await c.start();
   await c.login(`fs${run}`, "secret1");
   const got = new Set<string>();
-  receiver.sock.on("message", (b) => {
-    const m = /^MSG \S+ \S+ \S+ (.*)$/.exec(unframe(b.toString("utf8")));
+  receiver.onLine = (l) => {
+    const m = /^MSG \S+ \S+ \S+ (.*)$/.exec(l);
     if (m) got.add(m[1]!);
-  });
+  };
   const answered: Array<{ body: string; at: number; onB: boolean }> = [];
   let unanswered = 0;
   let killedAt = 0;

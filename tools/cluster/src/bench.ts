@@ -8,8 +8,7 @@
  * Senders retry an unanswered SEND with the same tag (the server's exactly-once rule), so a
  * message counts as lost only if its recipient never got it. Prints one JSON line on stdout.
  */
-import { createSocket, type Socket } from "node:dgram";
-import { unframe } from "@pesan/shared/protocol";
+import { RequestTimeoutError, Transport } from "@pesan/client";
 import { randomBytes } from "node:crypto";
 import { numberOption, parseCli } from "./args.ts";
 import pg from "pg";
@@ -43,64 +42,54 @@ function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
-/** One UDP client: a socket, replies routed by tag, everything else to onLine. */
+/**
+ * One UDP client on the client core's Transport (the library's): replies to call() routed by
+ * tag, every other line to onLine. It signs what it sends once a LOGIN reply gave it a session
+ * key (protocol v2), so the bench measures with proofs on, as the library runs.
+ */
 class Peer {
-  readonly sock: Socket;
-  readonly host: string;
-  readonly port: number;
+  private readonly t: Transport;
   onLine: (line: string) => void = () => undefined;
-  private readonly waiting = new Map<string, (reply: string) => void>();
 
   constructor(address: string) {
-    const i = address.lastIndexOf(":");
-    this.host = address.slice(0, i);
-    this.port = Number(address.slice(i + 1));
-    this.sock = createSocket({ type: "udp4", recvBufferSize: BUF, sendBufferSize: BUF });
-    this.sock.on("message", (b) => {
-      const l = unframe(b.toString("utf8"));
-      if (l.startsWith("@") && this.waiting.size > 0) {
-        const sp = l.indexOf(" ");
-        const w = this.waiting.get(l.slice(1, sp));
-        const rest = l.slice(sp + 1);
-        if (w && !rest.startsWith("ONLINE") && !rest.startsWith("ERR UNAVAILABLE")) {
-          this.waiting.delete(l.slice(1, sp));
-          w(rest);
-          return;
-        }
-      }
-      this.onLine(l);
+    this.t = new Transport({
+      target: address,
+      bindHost: "127.0.0.1",
+      recvBufferSize: BUF,
+      sendBufferSize: BUF,
+      autoProof: true,
+      onDatagram: (d) => {
+        if (!d.answers) this.onLine(d.text);
+      },
     });
   }
 
-  async open(): Promise<void> {
-    await new Promise<void>((r) => this.sock.bind(0, "127.0.0.1", () => r()));
+  open(): Promise<void> {
+    return this.t.start();
   }
 
   send(line: string): void {
-    this.sock.send(line, this.port, this.host);
+    this.t.send(line);
   }
 
   /** Sends until the reply tagged `tag` arrives, resending with the same tag (bounded). */
   async call(tag: string, line: string, timeoutMs = 3000, tries = 5): Promise<string> {
     for (let t = 0; t < tries; t++) {
-      const reply = await new Promise<string | undefined>((resolve) => {
-        const timer = setTimeout(() => {
-          this.waiting.delete(tag);
-          resolve(undefined);
-        }, timeoutMs);
-        this.waiting.set(tag, (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        });
-        this.send(`@${tag} ${line}`);
-      });
-      if (reply !== undefined) return reply;
+      try {
+        const lines = await this.t.request(line, { tag, timeoutMs });
+        const reply = lines[lines.length - 1]!.raw.slice(tag.length + 2);
+        // ERR UNAVAILABLE: the backend was slow; the retry (same tag) gets the real answer.
+        if (!reply.startsWith("ERR UNAVAILABLE")) return reply;
+        await new Promise((r) => setTimeout(r, 100));
+      } catch (err) {
+        if (!(err instanceof RequestTimeoutError)) throw err;
+      }
     }
     throw new Error(`no reply to ${line.split(" ")[0]} after ${tries} tries`);
   }
 
   close(): void {
-    this.sock.close();
+    void this.t.close(); // never rejects
   }
 }
 
@@ -335,9 +324,12 @@ async function main(): Promise<void> {
             last = performance.now();
           }
         };
-      for (const p of pairs) p.receiver.send(`LOGIN ${p.r} benchpass`);
+      // Tagged, so the reply's session key is taken and the proven PING validates the address
+      // (a v2 server holds stored messages for an address until then).
+      const logins = pairs.map((p) => p.receiver.call("back", `LOGIN ${p.r} benchpass`).catch((e: unknown) => log(`login ${p.r}: ${String(e)}`)));
       const until = performance.now() + 30_000;
       while (got < expected && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await Promise.all(logins);
       offline = { stored_per_s: expected / (storeMs / 1000), delivered_per_s: got / ((last - t1) / 1000), sent: expected, delivered: got };
       log(`offline: stored ${Math.round(offline.stored_per_s)}/s, delivered at login ${Math.round(offline.delivered_per_s)}/s (${got}/${expected})`);
     }

@@ -1,5 +1,5 @@
 import { createSocket, type Socket } from "node:dgram";
-import { askLive } from "./heartbeat.ts";
+import { askLive } from "./live.ts";
 
 /** A UDP endpoint that drops the first `drop` heartbeats and answers the rest with `answer`. */
 async function endpoint(drop: number, answer = "yes"): Promise<{ s: Socket; port: number; seen: () => number }> {
