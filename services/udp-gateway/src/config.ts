@@ -13,8 +13,8 @@ export const gatewaySettings = {
   RATE_LIMIT_PER_SEC: int(1, 1_000_000).default(4000),
   RATE_LIMIT_BURST: int(1, 1_000_000).default(4000),
   /** Datagrams per second (and burst) from all the addresses of one IP that hold no session. */
-  IP_RATE_LIMIT_PER_SEC: int(1, 1_000_000).default(4000),
-  IP_RATE_LIMIT_BURST: int(1, 1_000_000).default(4000),
+  IP_RATE_LIMIT_PER_SEC: int(1, 1_000_000).default(500),
+  IP_RATE_LIMIT_BURST: int(1, 1_000_000).default(1000),
   /** Bytes per second plain sessions and REDIRECTs of one IP may get beyond the 3x credit. */
   PLAIN_BYTES_PER_IP: int(0, 1_000_000_000).default(65_536),
   /** Most session-less client addresses remembered (their amplification credit). */
