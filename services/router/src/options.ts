@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { RouterConfig } from "./config.ts";
 import type { RouterOptions } from "./router.ts";
@@ -23,6 +23,19 @@ export function routerOptionsFrom(c: RouterConfig): RouterOptions {
     blockMs: c.BLOCK_MS,
     claimIdleMs: c.CLAIM_IDLE_MS,
     passwordHashCost: c.PASSWORD_HASH_COST,
+    passwordConcurrency: c.PASSWORD_HASH_CONCURRENCY || defaultHashConcurrency(),
+    passwordQueueMax: c.PASSWORD_QUEUE_MAX,
+    passwordQueueWaitMs: c.PASSWORD_QUEUE_WAIT_MS,
+    proxyIps: c.PROXY_IPS,
     peers: c.PEERS,
   };
+}
+
+/**
+ * One hash per core, leaving one of libuv's threads (UV_THREADPOOL_SIZE, 4 by default) to the
+ * rest of the process (DNS lookups, files): a hash holds its thread for its whole run.
+ */
+export function defaultHashConcurrency(): number {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(1, Math.min(availableParallelism(), pool - 1));
 }
