@@ -21,3 +21,13 @@ CREATE TABLE auth_throttle (
   at timestamptz NOT NULL
 );
 CREATE INDEX auth_throttle_at ON auth_throttle (at);
+
+-- REGISTERs queued and not yet done, by name (no password): a LOGIN of that name arriving
+-- through another router (a burst split over two stream entries) waits for them instead of
+-- failing with ERR AUTH. Rows of a router that died are ignored after a minute and pruned.
+CREATE TABLE registrations_in_flight (
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  since timestamptz NOT NULL
+);
+CREATE INDEX registrations_in_flight_name ON registrations_in_flight (name);

@@ -62,9 +62,9 @@ export const routerSettings = {
    * their own cost.
    */
   PASSWORD_HASH_COST: int(10, 20).default(17),
-  /** Hashes at once per router; 0: one per CPU core, at most 3 (libuv's pool has 4 threads). */
+  /** Hashes at once per router; 0: one per CPU core but one, 1 to 3 (libuv's pool has 4 threads). */
   PASSWORD_HASH_CONCURRENCY: int(0, 64).default(0),
-  /** Password jobs waiting per router at most; a full queue refuses the IP holding most of it. */
+  /** Password jobs waiting per router at most; a full queue drops from the IP holding most of it. */
   PASSWORD_QUEUE_MAX: int(1, 100_000).default(256),
   /** A password job not started within this gets ERR UNAVAILABLE (before the gateway's 2 s). */
   PASSWORD_QUEUE_WAIT_MS: int(0, 60_000).default(1000),

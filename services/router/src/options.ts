@@ -32,10 +32,12 @@ export function routerOptionsFrom(c: RouterConfig): RouterOptions {
 }
 
 /**
- * One hash per core, leaving one of libuv's threads (UV_THREADPOOL_SIZE, 4 by default) to the
- * rest of the process (DNS lookups, files): a hash holds its thread for its whole run.
+ * One hash per core but one, which is left to the event loops (this router's and the other
+ * processes' on the machine: a hash never slows a batch for want of CPU), and one of libuv's
+ * threads (UV_THREADPOOL_SIZE, 4 by default) left to the rest of the process (DNS, files): a
+ * hash holds its thread for its whole run. At least 1.
  */
 export function defaultHashConcurrency(): number {
   const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-  return Math.max(1, Math.min(availableParallelism(), pool - 1));
+  return Math.max(1, Math.min(availableParallelism() - 1, pool - 1));
 }

@@ -31,12 +31,29 @@ function harness(limits: Partial<QueueLimits> = {}) {
 }
 
 test("at most `concurrency` jobs run; the next starts when one finishes", async () => {
-  const h = harness({ concurrency: 2 });
+  const h = harness({ concurrency: 3 });
   for (const id of ["a", "b", "c"]) h.push(id, "10.0.0.1");
-  expect(h.started).toEqual(["a", "b"]);
-  expect(h.q.waitingJobs).toBe(1);
+  h.push("d", "10.0.0.2");
+  h.push("e", "10.0.0.2");
+  expect(h.started).toEqual(["a", "b", "d"]);
+  expect(h.q.waitingJobs).toBe(2);
   await h.finish("a");
-  expect(h.started).toEqual(["a", "b", "c"]);
+  expect(h.started).toEqual(["a", "b", "d", "c"]);
+});
+
+test("one IP never takes the last slot: a login from another IP starts at once, even behind a flood", async () => {
+  const h = harness({ concurrency: 2 });
+  for (let i = 0; i < 5; i++) h.push(`x${i}`, "127.0.0.3");
+  expect(h.started).toEqual(["x0"]);
+  h.push("owner", "127.0.0.1");
+  expect(h.started).toEqual(["x0", "owner"]);
+  // With concurrency 1 the one slot is shared in turns.
+  const one = harness({ concurrency: 1 });
+  one.push("y0", "127.0.0.3");
+  one.push("y1", "127.0.0.3");
+  expect(one.started).toEqual(["y0"]);
+  await one.finish("y0");
+  expect(one.started).toEqual(["y0", "y1"]);
 });
 
 test("IPs take turns: one login from another IP starts before a flood's next job", async () => {
@@ -51,7 +68,7 @@ test("IPs take turns: one login from another IP starts before a flood's next job
 });
 
 test("jobs of one endpoint run one after another in arrival order, others of the IP go past", async () => {
-  const h = harness({ concurrency: 2 });
+  const h = harness({ concurrency: 3 });
   h.push("register", "10.0.0.1", "gw 10.0.0.1:5000");
   h.push("login", "10.0.0.1", "gw 10.0.0.1:5000");
   h.push("send", "10.0.0.1", "gw 10.0.0.1:5000");

@@ -2,7 +2,9 @@
  * The bounded queue of password work (REGISTER, LOGIN, UNREGISTER and what the same client sent
  * right behind them), scheduled apart from the batches so that a slow hash delays nobody else.
  *
- * - At most `concurrency` jobs run at once (each holds a libuv thread while it hashes).
+ * - At most `concurrency` jobs run at once (each holds a libuv thread while it hashes), and one
+ *   IP at most `concurrency - 1` of them (when concurrency > 1): a slot is always left for the
+ *   others.
  * - Jobs wait in one FIFO per client IP, and the IPs take turns: a flood from one IP delays
  *   that IP, while a login from another address is the next job to start.
  * - Jobs of one endpoint (gateway + address) run one after the other, in arrival order, so
@@ -50,6 +52,7 @@ export class PasswordQueue<J extends QueuedJob> {
   /** Queued or running jobs per endpoint. */
   private readonly perEndpoint = new Map<string, number>();
   private readonly runningEndpoints = new Set<string>();
+  private readonly runningPerIp = new Map<string, number>();
   private readonly running = new Map<string, Promise<void>>();
   private readonly known = new Set<string>();
   /** When each IP with jobs was last served (a turn number), and jobs per IP queued or running. */
@@ -150,9 +153,11 @@ export class PasswordQueue<J extends QueuedJob> {
    */
   private pick(): J | undefined {
     let best: { ip: string; list: J[]; index: number; turn: number } | undefined;
+    const perIpCap = this.limits.concurrency > 1 ? this.limits.concurrency - 1 : 1;
     for (const [ip, list] of this.waiting) {
       const turn = this.served.get(ip) ?? 0;
       if (best && turn >= best.turn) continue;
+      if ((this.runningPerIp.get(ip) ?? 0) >= perIpCap) continue;
       const index = this.firstRunnable(list);
       if (index >= 0) best = { ip, list, index, turn };
     }
@@ -176,6 +181,7 @@ export class PasswordQueue<J extends QueuedJob> {
 
   private start(job: J): void {
     this.runningEndpoints.add(job.endpoint);
+    this.runningPerIp.set(job.ip, (this.runningPerIp.get(job.ip) ?? 0) + 1);
     const p = this.deps.run(job).then(
       () => this.finish(job),
       () => this.finish(job),
@@ -186,6 +192,7 @@ export class PasswordQueue<J extends QueuedJob> {
   private finish(job: J): void {
     this.running.delete(job.id);
     this.runningEndpoints.delete(job.endpoint);
+    decrement(this.runningPerIp, job.ip);
     this.release(job);
     this.pump();
   }

@@ -75,3 +75,28 @@ export async function markDone(q: Queryable, id: string, now: Date): Promise<boo
 export async function pruneDone(q: Queryable, before: Date): Promise<void> {
   await q.query("DELETE FROM password_requests_done WHERE done_at < $1", [before]);
 }
+
+/** REGISTERs queued (written before their jobs start, so a LOGIN elsewhere can wait for them). */
+export async function registrationsQueued(q: Queryable, rows: Array<{ id: string; name: string }>, now: Date): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query("INSERT INTO registrations_in_flight (id, name, since) SELECT i, n, $3 FROM unnest($1::text[], $2::text[]) AS x(i, n) ON CONFLICT (id) DO NOTHING", [
+    rows.map((r) => r.id),
+    rows.map((r) => r.name),
+    now,
+  ]);
+}
+
+/** A queued REGISTER is done (in its transaction) or dropped. */
+export async function registrationDone(q: Queryable, id: string): Promise<void> {
+  await q.query("DELETE FROM registrations_in_flight WHERE id = $1", [id]);
+}
+
+/** Whether a REGISTER of this name queued since `since` is still to be done. */
+export async function registrationPending(q: Queryable, name: string, since: Date): Promise<boolean> {
+  const r = await q.query<{ pending: boolean }>("SELECT EXISTS (SELECT 1 FROM registrations_in_flight WHERE name = $1 AND since >= $2) AS pending", [name, since]);
+  return r.rows[0]?.pending === true;
+}
+
+export async function pruneRegistrations(q: Queryable, before: Date): Promise<void> {
+  await q.query("DELETE FROM registrations_in_flight WHERE since < $1", [before]);
+}

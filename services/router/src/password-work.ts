@@ -23,7 +23,19 @@ import { formatErr, parseText, withTag, type Request } from "@pesan/shared/proto
 import { emptyPrepared, processBatch, type Batch, type CoreDeps, type Incoming, type Outgoing } from "./batch.ts";
 import type { PasswordChecker } from "./passwords.ts";
 import { PasswordQueue, type DropReason, type QueuedJob, type QueueLimits } from "./password-queue.ts";
-import { loadThrottle, markDone, pruneDone, pruneThrottle, recordFailure, recordSuccess, throttleOf } from "./password-store.ts";
+import {
+  loadThrottle,
+  markDone,
+  pruneDone,
+  pruneRegistrations,
+  pruneThrottle,
+  recordFailure,
+  recordSuccess,
+  registrationDone,
+  registrationPending,
+  registrationsQueued,
+  throttleOf,
+} from "./password-store.ts";
 import * as store from "./store.ts";
 import { clientIp, limitedText, verdict } from "./throttle.ts";
 
@@ -32,6 +44,10 @@ const PASSWORD_COMMANDS = new Set<Request["cmd"]>(["REGISTER", "LOGIN", "UNREGIS
 /** Done marks are kept this long: a stream entry is taken over within CLAIM_IDLE_MS. */
 const DONE_RETENTION_MS = 3_600_000;
 const EXPIRE_EVERY_MS = 100;
+/** How long a LOGIN of a name with a REGISTER queued elsewhere waits for it. */
+const REGISTER_WAIT_MS = 1500;
+/** A queued REGISTER older than this belongs to a router that died; it is not waited for. */
+const REGISTER_STALE_MS = 60_000;
 const PRUNE_EVERY_MS = 60_000;
 
 export interface PasswordWorkSettings extends QueueLimits {
@@ -137,18 +153,19 @@ export class PasswordWork {
     const logins = taken.filter((t) => t.job.req?.cmd === "LOGIN");
     const states = logins.length > 0 ? await loadThrottle(this.deps.db, logins.map((t) => ({ user: (t.job.req as { user: string }).user, ip: t.job.ip }))) : new Map();
     const nowMs = this.now();
-    for (const t of taken) {
+    const admitted = taken.filter((t) => {
       const r = t.job.req;
-      if (r?.cmd === "LOGIN") {
-        const v = verdict(throttleOf(states, r.user, t.job.ip), nowMs);
-        if (v.limited) {
-          this.outcomes.inc({ outcome: "rate_limited" });
-          out.replies.push(this.line(t.job, formatErr("RATE_LIMITED", limitedText(v.retryAfterMs))));
-          continue;
-        }
-      }
-      out.held.push({ index: t.index, done: this.submit(t.job) });
-    }
+      if (r?.cmd !== "LOGIN") return true;
+      const v = verdict(throttleOf(states, r.user, t.job.ip), nowMs);
+      if (!v.limited) return true;
+      this.outcomes.inc({ outcome: "rate_limited" });
+      out.replies.push(this.line(t.job, formatErr("RATE_LIMITED", limitedText(v.retryAfterMs))));
+      return false;
+    });
+    // Written before any job starts: a LOGIN of the name on another router waits for it.
+    const registers = admitted.flatMap((t) => (t.job.req?.cmd === "REGISTER" ? [{ id: t.job.id, name: t.job.req.user }] : []));
+    await registrationsQueued(this.deps.db, registers, new Date(nowMs));
+    for (const t of admitted) out.held.push({ index: t.index, done: this.submit(t.job) });
     return out;
   }
 
@@ -188,10 +205,13 @@ export class PasswordWork {
       this.settle(job, new Error("router closing"));
       return;
     }
-    // A full queue refuses the IP that holds most of it; a job that waited too long meets a
-    // server that is busy for everyone.
-    const text = why === "full" ? formatErr("RATE_LIMITED", "too many password requests from your address at once, try again") : formatErr("UNAVAILABLE", `password checks are busy, ${PROTOCOL_ERRORS.UNAVAILABLE}`);
-    this.deps.publish([this.line(job, text)]).then(
+    // Load, not the client's failures (those are ERR RATE_LIMITED): the client retries, here or
+    // at another server, as it does after the gateway's own ERR UNAVAILABLE.
+    const text = formatErr("UNAVAILABLE", `password checks are busy, ${PROTOCOL_ERRORS.UNAVAILABLE}`);
+    (async () => {
+      if (job.req?.cmd === "REGISTER") await registrationDone(this.deps.db, job.id);
+      await this.deps.publish([this.line(job, text)]);
+    })().then(
       () => this.settle(job),
       (err: unknown) => this.settle(job, err),
     );
@@ -216,7 +236,11 @@ export class PasswordWork {
     let count: ((tx: Queryable, now: Date) => Promise<void>) | undefined;
     const r = job.req;
     let outcome = "done";
-    if (r?.cmd === "REGISTER") prepared.newHashes.set(0, await passwords.hash(r.password));
+    if (r?.cmd === "REGISTER") {
+      prepared.newHashes.set(0, await passwords.hash(r.password));
+      const id = job.id;
+      count = (tx) => registrationDone(tx, id);
+    }
     else if (r?.cmd === "LOGIN" || r?.cmd === "UNREGISTER") {
       const user = r.cmd === "LOGIN" ? r.user : await sessionUserAt(db, job.inc.gateway, job.inc.addr);
       // UNREGISTER without a session: the batch answers ERR NOT_LOGGED_IN.
@@ -226,8 +250,12 @@ export class PasswordWork {
           await this.deps.publish([this.line(job, formatErr("RATE_LIMITED", limitedText(v.retryAfterMs)))]);
           return "rate_limited";
         }
-        const hash = (await store.passHashes(db, [user])).get(user);
-        const ok = await passwords.verify(r.password, hash);
+        let hash = (await store.passHashes(db, [user])).get(user);
+        let ok = await passwords.verify(r.password, hash);
+        if (r.cmd === "LOGIN" && hash === undefined && (await this.registrationSettled(user))) {
+          hash = (await store.passHashes(db, [user])).get(user);
+          if (hash !== undefined) ok = await passwords.verify(r.password, hash);
+        }
         if (r.cmd === "LOGIN") {
           let lost = false;
           if (!ok) for (const h of (await store.lostHashes(db, [user])).get(user) ?? []) if (!lost && (await passwords.verify(r.password, h))) lost = true;
@@ -259,11 +287,24 @@ export class PasswordWork {
     return outcome;
   }
 
+  /**
+   * Waits (a little) for a REGISTER of this name queued on another router: REGISTER then LOGIN
+   * sent in one burst may reach two routers in two stream entries. True if there was one.
+   */
+  private async registrationSettled(user: string): Promise<boolean> {
+    const since = new Date(this.now() - REGISTER_STALE_MS);
+    if (!(await registrationPending(this.deps.db, user, since))) return false;
+    const until = this.now() + REGISTER_WAIT_MS;
+    while (this.now() < until && (await registrationPending(this.deps.db, user, since))) await new Promise((r) => setTimeout(r, 25));
+    return true;
+  }
+
   private prune(): void {
     const now = new Date(this.now());
     (async () => {
       await pruneDone(this.deps.db, new Date(now.getTime() - DONE_RETENTION_MS));
       await pruneThrottle(this.deps.db, now);
+      await pruneRegistrations(this.deps.db, new Date(now.getTime() - REGISTER_STALE_MS));
     })().catch((err: unknown) => this.deps.logger.warn({ err }, "pruning password work state failed"));
   }
 }
