@@ -252,7 +252,10 @@ export class PasswordWork {
         }
         let hash = (await store.passHashes(db, [user])).get(user);
         let ok = await passwords.verify(r.password, hash);
-        if (r.cmd === "LOGIN" && hash === undefined && (await this.registrationSettled(user))) {
+        if (r.cmd === "LOGIN" && hash === undefined) {
+          // No account when we looked: a REGISTER of the name on another router may have been
+          // committed while we hashed, or be queued there still. Look again after it.
+          await this.registrationSettled(user);
           hash = (await store.passHashes(db, [user])).get(user);
           if (hash !== undefined) ok = await passwords.verify(r.password, hash);
         }
