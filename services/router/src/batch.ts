@@ -9,7 +9,6 @@ import { parseText, withTag, type PlainSessionPolicy, type Request } from "@pesa
 import { WITHHELD, type OutboundLine } from "@pesan/shared/bus";
 import * as store from "./store.ts";
 import type { NewMessage, Session } from "./store.ts";
-import type { PasswordChecker } from "./passwords.ts";
 
 export interface CoreSettings {
   cluster: string;
@@ -27,7 +26,6 @@ export interface CoreSettings {
 export interface CoreDeps {
   db: Db;
   clock: () => Date;
-  passwords: PasswordChecker;
   settings: CoreSettings;
 }
 
@@ -51,40 +49,21 @@ export interface Outgoing {
 
 export const DEDUP_WINDOW_MS = 60_000;
 
-/** Password work done before the transaction, keyed by request index. */
+/**
+ * Password work done before the transaction, keyed by request index. The batches of the stream
+ * never hash: password requests run in small batches of their own, off the hot path, after
+ * their hashing (password-work.ts), and bring their results here.
+ */
 export interface Prepared {
   newHashes: Map<number, string>;
   /** lost: the password is that of an account of this name that lost a registration race. */
   loginVerdicts: Map<number, { ok: boolean; hash: string | undefined; lost?: boolean }>;
+  /** The session's user and the hash the password was checked against. */
+  unregisterVerdicts: Map<number, { ok: boolean; user: string; hash: string | undefined }>;
 }
 
-/**
- * scrypt for every REGISTER and LOGIN of the batch, in parallel on the thread pool and before
- * the transaction, so slow hashing never holds row locks or delays the batch's other requests.
- */
-export async function preparePasswords(deps: CoreDeps, incoming: Incoming[]): Promise<Prepared> {
-  const prepared: Prepared = { newHashes: new Map(), loginVerdicts: new Map() };
-  const reqs = incoming.map((inc) => parseText(inc.text));
-  const loginUsers = new Set<string>();
-  reqs.forEach((p) => {
-    if (p.ok && p.req.cmd === "LOGIN") loginUsers.add(p.req.user);
-  });
-  const hashes = loginUsers.size > 0 ? await store.passHashes(deps.db, [...loginUsers]) : new Map<string, string>();
-  const lost = loginUsers.size > 0 ? await store.lostHashes(deps.db, [...loginUsers]) : new Map<string, string[]>();
-  await Promise.all(
-    reqs.map(async (p, i) => {
-      if (!p.ok) return;
-      if (p.req.cmd === "REGISTER") prepared.newHashes.set(i, await deps.passwords.hash(p.req.password));
-      if (p.req.cmd === "LOGIN") {
-        const hash = hashes.get(p.req.user);
-        const ok = await deps.passwords.verify(p.req.password, hash);
-        let lostRace = false;
-        if (!ok) for (const h of lost.get(p.req.user) ?? []) if (!lostRace && (await deps.passwords.verify(p.req.password, h))) lostRace = true;
-        prepared.loginVerdicts.set(i, { ok, hash, ...(lostRace ? { lost: true } : {}) });
-      }
-    }),
-  );
-  return prepared;
+export function emptyPrepared(): Prepared {
+  return { newHashes: new Map(), loginVerdicts: new Map(), unregisterVerdicts: new Map() };
 }
 
 export interface ReqCtx {
@@ -410,11 +389,11 @@ export class Batch {
 }
 
 /**
- * Runs a batch: passwords first, then one transaction (retried whole on deadlock, with a fresh
- * view each time). Returns the lines to send, which the caller publishes after this resolves.
+ * Runs a batch in one transaction (retried whole on deadlock, with a fresh view each time),
+ * with the password work `prepared` for it. Returns the lines to send, which the caller
+ * publishes after this resolves.
  */
-export async function processBatch(deps: CoreDeps, incoming: Incoming[], run: (b: Batch) => Promise<void>): Promise<Outgoing[]> {
-  const prepared = await preparePasswords(deps, incoming);
+export async function processBatch(deps: CoreDeps, incoming: Incoming[], run: (b: Batch) => Promise<void>, prepared: Prepared = emptyPrepared()): Promise<Outgoing[]> {
   const now = deps.clock();
   return deps.db.withTransaction(async (tx) => {
     const b = new Batch(deps, incoming, prepared, tx, now);

@@ -149,12 +149,13 @@ async function handle(b: Batch, ctx: ReqCtx, req: Request, s: Session | undefine
       b.reply(ctx, formatOk("BYE"));
       return unbind(b, ctx, s!);
     case "UNREGISTER":
-      return unregister(b, ctx, s!, req.password);
+      return unregister(b, ctx, s!);
   }
 }
 
 async function register(b: Batch, ctx: ReqCtx, user: string): Promise<void> {
   const hash = b.prepared.newHashes.get(ctx.index);
+  // Only password-work.ts runs REGISTER, with its hash; a stream batch never hashes.
   if (hash === undefined) throw new Error("REGISTER without a prepared hash");
   if (await store.insertUser(b.tx, user, hash, b.settings.cluster, b.now)) {
     await store.outbox(b.tx, "user.register", { name: user, passHash: hash, createdAt: b.now.toISOString(), home: b.settings.cluster });
@@ -348,9 +349,12 @@ async function servers(b: Batch, ctx: ReqCtx): Promise<void> {
   b.reply(ctx, formatOk("SERVERS", rows.some((r) => r.isSelf) ? rows.length : rows.length + 1));
 }
 
-async function unregister(b: Batch, ctx: ReqCtx, s: Session, password: string): Promise<void> {
-  const hash = (await store.passHashes(b.tx, [s.user])).get(s.user);
-  if (!(await b.deps.passwords.verify(password, hash))) return b.reply(ctx, formatErr("AUTH", "wrong password"));
+async function unregister(b: Batch, ctx: ReqCtx, s: Session): Promise<void> {
+  // Checked before the transaction (password-work.ts); the account must still be the one
+  // checked: same user at this address, same hash.
+  const verdict = b.prepared.unregisterVerdicts.get(ctx.index);
+  const current = verdict?.ok && verdict.user === s.user ? (await store.passHashes(b.tx, [s.user])).get(s.user) : undefined;
+  if (!verdict?.ok || verdict.user !== s.user || current !== verdict.hash) return b.reply(ctx, formatErr("AUTH", "wrong password"));
   const createdAt = await store.deleteUser(b.tx, s.user, b.now);
   await store.logConnection(b.tx, s.user, "unregistered", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
   await sessionDown(b, s, "unregistered");

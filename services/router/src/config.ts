@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 import { commonSettings, hostPort, int, pgUrl, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
 import { PLAIN_SESSION_POLICIES } from "@pesan/shared/protocol";
@@ -15,6 +16,21 @@ const serverList = z
         return z.NEVER;
       }
       out.push({ name: m[1]!, address: m[2]!, proximity: (i + 1) * 10 });
+    }
+    return out;
+  });
+
+/** A comma-separated list of IP addresses (PROXY_IPS). */
+const ipList = z
+  .string()
+  .default("")
+  .transform((s, ctx) => {
+    const out = s.split(",").map((x) => x.trim()).filter(Boolean);
+    for (const ip of out) {
+      if (isIP(ip) === 0) {
+        ctx.addIssue({ code: "custom", message: `${JSON.stringify(ip)} is not an IP address` });
+        return z.NEVER;
+      }
     }
     return out;
   });
@@ -45,8 +61,20 @@ export const routerSettings = {
   RESEND_MAX_ATTEMPTS: int(1, 50).default(8),
   RESEND_MAX_DELAY_MS: int(10, 600_000).default(5000),
   INBOX_LIMIT: int(1, 10_000).default(100),
-  /** log2 of scrypt's N: 14 is about 30-60 ms per hash on one core. */
-  PASSWORD_HASH_COST: int(10, 20).default(14),
+  /**
+   * log2 of scrypt's N (r = 8, p = 1): OWASP's minimum, 2^17, is 128 MiB and about 350 ms
+   * per hash on one core of the CI machine (README, "Password hashing"). Old hashes keep
+   * their own cost.
+   */
+  PASSWORD_HASH_COST: int(10, 20).default(17),
+  /** Hashes at once per router; 0: one per CPU core but one, 1 to 3 (libuv's pool has 4 threads). */
+  PASSWORD_HASH_CONCURRENCY: int(0, 64).default(0),
+  /** Password jobs waiting per router at most; a full queue drops from the IP holding most of it. */
+  PASSWORD_QUEUE_MAX: int(1, 100_000).default(256),
+  /** A password job not started within this gets ERR UNAVAILABLE (before the gateway's 2 s). */
+  PASSWORD_QUEUE_WAIT_MS: int(0, 60_000).default(1000),
+  /** Proxies in front of the gateways that hide client IPs (nginx): their clients count per port. */
+  PROXY_IPS: ipList,
   DB_POOL_MAX: int(1, 100).default(10),
 };
 

@@ -17,7 +17,10 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   SERVER_NAME=local  PUBLIC_ADDRESS=127.0.0.1:4999  QUOTA=10000  PEERS=name=host:port,...
   SESSION_LEASE_MS=180000  PLAIN_SESSIONS=all (all, loopback, none)  SESSIONS_PER_IP=1000
   BATCH_SIZE=128  CLAIM_IDLE_MS=10000  RESEND_BASE_MS=200
-  RESEND_MAX_ATTEMPTS=8  RESEND_MAX_DELAY_MS=5000  INBOX_LIMIT=100  PASSWORD_HASH_COST=14  BUS_PREFIX=pesan:
+  RESEND_MAX_ATTEMPTS=8  RESEND_MAX_DELAY_MS=5000  INBOX_LIMIT=100  BUS_PREFIX=pesan:
+  PASSWORD_HASH_COST=17 (scrypt N=2^17, r=8, p=1: 128 MiB and ~350 ms per hash)
+  PASSWORD_HASH_CONCURRENCY=0 (cores - 1, 1 to 3)  PASSWORD_QUEUE_MAX=256  PASSWORD_QUEUE_WAIT_MS=1000
+  PROXY_IPS=ip,... (proxies hiding client IPs: the password throttle counts their clients by port)
   HTTP_HOST=127.0.0.1  HTTP_PORT=9200 (/healthz, /metrics)  LOG_LEVEL=info  ROUTER_ID
 See README.md for the full table.
 `;

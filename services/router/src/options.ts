@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { RouterConfig } from "./config.ts";
 import type { RouterOptions } from "./router.ts";
@@ -25,6 +25,21 @@ export function routerOptionsFrom(c: RouterConfig): RouterOptions {
     blockMs: c.BLOCK_MS,
     claimIdleMs: c.CLAIM_IDLE_MS,
     passwordHashCost: c.PASSWORD_HASH_COST,
+    passwordConcurrency: c.PASSWORD_HASH_CONCURRENCY || defaultHashConcurrency(),
+    passwordQueueMax: c.PASSWORD_QUEUE_MAX,
+    passwordQueueWaitMs: c.PASSWORD_QUEUE_WAIT_MS,
+    proxyIps: c.PROXY_IPS,
     peers: c.PEERS,
   };
+}
+
+/**
+ * One hash per core but one, which is left to the event loops (this router's and the other
+ * processes' on the machine: a hash never slows a batch for want of CPU), and one of libuv's
+ * threads (UV_THREADPOOL_SIZE, 4 by default) left to the rest of the process (DNS, files): a
+ * hash holds its thread for its whole run. At least 1.
+ */
+export function defaultHashConcurrency(): number {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(1, Math.min(availableParallelism() - 1, pool - 1));
 }

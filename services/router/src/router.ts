@@ -3,7 +3,7 @@
  * transaction, publishes replies and pushes to each gateway's out stream, and only then lets
  * the consumer acknowledge. Background tickers do the time-driven work (resends, lease expiry).
  */
-import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
+import type { Bus, BusEntry, Consumer, HeldEntries } from "@pesan/shared/bus";
 import { IN_STREAM, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
 import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
@@ -12,6 +12,7 @@ import { processBatch, DEDUP_WINDOW_MS, type CoreSettings, type Incoming, type O
 import { runCommands } from "./commands.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
 import { PasswordChecker } from "./passwords.ts";
+import { PasswordWork } from "./password-work.ts";
 import * as store from "./store.ts";
 
 export interface RouterOptions extends CoreSettings {
@@ -22,6 +23,14 @@ export interface RouterOptions extends CoreSettings {
   resendMaxAttempts: number;
   resendMaxDelayMs: number;
   passwordHashCost: number;
+  /** Hashes at once (PASSWORD_HASH_CONCURRENCY). */
+  passwordConcurrency: number;
+  /** Password jobs waiting at most (PASSWORD_QUEUE_MAX). */
+  passwordQueueMax: number;
+  /** A password job not started within this is answered ERR UNAVAILABLE (PASSWORD_QUEUE_WAIT_MS). */
+  passwordQueueWaitMs: number;
+  /** Proxies hiding client IPs (PROXY_IPS): their clients are told apart by port. */
+  proxyIps: string[];
   peers: Array<{ name: string; address: string; proximity: number }>;
 }
 
@@ -61,6 +70,7 @@ export class Router implements Lifecycle {
   private readonly clock: () => Date;
   private readonly metrics: RouterMetrics;
   private readonly passwords: PasswordChecker;
+  private readonly passwordWork: PasswordWork;
   private readonly consumer: Consumer;
   private readonly tickers: Loop[];
   private readonly resendLoop: Loop;
@@ -77,6 +87,19 @@ export class Router implements Lifecycle {
     this.clock = deps.clock ?? (() => new Date());
     this.metrics = createRouterMetrics(deps.registry);
     this.passwords = new PasswordChecker(opts.passwordHashCost);
+    this.passwordWork = new PasswordWork(
+      {
+        core: this.core(),
+        db: deps.db,
+        passwords: this.passwords,
+        runCommands,
+        publish: (out) => this.publish(out),
+        logger: deps.logger,
+        registry: deps.registry,
+        now: () => this.clock().getTime(),
+      },
+      { concurrency: opts.passwordConcurrency, maxQueued: opts.passwordQueueMax, maxWaitMs: opts.passwordQueueWaitMs, proxyIps: new Set(opts.proxyIps) },
+    );
     this.consumer = deps.bus.consumer(
       {
         stream: deps.bus.key(IN_STREAM),
@@ -108,7 +131,6 @@ export class Router implements Lifecycle {
     return {
       db: this.deps.db,
       clock: this.clock,
-      passwords: this.passwords,
       settings: this.opts,
     };
   }
@@ -116,6 +138,7 @@ export class Router implements Lifecycle {
   async start(): Promise<void> {
     await this.announceSelf();
     await store.seedServers(this.deps.db, this.opts.peers);
+    await this.passwordWork.start();
     await this.consumer.start();
     for (const t of this.tickers) await t.start();
     // peer-sync's commits of pushes for our clients (copies due now, pending_pushes) wake us.
@@ -131,15 +154,21 @@ export class Router implements Lifecycle {
     if (this.closed || !this.started) return;
     this.closed = true;
     await this.wake?.close();
+    // Waiting password jobs stay pending in the stream for the others; running ones finish.
+    await this.passwordWork.close();
     // Stop taking work, finish the batch in hand (it is acked or left pending for the others).
     await this.consumer.close();
     await Promise.all(this.tickers.map((t) => t.close()));
   }
 
-  /** One stream batch. Resolving means: committed and published, so the entries may be acked. */
-  private async handle(entries: BusEntry[]): Promise<void> {
+  /**
+   * One stream batch. Resolving means: committed and published, so the entries may be acked,
+   * except those holding password requests, acked once those are done too.
+   */
+  private async handle(entries: BusEntry[]): Promise<void | HeldEntries> {
     const started = process.hrtime.bigint();
     const incoming: Incoming[] = [];
+    const entryOf: string[] = [];
     for (const e of entries) {
       const d = decodeInbound(e.payload);
       if (!d) {
@@ -150,15 +179,18 @@ export class Router implements Lifecycle {
         const inc: Incoming = { gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i) };
         if (proof !== undefined) inc.proof = proof;
         incoming.push(inc);
+        entryOf.push(e.id);
       });
       this.gatewaysSeen.set(d.g, Date.now());
     }
     if (incoming.length === 0) return;
-    const out = await processBatch(this.core(), incoming, runCommands);
-    await this.publish(out);
+    const split = await this.passwordWork.split(incoming);
+    const out = split.batch.length > 0 ? await processBatch(this.core(), split.batch, runCommands) : [];
+    await this.publish([...out, ...split.replies]);
     this.metrics.batchSize.observe(incoming.length);
     this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     for (const inc of incoming) if (inc.reqId !== 0) this.metrics.requests.inc({ command: commandLabel(inc.text) });
+    return { held: split.held.map((h) => ({ id: entryOf[h.index]!, done: h.done })) };
   }
 
   private async publish(out: Outgoing[]): Promise<void> {

@@ -247,6 +247,30 @@ describe.each<[string, () => Promise<Harness>]>([
     expect(calls).toBe(1);
   });
 
+  test("an entry the handler holds stays pending until its work is done; the next batches go on meanwhile", async () => {
+    const work = deferred();
+    const failed = deferred();
+    const got: string[] = [];
+    await publish(payloads(3));
+    await start(opts({ count: 3 }), async (entries) => {
+      got.push(...entries.map((e) => e.payload));
+      const held = entries.filter((e) => e.payload === "m1").map((e) => ({ id: e.id, done: work.promise }));
+      const lost = entries.filter((e) => e.payload === "m2").map((e) => ({ id: e.id, done: failed.promise }));
+      return { held: [...held, ...lost] };
+    });
+    await waitFor("the first batch", () => got.length >= 3);
+    await waitFor("the free entry acknowledged", async () => (await h.pending()) === 2);
+    await publish(["later"]);
+    await waitFor("a later batch while two are held", () => got.includes("later"));
+    await waitFor("its acknowledgement", async () => (await h.pending()) === 2);
+    work.resolve();
+    failed.reject(new Error("the password job failed"));
+    await waitFor("the held entry acknowledged", async () => (await h.pending()) === 1);
+    // The failed one stays pending, to be taken over after claimIdleMs.
+    await sleep(100);
+    expect(await h.pending()).toBe(1);
+  });
+
   test("a transient failure retries the same batch and loses nothing", async () => {
     await publish(payloads(8));
     const calls: string[][] = [];

@@ -34,7 +34,18 @@ export interface ConsumerOptions {
   isTransient: (err: unknown) => boolean;
 }
 
-export type BatchHandler = (entries: BusEntry[]) => Promise<void>;
+/**
+ * Entries whose work goes on after the handler resolved (the router's password queue): each
+ * stays pending, unacknowledged, until its `done` resolves, so a consumer that dies meanwhile
+ * leaves it to be taken over. A `done` that rejects leaves it pending too (taken over after
+ * claimIdleMs, by another consumer or this one).
+ */
+export interface HeldEntries {
+  held: Array<{ id: string; done: Promise<void> }>;
+}
+
+/** Resolves once the batch's effects are committed; entries it holds are acknowledged later. */
+export type BatchHandler = (entries: BusEntry[]) => Promise<void | HeldEntries>;
 
 export interface Consumer {
   start(): Promise<void>;
@@ -85,6 +96,8 @@ export class ConsumerLoop implements Consumer {
   private readonly opts: ConsumerOptions;
   private readonly handler: BatchHandler;
   private readonly logger: Logger;
+  /** Entries held by the handler, acknowledged when their work is done. */
+  private readonly holding = new Map<string, Promise<void>>();
 
   constructor(backend: StreamBackend, opts: ConsumerOptions, handler: BatchHandler, logger: Logger) {
     this.backend = backend;
@@ -114,6 +127,8 @@ export class ConsumerLoop implements Consumer {
       }
       await this.loop;
     }
+    // Held entries finish (or stay pending) before the connection goes.
+    await Promise.all([...this.holding.values()]);
     // Also when never started: the backend may hold a connection already.
     await this.backend.close();
   }
@@ -126,7 +141,8 @@ export class ConsumerLoop implements Consumer {
         let batch = retry;
         if (batch.length === 0 && Date.now() - this.lastClaim >= this.opts.claimIdleMs / 2) {
           this.lastClaim = Date.now();
-          batch = await this.backend.claimIdle(this.opts.claimIdleMs, this.opts.count);
+          // An entry this consumer still holds is its own work in progress, not a dead one's.
+          batch = (await this.backend.claimIdle(this.opts.claimIdleMs, this.opts.count)).filter((e) => !this.holding.has(e.id));
           if (batch.length > 0) this.logger.warn({ stream: this.opts.stream, entries: batch.length }, "took over entries of a dead consumer");
         }
         if (batch.length === 0) batch = await this.backend.readNew(this.opts.count, this.opts.blockMs);
@@ -145,8 +161,9 @@ export class ConsumerLoop implements Consumer {
   }
 
   private async process(batch: BusEntry[]): Promise<void> {
+    let result: void | HeldEntries;
     try {
-      await this.handler(batch);
+      result = await this.handler(batch);
     } catch (err) {
       if (this.opts.isTransient(err)) throw err;
       if (batch.length === 1) {
@@ -159,7 +176,30 @@ export class ConsumerLoop implements Consumer {
       for (const e of batch) await this.process([e]);
       return;
     }
-    await this.backend.ack(batch.map((e) => e.id));
+    const held = new Set<string>();
+    for (const h of result?.held ?? []) {
+      if (held.has(h.id)) continue;
+      held.add(h.id);
+      this.hold(h.id, Promise.all((result?.held ?? []).filter((x) => x.id === h.id).map((x) => x.done)));
+    }
+    await this.backend.ack(batch.map((e) => e.id).filter((id) => !held.has(id)));
+  }
+
+  private hold(id: string, done: Promise<unknown>): void {
+    const p = done.then(
+      async () => {
+        try {
+          await this.backend.ack([id]);
+        } catch (err) {
+          this.logger.warn({ err, entry: id }, "could not acknowledge a held entry; it will be taken over");
+        }
+      },
+      (err: unknown) => this.logger.warn({ err, entry: id }, "held entry failed; left pending to be taken over"),
+    );
+    this.holding.set(
+      id,
+      p.finally(() => this.holding.delete(id)),
+    );
   }
 
   private sleep(ms: number): Promise<void> {

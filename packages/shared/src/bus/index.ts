@@ -1,4 +1,4 @@
-export type { Bus, BusEntry, PublishItem, ConsumerOptions, BatchHandler, Consumer } from "./bus.ts";
+export type { Bus, BusEntry, PublishItem, ConsumerOptions, BatchHandler, Consumer, HeldEntries } from "./bus.ts";
 export { RedisBus } from "./redis-bus.ts";
 export { MemoryBus } from "./memory-bus.ts";
 export * from "./wire.ts";
