@@ -53,6 +53,22 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/** The bus cannot take work now (Redis away or not answering); try again shortly. */
+export class BusUnavailableError extends Error {
+  readonly code = "EBUSUNAVAILABLE";
+  constructor(message: string) {
+    super(`bus unavailable: ${message}`);
+    this.name = "BusUnavailableError";
+  }
+}
+
+/** Errors meaning "Redis is away or still loading", as opposed to a bad command. */
+export function isTransientBusError(e: unknown): boolean {
+  if (e instanceof BusUnavailableError || (e as { code?: unknown })?.code === "EBUSUNAVAILABLE") return true;
+  const msg = String((e as Error)?.message ?? "");
+  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|LOADING|READONLY|Stream isn't writeable|Command timed out/i.test(msg);
+}
+
 /** What a backend must offer the shared consumer loop. */
 export interface StreamBackend {
   ensureGroup(): Promise<void>;

@@ -59,6 +59,19 @@ const LISTEN_RETRY = { minMs: 100, maxMs: 1000 };
  */
 const CONNECT_TIMEOUT_MS = 5000;
 
+/**
+ * Runs a listener's callback. It is a wake-up (the caller's poll is the safety net), called
+ * from the driver's event handlers, where a throw would be an uncaught exception that ends the
+ * process: it is reported as a process warning instead.
+ */
+function wake(onNotify: () => void): void {
+  try {
+    onNotify();
+  } catch (e) {
+    process.emitWarning(`LISTEN callback threw: ${(e as Error)?.stack ?? String(e)}`);
+  }
+}
+
 const RETRYABLE = new Set(["40001", "40P01"]);
 const MAX_ATTEMPTS = 5;
 
@@ -161,7 +174,7 @@ export class PgDb implements Db {
         keepAlive: true,
       });
       c.on("notification", (n) => {
-        if (n.channel === channel) onNotify();
+        if (n.channel === channel) wake(onNotify);
       });
       c.on("error", retry);
       c.on("end", () => {
@@ -181,7 +194,7 @@ export class PgDb implements Db {
       }
       client = c;
       backoff.reset();
-      onNotify();
+      wake(onNotify);
     };
     await connect();
     return {
@@ -243,7 +256,7 @@ export class PgliteDb implements Db {
 
   async listen(channel: string, onNotify: () => void): Promise<Listener> {
     checkChannel(channel);
-    const unlisten = await this.pg.listen(channel, () => onNotify());
+    const unlisten = await this.pg.listen(channel, () => wake(onNotify));
     let open = true;
     return {
       close: async () => {

@@ -26,9 +26,7 @@ export class Backoff {
 
   /** The wait before the next attempt; each call doubles the step up to the cap. */
   next(): number {
-    const step = Math.min(this.maxMs, this.minMs * 2 ** Math.min(this.attempt, 30));
-    this.attempt++;
-    return Math.round(step / 2 + (this.random() * step) / 2);
+    return backoffDelay(this.attempt++, this.minMs, this.maxMs, this.random);
   }
 
   /** After a success: the next failure starts again from the smallest step. */
@@ -39,4 +37,10 @@ export class Backoff {
   get attempts(): number {
     return this.attempt;
   }
+}
+
+/** The wait before attempt number `attempt` (0 first): for callers that count attempts themselves. */
+export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const step = Math.min(maxMs, minMs * 2 ** Math.min(Math.max(0, attempt), 30));
+  return Math.round(step / 2 + (random() * step) / 2);
 }

@@ -1,1 +1,1 @@
-export { Backoff, type BackoffOptions } from "./backoff.ts";
+export { Backoff, backoffDelay, type BackoffOptions } from "./backoff.ts";
