@@ -40,6 +40,7 @@ export class Alerter implements Lifecycle {
   /** Outages that ended because the component left the config or was scaled away, not because it recovered. */
   private readonly gone = new Set<string>();
   private readonly sending = new Set<Promise<void>>();
+  private lastRecipients: number[] | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -85,7 +86,12 @@ export class Alerter implements Lifecycle {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.running = this.tick()
-      .catch((err: unknown) => this.deps.logger.error({ err }, "alert tick failed"))
+      .catch((err: unknown) => {
+        this.deps.logger.error({ err }, "alert tick failed");
+        // The tick schedules the next one only when it gets that far: a failed one (Redis or
+        // Postgres away) must not leave the alerts asleep until some event wakes them.
+        this.schedule(undefined);
+      })
       .finally(() => {
         this.running = undefined;
         if (this.again) {
@@ -111,6 +117,9 @@ export class Alerter implements Lifecycle {
           this.records = new Map();
         }
       }
+      // Who to tell is read before the plan, not after: the plan's clock reading is the alert's
+      // time (the cadence a successor continues), so nothing slow may sit between the two.
+      const chats = monitor.down().length > 0 || this.records.size > 0 ? await this.recipients() : [];
       const now = this.deps.now().getTime();
       const plan = planAlerts(this.records, monitor.down(), this.upAt, now, this.intervalMs);
       this.records = plan.records;
@@ -126,8 +135,8 @@ export class Alerter implements Lifecycle {
       } catch (err) {
         logger.warn({ err }, "cannot store the alert records; a new leader may repeat an alert early");
       }
-      if (plan.recoveries.length > 0) await this.broadcast(messages.slice(0, plan.recoveries.length), "up");
-      if (plan.reminders.length > 0) await this.broadcast(messages.slice(plan.recoveries.length), "down");
+      if (plan.recoveries.length > 0) this.enqueue(chats, messages.slice(0, plan.recoveries.length), "up");
+      if (plan.reminders.length > 0) this.enqueue(chats, messages.slice(plan.recoveries.length), "down");
     }
     for (const [c, at] of this.upAt) {
       if (this.deps.now().getTime() - at.getTime() <= UP_MEMORY_MS) continue;
@@ -150,9 +159,27 @@ export class Alerter implements Lifecycle {
 
   private async broadcast(messages: string[], kind: "down" | "up" | "threshold"): Promise<void> {
     if (messages.length === 0) return;
-    const chats = await this.deps.recipients();
+    this.enqueue(await this.recipients(), messages, kind);
+  }
+
+  private enqueue(chats: number[], messages: string[], kind: "down" | "up" | "threshold"): void {
+    if (messages.length === 0) return;
     for (const chat of chats) for (const m of messages) this.deps.outbox.enqueue(chat, m);
     this.deps.metrics?.alerts.inc({ kind }, chats.length * messages.length);
+  }
+
+  /**
+   * The members, or the last list read when the database cannot be asked: an outage of the
+   * database (perhaps the very thing being alerted about) must not silence the alerts.
+   */
+  private async recipients(): Promise<number[]> {
+    try {
+      this.lastRecipients = await this.deps.recipients();
+    } catch (err) {
+      if (!this.lastRecipients) throw err;
+      this.deps.logger.warn({ err, members: this.lastRecipients.length }, "cannot read the members; alerting the ones last known");
+    }
+    return this.lastRecipients;
   }
 
   async close(): Promise<void> {

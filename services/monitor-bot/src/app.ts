@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { PgDb, type Db } from "@pesan/shared/db";
+import { redisRetryDelay } from "@pesan/shared/bus";
 import { createLogger, createRegistry, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { ActionRunner } from "./actions.ts";
 import { Alerter } from "./alerter.ts";
@@ -113,7 +114,11 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
       userStats,
       registry,
       logger,
-      checks: [{ name: "postgres", check: async () => void (await db.query("SELECT 1")) }],
+      checks: [
+        { name: "postgres", check: async () => void (await db.query("SELECT 1")) },
+        // The lease and the bot's shared state live there; without it alerts go out degraded.
+        ...(telegram?.redis ? [{ name: "redis", check: () => pingRedis(telegram.redis!) }] : []),
+      ],
       info: () => ({
         service: "monitor-bot",
         instance: config.instance,
@@ -211,7 +216,7 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
 function createTelegram(
   config: MonitorConfig,
   deps: { db: Db; logger: Logger; metrics: MonitorMetrics; now: () => Date; monitor: Monitor },
-): { parts: NonNullable<MonitorApp["telegram"]>; before: Lifecycle[]; after: Lifecycle[] } {
+): { parts: NonNullable<MonitorApp["telegram"]>; before: Lifecycle[]; after: Lifecycle[]; redis: Redis | undefined } {
   const tg = config.telegram!;
   const logger = deps.logger.child({ component: "telegram" });
   const members = new MemberStore(deps.db);
@@ -219,6 +224,7 @@ function createTelegram(
   const outbox = new Outbox({ send: async (chatId, text, signal) => void (await bot.api.sendMessage({ chat_id: chatId, text }, signal)), logger, metrics: deps.metrics });
   let lease: Lease;
   let redisLife: Lifecycle[] = [];
+  let client: Redis | undefined;
   let state: BotState;
   if (config.redis) {
     // No offline queue and a command timeout: a lease call must fail soon while Redis is away
@@ -229,9 +235,10 @@ function createTelegram(
       maxRetriesPerRequest: 1,
       connectTimeout: 5000,
       commandTimeout: Math.max(1000, tg.leaseTtlMs),
-      retryStrategy: (n) => Math.min(n * 200, 2000),
+      retryStrategy: (n) => redisRetryDelay(n),
     });
     redis.on("error", () => undefined);
+    client = redis;
     redisLife = [
       {
         name: "redis",
@@ -267,5 +274,10 @@ function createTelegram(
     { monitor: deps.monitor, lease, outbox, state, recipients: () => members.recipients(), logger, now: deps.now, metrics: deps.metrics },
     { intervalMs: tg.alertIntervalMs },
   );
-  return { parts: { bot: telegramBot, alerter, outbox, lease, members }, before: [...redisLife, outbox], after: [lease, alerter, telegramBot] };
+  return { parts: { bot: telegramBot, alerter, outbox, lease, members }, before: [...redisLife, outbox], after: [lease, alerter, telegramBot], redis: client };
+}
+
+async function pingRedis(redis: Redis): Promise<void> {
+  if (redis.status !== "ready") throw new Error(`redis ${redis.status}`);
+  await redis.ping();
 }

@@ -4,7 +4,7 @@
  * the consumer acknowledge. Background tickers do the time-driven work (resends, lease expiry).
  */
 import type { Bus, BusEntry, Consumer, HeldEntries } from "@pesan/shared/bus";
-import { IN_STREAM, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
+import { IN_STREAM, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
 import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatMsg } from "@pesan/shared/protocol";
@@ -109,7 +109,7 @@ export class Router implements Lifecycle {
         blockMs: opts.blockMs,
         claimIdleMs: opts.claimIdleMs,
         deleteOnAck: true,
-        isTransient: (e) => isTransientDbError(e) || isRedisDown(e),
+        isTransient: (e) => isTransientDbError(e) || isTransientBusError(e),
       },
       (entries) => this.handle(entries),
       deps.logger,
@@ -294,7 +294,3 @@ function commandLabel(text: string): string {
   return COMMANDS.has(w) ? w : "other";
 }
 
-function isRedisDown(e: unknown): boolean {
-  const msg = String((e as Error)?.message ?? "");
-  return /Connection is closed|ECONNREFUSED|ECONNRESET|MaxRetriesPerRequest|LOADING|READONLY/i.test(msg);
-}

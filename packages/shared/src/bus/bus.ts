@@ -5,6 +5,7 @@
  * dead-letter rules, is shared by both.
  */
 import type { Logger } from "../observability/log.ts";
+import { Backoff } from "../retry/backoff.ts";
 
 export interface BusEntry {
   id: string;
@@ -63,6 +64,22 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/** The bus cannot take work now (Redis away or not answering); try again shortly. */
+export class BusUnavailableError extends Error {
+  readonly code = "EBUSUNAVAILABLE";
+  constructor(message: string) {
+    super(`bus unavailable: ${message}`);
+    this.name = "BusUnavailableError";
+  }
+}
+
+/** Errors meaning "Redis is away or still loading", as opposed to a bad command. */
+export function isTransientBusError(e: unknown): boolean {
+  if (e instanceof BusUnavailableError || (e as { code?: unknown })?.code === "EBUSUNAVAILABLE") return true;
+  const msg = String((e as Error)?.message ?? "");
+  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|LOADING|READONLY|Stream isn't writeable|Command timed out/i.test(msg);
+}
+
 /** What a backend must offer the shared consumer loop. */
 export interface StreamBackend {
   ensureGroup(): Promise<void>;
@@ -77,8 +94,13 @@ export interface StreamBackend {
   close(): Promise<void>;
 }
 
-const BACKOFF_MIN_MS = 50;
-const BACKOFF_MAX_MS = 2000;
+/**
+ * Retries of a failing read or batch (Redis or the database away): from 50 ms, with jitter, at
+ * most a second apart, so work resumes within about a second of the dependency's return.
+ */
+const RETRY = { minMs: 50, maxMs: 1000 };
+/** While it keeps failing, one log line per this long (an outage must not flood the log). */
+const REPORT_EVERY_MS = 10_000;
 
 /**
  * Reads, hands batches to the handler, and acknowledges only after the handler resolved
@@ -134,7 +156,9 @@ export class ConsumerLoop implements Consumer {
   }
 
   private async run(): Promise<void> {
-    let backoff = BACKOFF_MIN_MS;
+    const backoff = new Backoff(RETRY);
+    let failingSince: number | undefined;
+    let lastReport = 0;
     let retry: BusEntry[] = [];
     while (this.running) {
       try {
@@ -146,16 +170,23 @@ export class ConsumerLoop implements Consumer {
           if (batch.length > 0) this.logger.warn({ stream: this.opts.stream, entries: batch.length }, "took over entries of a dead consumer");
         }
         if (batch.length === 0) batch = await this.backend.readNew(this.opts.count, this.opts.blockMs);
-        if (batch.length === 0) continue;
-        retry = batch;
-        await this.process(batch);
-        retry = [];
-        backoff = BACKOFF_MIN_MS;
+        if (batch.length > 0) {
+          retry = batch;
+          await this.process(batch);
+          retry = [];
+        }
+        backoff.reset();
+        if (failingSince !== undefined) this.logger.info({ stream: this.opts.stream, failedForMs: Date.now() - failingSince }, "stream processing recovered");
+        failingSince = undefined;
       } catch (err) {
         if (!this.running) break;
-        this.logger.error({ err, stream: this.opts.stream, retrying: retry.length }, "stream processing failed, retrying");
-        await this.sleep(backoff);
-        backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+        const now = Date.now();
+        failingSince ??= now;
+        if (now - lastReport >= REPORT_EVERY_MS) {
+          lastReport = now;
+          this.logger.error({ err, stream: this.opts.stream, retrying: retry.length, failingForMs: now - failingSince }, "stream processing failed, retrying");
+        }
+        await this.sleep(backoff.next());
       }
     }
   }

@@ -1,4 +1,5 @@
 export type { Bus, BusEntry, PublishItem, ConsumerOptions, BatchHandler, Consumer, HeldEntries } from "./bus.ts";
-export { RedisBus } from "./redis-bus.ts";
+export { BusUnavailableError, isTransientBusError } from "./bus.ts";
+export { RedisBus, MAX_PUBLISHES_IN_FLIGHT, redisRetryDelay } from "./redis-bus.ts";
 export { MemoryBus } from "./memory-bus.ts";
 export * from "./wire.ts";

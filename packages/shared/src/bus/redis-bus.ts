@@ -1,7 +1,8 @@
 /** The Redis streams backend: XADD / XREADGROUP / XAUTOCLAIM / XACK (+XDEL). */
 import { Redis } from "ioredis";
 import type { Logger } from "../observability/log.ts";
-import { ConsumerLoop, type Bus, type BusEntry, type ConsumerOptions, type BatchHandler, type Consumer, type PublishItem, type StreamBackend } from "./bus.ts";
+import { backoffDelay } from "../retry/backoff.ts";
+import { BusUnavailableError, ConsumerLoop, type Bus, type BusEntry, type ConsumerOptions, type BatchHandler, type Consumer, type PublishItem, type StreamBackend } from "./bus.ts";
 
 type RawEntries = Array<[string, string[]]>;
 
@@ -16,16 +17,35 @@ function toEntries(raw: RawEntries | null | undefined): BusEntry[] {
   return out;
 }
 
+/**
+ * Publishes waiting for Redis's answer at once, at most. Past this (a Redis that accepts but
+ * does not answer), publish fails at once too, so the callers' work cannot pile up in memory.
+ */
+export const MAX_PUBLISHES_IN_FLIGHT = 1000;
+/**
+ * ioredis's states once a connection was lost (before the first connect it is "wait" or
+ * "connecting": a publish then waits for it, counted against MAX_PUBLISHES_IN_FLIGHT).
+ */
+const LOST = new Set(["reconnecting", "close", "end"]);
+
+/** Reconnect delays (ioredis counts attempts from 1): from 50 ms, doubling, at most 1 s apart, with jitter. */
+export function redisRetryDelay(times: number, random = Math.random): number {
+  return backoffDelay(times - 1, 50, 1000, random);
+}
+
 export class RedisBus implements Bus {
   readonly kind = "redis";
   readonly redis: Redis;
   private readonly prefix: string;
   private closed = false;
+  private inFlight = 0;
 
   constructor(url: string, prefix: string) {
     this.prefix = prefix;
-    // Commands issued while Redis is away wait in the offline queue; callers bound the wait.
-    this.redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+    // The consumers' few commands (one read, ack or claim at a time each) wait in ioredis's
+    // offline queue while Redis is away and go out when it is back. Publishes do not queue:
+    // publish() fails at once then (see below), which keeps that queue bounded.
+    this.redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false, retryStrategy: (n) => redisRetryDelay(n) });
     this.redis.on("error", () => undefined);
   }
 
@@ -33,14 +53,28 @@ export class RedisBus implements Bus {
     return this.prefix + name;
   }
 
+  /**
+   * Fails at once with a BusUnavailableError while the connection is lost (or too many
+   * publishes await an answer): queued in ioredis instead, every gateway tick's entry would wait
+   * in memory for as long as the outage lasts. The callers answer ERR UNAVAILABLE (gateway) or
+   * retry their batch (router).
+   */
   async publish(items: PublishItem[]): Promise<void> {
     if (items.length === 0) return;
+    if (LOST.has(this.redis.status)) throw new BusUnavailableError(`redis ${this.redis.status}`);
+    if (this.inFlight >= MAX_PUBLISHES_IN_FLIGHT) throw new BusUnavailableError(`redis slow: ${this.inFlight} publishes awaiting an answer`);
     const p = this.redis.pipeline();
     for (const it of items) {
       if (it.maxLen !== undefined) p.xadd(it.stream, "MAXLEN", "~", it.maxLen, "*", "p", it.payload);
       else p.xadd(it.stream, "*", "p", it.payload);
     }
-    const res = await p.exec();
+    this.inFlight++;
+    let res: Awaited<ReturnType<typeof p.exec>>;
+    try {
+      res = await p.exec();
+    } finally {
+      this.inFlight--;
+    }
     const failed = res?.find(([err]) => err);
     if (failed) throw failed[0];
   }

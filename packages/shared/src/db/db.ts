@@ -4,6 +4,7 @@
  * modes run every line of it.
  */
 import pg from "pg";
+import { Backoff } from "../retry/backoff.ts";
 
 export type Row = Record<string, unknown>;
 export interface QueryResult<R> {
@@ -46,8 +47,30 @@ function checkChannel(channel: string): void {
   if (!CHANNEL.test(channel)) throw new Error(`bad LISTEN channel name ${JSON.stringify(channel)}`);
 }
 
-/** A dropped LISTEN connection is retried this often (the pollers cover the gap). */
-const LISTEN_RETRY_MS = 1000;
+/**
+ * A dropped LISTEN connection is retried with backoff and jitter, at most a second apart, so it
+ * is back within about a second of the server (the pollers cover the gap).
+ */
+const LISTEN_RETRY = { minMs: 100, maxMs: 1000 };
+/**
+ * A server that does not answer at all (a cut network rather than a refused port) fails a
+ * connect after this long instead of the kernel's minutes; TCP keep-alive finds a dead idle
+ * connection the same way.
+ */
+const CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * Runs a listener's callback. It is a wake-up (the caller's poll is the safety net), called
+ * from the driver's event handlers, where a throw would be an uncaught exception that ends the
+ * process: it is reported as a process warning instead.
+ */
+function wake(onNotify: () => void): void {
+  try {
+    onNotify();
+  } catch (e) {
+    process.emitWarning(`LISTEN callback threw: ${(e as Error)?.stack ?? String(e)}`);
+  }
+}
 
 const RETRYABLE = new Set(["40001", "40P01"]);
 const MAX_ATTEMPTS = 5;
@@ -66,8 +89,15 @@ export class PgDb implements Db {
   constructor(url: string, opts: { max?: number; applicationName?: string } = {}) {
     this.url = url;
     this.applicationName = opts.applicationName ?? "pesan";
-    this.pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, application_name: this.applicationName });
-    // An idle client losing its server must not crash the process; the next query reconnects.
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 10,
+      application_name: this.applicationName,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+    });
+    // An idle client losing its server must not crash the process; the pool drops it and the
+    // next query connects anew.
     this.pool.on("error", () => undefined);
   }
 
@@ -84,6 +114,13 @@ export class PgDb implements Db {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
+      // A checked-out client has no listener of the pool's: the server going away between two
+      // statements (a restart, a failover) would be an 'error' event nobody handles, which ends
+      // the process. The statement in flight fails by itself; this only retires the client.
+      const onError = () => {
+        broken = true;
+      };
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         const tx: Queryable = {
@@ -105,6 +142,7 @@ export class PgDb implements Db {
         if (attempt < MAX_ATTEMPTS && isRetryable(e)) continue;
         throw e;
       } finally {
+        client.off("error", onError);
         client.release(broken);
       }
     }
@@ -116,6 +154,7 @@ export class PgDb implements Db {
     let client: pg.Client | undefined;
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
+    const backoff = new Backoff(LISTEN_RETRY);
     const retry = () => {
       const c = client;
       client = undefined;
@@ -124,13 +163,18 @@ export class PgDb implements Db {
       timer = setTimeout(() => {
         timer = undefined;
         void connect();
-      }, LISTEN_RETRY_MS);
+      }, backoff.next());
       timer.unref();
     };
     const connect = async () => {
-      const c = new pg.Client({ connectionString: this.url, application_name: `${this.applicationName}-listen` });
+      const c = new pg.Client({
+        connectionString: this.url,
+        application_name: `${this.applicationName}-listen`,
+        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+        keepAlive: true,
+      });
       c.on("notification", (n) => {
-        if (n.channel === channel) onNotify();
+        if (n.channel === channel) wake(onNotify);
       });
       c.on("error", retry);
       c.on("end", () => {
@@ -149,7 +193,8 @@ export class PgDb implements Db {
         return;
       }
       client = c;
-      onNotify();
+      backoff.reset();
+      wake(onNotify);
     };
     await connect();
     return {
@@ -211,7 +256,7 @@ export class PgliteDb implements Db {
 
   async listen(channel: string, onNotify: () => void): Promise<Listener> {
     checkChannel(channel);
-    const unlisten = await this.pg.listen(channel, () => onNotify());
+    const unlisten = await this.pg.listen(channel, () => wake(onNotify));
     let open = true;
     return {
       close: async () => {
