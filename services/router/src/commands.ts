@@ -365,7 +365,8 @@ async function unregister(b: Batch, ctx: ReqCtx, s: Session): Promise<void> {
 }
 
 /** Text of `ERR TAKEN` for a password of an account that lost a registration race. */
-export const LOST_RACE_TEXT = "that user name was registered first on another server; your registration was undone, register another name";
+// Short: it goes to an address that may not have shown it receives (3x what it sent, at most).
+export const LOST_RACE_TEXT = "registered first on another server; pick another name";
 
 /** The session if this cluster holds it (has its endpoint); another cluster's is not pushed to. */
 function local(b: Batch, s: Session | undefined): Session | undefined {

@@ -242,11 +242,13 @@ export class Gateway implements Lifecycle {
 
   /** A reply to something addr sent: within the amplification bound, or not at all (it may ask again). */
   private reply(addr: string, line: string): void {
-    if (this.endpoints.send(addr, Buffer.byteLength(line) + 1, false, this.now()) === "withheld") {
-      this.m.withheld.inc({ kind: "reply" });
-      return;
-    }
-    this.sendTo(addr, line);
+    const now = this.now();
+    if (this.endpoints.send(addr, Buffer.byteLength(line) + 1, false, now) !== "withheld") return this.sendTo(addr, line);
+    // An error's code alone still tells the client what happened (UNAVAILABLE, RATE_LIMITED):
+    // when the human text does not fit the bound, the code may.
+    const short = /^((?:@\S+ )?ERR [A-Z_]+) /.exec(line)?.[1];
+    if (short !== undefined && this.endpoints.send(addr, Buffer.byteLength(short) + 1, false, now) !== "withheld") return this.sendTo(addr, short);
+    this.m.withheld.inc({ kind: "reply" });
   }
 
   /**

@@ -98,7 +98,7 @@ export interface StreamBackend {
  * Retries of a failing read or batch (Redis or the database away): from 50 ms, with jitter, at
  * most a second apart, so work resumes within about a second of the dependency's return.
  */
-const RETRY = { minMs: 50, maxMs: 1000 };
+const RETRY = { minMs: 50, maxMs: 500 };
 /** While it keeps failing, one log line per this long (an outage must not flood the log). */
 const REPORT_EVERY_MS = 10_000;
 

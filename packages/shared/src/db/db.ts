@@ -51,7 +51,7 @@ function checkChannel(channel: string): void {
  * A dropped LISTEN connection is retried with backoff and jitter, at most a second apart, so it
  * is back within about a second of the server (the pollers cover the gap).
  */
-const LISTEN_RETRY = { minMs: 100, maxMs: 1000 };
+const LISTEN_RETRY = { minMs: 100, maxMs: 500 };
 /**
  * A server that does not answer at all (a cut network rather than a refused port) fails a
  * connect after this long instead of the kernel's minutes; TCP keep-alive finds a dead idle
