@@ -48,7 +48,7 @@ test.each([1, 2, 3])("REGISTER then LOGIN sent in one burst both succeed (%i)", 
   c.send(`@r REGISTER pw_burst${n} secret1`);
   c.send(`@l LOGIN pw_burst${n} secret1`);
   expect(await c.waitFor(/^@r /, 10_000, from)).toBe(`@r OK REGISTERED pw_burst${n}`);
-  expect(await c.waitFor(/^@l /, 10_000, from)).toMatch(new RegExp(`^@l OK LOGIN pw_burst${n} \\S+$`));
+  expect(await c.waitFor(/^@l /, 10_000, from)).toMatch(new RegExp(`^@l OK LOGIN pw_burst${n} \\S+ \\S+$`));
   expect(await c.request(`SEND pw_burst${n} to myself`)).toMatch(/^OK SENT \S+ DELIVERED$/);
 });
 
@@ -108,7 +108,7 @@ test("200 wrong LOGINs/s from rotating ports of 127.0.0.3 for 10 s: throttled, w
   await sleep(1500);
 
   expect(sent).toBe(2000);
-  expect(login).toMatch(/^OK LOGIN pw_victim \S+$/);
+  expect(login).toMatch(/^OK LOGIN pw_victim \S+ \S+$/);
   // At once: one try, and within a hash or two of the queue (2 s is the gateway's timeout).
   expect(loginMs).toBeLessThan(2000);
 

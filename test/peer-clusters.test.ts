@@ -25,11 +25,18 @@ interface ServerLine {
   quota: number;
 }
 
-/** `SERVERS` through a cluster's gateway, as a netcat user would send it. */
+/**
+ * `SERVERS` through a cluster's gateway, as a netcat user would send it, in a session of its
+ * own (without one an address gets at most 3x its bytes); the session ends before it returns.
+ */
 async function serversAt(address: string): Promise<ServerLine[]> {
   const c = await RawClient.open(address);
   try {
+    const name = `srv_${Math.random().toString(36).slice(2, 10)}`;
+    await c.request(`REGISTER ${name} secret1`);
+    await c.request(`LOGIN ${name} secret1`);
     const lines = await c.requestAll("SERVERS", 3000);
+    await c.request("LOGOUT");
     const ok = lines.at(-1)!;
     const rows = lines.slice(0, -1).map((l) => {
       const m = /^SERVER (\S+) (\S+) (UP|DOWN) (\d+)\/(\d+)$/.exec(l);
