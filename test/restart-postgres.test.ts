@@ -6,6 +6,7 @@
  * back they all recover by themselves, and the counted load (clients retrying with the same tag)
  * ends with every message stored once and pushed to its recipient.
  */
+import { firstAnswerAfter } from "./support/outage.ts";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePorts, ServiceProcess } from "@pesan/cluster";
@@ -113,23 +114,7 @@ test("a Postgres restart under load: nobody exits, healthz 503 naming postgres, 
     const upAt = Date.now();
     // Work resumes: a fresh request through cluster a is answered (each try a new tag, so an
     // answer to one sent while the database was away does not count).
-    const probe = await RawClient.open(a.address);
-    let resumedMs = -1;
-    try {
-      for (let i = 0; resumedMs < 0 && Date.now() - upAt < 15_000; i++) {
-        const from = probe.lines.length;
-        // The heartbeat goes through router and database, and its answer fits the 3x bound.
-        probe.send(`@probe${i} /@live?`);
-        try {
-          await probe.waitFor((l) => l === `@probe${i} yes`, 200, from);
-          resumedMs = Date.now() - upAt;
-        } catch {
-          // not yet
-        }
-      }
-    } finally {
-      probe.close();
-    }
+    const resumedMs = await firstAnswerAfter(a.address, upAt);
     const healthyMs = await waitHealthy(dependent, upAt);
     await sleep(2000);
     for (const [load] of loads) await load.finish();

@@ -6,6 +6,7 @@
  * ERR UNAVAILABLE; once it is back they all recover by themselves, and the counted load ends
  * with every message stored once and pushed to its recipient.
  */
+import { firstAnswerAfter } from "./support/outage.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -116,23 +117,7 @@ test("a Redis restart under load: nobody exits, healthz 503 naming redis, ERR UN
 
     await redis.start();
     const upAt = Date.now();
-    const probe = await RawClient.open(cluster.addresses[0]!);
-    let resumedMs = -1;
-    try {
-      for (let i = 0; resumedMs < 0 && Date.now() - upAt < 15_000; i++) {
-        const from = probe.lines.length;
-        // The heartbeat goes through router and database, and its answer fits the 3x bound.
-        probe.send(`@probe${i} /@live?`);
-        try {
-          await probe.waitFor((l) => l === `@probe${i} yes`, 200, from);
-          resumedMs = Date.now() - upAt;
-        } catch {
-          // not yet
-        }
-      }
-    } finally {
-      probe.close();
-    }
+    const resumedMs = await firstAnswerAfter(cluster.addresses[0]!, upAt);
     const healthyMs = await waitHealthy(dependent, upAt);
     await sleep(2000);
     for (const [load] of loads) await load.finish();

@@ -1,3 +1,4 @@
+import { RawClient } from "./udp.ts";
 /**
  * What the outage tests check on every service process: it kept its PID, its /healthz said 503
  * naming the dependency while it was away, and 200 again afterwards; and, for a counted load,
@@ -92,4 +93,28 @@ export async function expectExactlyOnce(dbUrl: string, load: CountedLoad, label:
     await sleep(200);
   }
   return { sent: sent.length, retried: sent.filter((m) => (m.sends ?? 0) > 1).length, unavailable: load.unavailable() };
+}
+
+/**
+ * Milliseconds from `since` until a fresh heartbeat through `address` is answered (each try a
+ * new tag, so an answer to one sent while a dependency was away does not count); -1 after 15 s.
+ * The heartbeat goes through router and database, and its answer fits the 3x bound.
+ */
+export async function firstAnswerAfter(address: string, since: number): Promise<number> {
+  const probe = await RawClient.open(address);
+  try {
+    for (let i = 0; Date.now() - since < 15_000; i++) {
+      const from = probe.lines.length;
+      probe.send(`@probe${i} /@live?`);
+      try {
+        await probe.waitFor((l) => l === `@probe${i} yes`, 200, from);
+        return Date.now() - since;
+      } catch {
+        // not yet
+      }
+    }
+    return -1;
+  } finally {
+    probe.close();
+  }
 }
