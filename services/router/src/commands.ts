@@ -72,8 +72,10 @@ function sessionOf(b: Batch, ctx: ReqCtx, req: Request, at: Session | undefined)
   }
   if (!at || (!at.proven && at.plainOk)) return at;
   // A plain datagram at a proof session's address: anyone could have sent it. It must not
-  // act in the session or evict it (a plain LOGIN/RESUME there would do that).
-  if (at.proven && (req.cmd === "LOGIN" || req.cmd === "RESUME")) {
+  // act in the session or evict it: a plain LOGIN there, or a RESUME of another account, would.
+  // A RESUME of this session's own user is let through: its token went only to this address,
+  // and it is how the client re-binds after its gateway restarted and forgot the key.
+  if (at.proven && (req.cmd === "LOGIN" || (req.cmd === "RESUME" && req.user !== at.user))) {
     b.reply(ctx, formatErr("AUTH", "a proof session holds this address; send with its proof, or RESUME from another address"));
     return "refused";
   }
