@@ -69,8 +69,10 @@ const history = new Map(); // server -> {series, fetchedAt}
 
 async function refreshHistory(server) {
   const h = history.get(server) || {};
-  // Sooner while there is next to nothing to draw (a monitor that just started).
-  const sparse = !h.series || ["cpu", "mem", "hdd"].every((m) => (h.series[m] || []).length < 3);
+  // Sooner while any line has next to nothing to draw (a monitor that just started): RAM may
+  // have three samples while CPU, whose command takes longer, has one, and waiting the long
+  // refresh then left a one-point CPU line for a minute.
+  const sparse = !h.series || ["cpu", "mem", "hdd"].some((m) => (h.series[m] || []).length < 3);
   if (h.loading || (h.fetchedAt && Date.now() - h.fetchedAt < (sparse ? PERIOD_MS : CHART_REFRESH_MS))) return;
   h.loading = true;
   history.set(server, h);
