@@ -13,10 +13,15 @@ import { randomBytes } from "node:crypto";
 import { numberOption, parseCli } from "./args.ts";
 import pg from "pg";
 import { startCluster, type Cluster } from "./cluster.ts";
+import { cpuBetween, cpuMs, peakRssMb } from "./proc-stats.ts";
 import { dropKeys } from "./redis-keys.ts";
 
 const HELP = `usage: pnpm bench [--mode single|cross|failover] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
-                  [--offline 5000] [--gateways 2] [--routers 2] [--logs DIR]
+                  [--offline 5000] [--gateways 2] [--routers 2] [--proofs on|off] [--logs DIR]
+
+--proofs off (single mode) runs the clients as plain (protocol v1) sessions, to measure what proofs cost.
+The JSON line also gives the CPU each kind of process spent per delivered message in the
+steady phase (cpu_us_per_msg) and every process's peak RSS in MiB (peak_rss_mb).
 
 Needs Postgres and Redis: DATABASE_URL (a role that may CREATE DATABASE; default
 postgres://postgres@127.0.0.1:5432/postgres) and REDIS_URL (default redis://127.0.0.1:6379).
@@ -35,6 +40,7 @@ interface Opts {
   offline: number;
   gateways: number;
   routers: number;
+  proofs: boolean;
   logs: string | undefined;
 }
 
@@ -51,13 +57,13 @@ class Peer {
   private readonly t: Transport;
   onLine: (line: string) => void = () => undefined;
 
-  constructor(address: string) {
+  constructor(address: string, proofs: boolean) {
     this.t = new Transport({
       target: address,
       bindHost: "127.0.0.1",
       recvBufferSize: BUF,
       sendBufferSize: BUF,
-      autoProof: true,
+      autoProof: proofs,
       onDatagram: (d) => {
         if (!d.answers) this.onLine(d.text);
       },
@@ -106,6 +112,13 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
  * PASSWORD_HASH_COST in the environment overrides it.
  */
 const BENCH_HASH_COST = { PASSWORD_HASH_COST: process.env.PASSWORD_HASH_COST ?? "10" };
+
+/**
+ * Plain sessions never validate their address, so the gateway sends them at most
+ * PLAIN_BYTES_PER_IP (64 KiB/s) beyond 3x what they sent, and all the bench's clients share
+ * 127.0.0.1. --proofs off measures the protocol's cost without proofs, so it lifts that budget.
+ */
+const PLAIN_UNBOUNDED = { PLAIN_BYTES_PER_IP: "1000000000" };
 
 interface Pair {
   sender: Peer;
@@ -234,6 +247,7 @@ async function main(): Promise<void> {
       offline: { type: "string", default: "5000" },
       gateways: { type: "string", default: "2" },
       routers: { type: "string", default: "2" },
+      proofs: { type: "string", default: "on" },
       logs: { type: "string" },
     },
     HELP,
@@ -249,8 +263,13 @@ async function main(): Promise<void> {
     offline: num("offline", values.offline, 0),
     gateways: num("gateways", values.gateways, 1),
     routers: num("routers", values.routers, 1),
+    proofs: values.proofs === "on",
     logs: values.logs,
   };
+  if (values.proofs !== "on" && values.proofs !== "off") {
+    process.stderr.write(`--proofs must be on or off (got ${JSON.stringify(values.proofs)})\n`);
+    process.exit(2);
+  }
   const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const dbName = `pesan_bench_${randomBytes(4).toString("hex")}`;
@@ -264,12 +283,12 @@ async function main(): Promise<void> {
   const peers: Peer[] = [];
   try {
     log(`starting ${o.gateways} gateway(s) and ${o.routers} router(s), database ${dbName}`);
-    cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways: o.gateways, routers: o.routers, busPrefix: prefix, logDir: o.logs, env: { LOG_LEVEL: "warn", ...BENCH_HASH_COST } });
+    cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways: o.gateways, routers: o.routers, busPrefix: prefix, logDir: o.logs, env: { LOG_LEVEL: "warn", ...BENCH_HASH_COST, ...(o.proofs ? {} : PLAIN_UNBOUNDED) } });
     const addrs = cluster.addresses;
     const run = randomBytes(2).toString("hex");
     const pairs: Pair[] = [];
     for (let i = 0; i < o.pairs; i++) {
-      const p: Pair = { sender: new Peer(addrs[i % addrs.length]!), receiver: new Peer(addrs[(i + 1) % addrs.length]!), s: `s${run}_${i}`, r: `r${run}_${i}` };
+      const p: Pair = { sender: new Peer(addrs[i % addrs.length]!, o.proofs), receiver: new Peer(addrs[(i + 1) % addrs.length]!, o.proofs), s: `s${run}_${i}`, r: `r${run}_${i}` };
       await p.sender.open();
       await p.receiver.open();
       peers.push(p.sender, p.receiver);
@@ -290,7 +309,15 @@ async function main(): Promise<void> {
     );
 
     log(`steady phase: ${o.pairs} pairs, ${o.window} in flight each, ${o.seconds} s`);
+    const procs = new Map<string, number | undefined>([
+      ...cluster.gateways.map((g, i) => [`gateway-${i + 1}`, g.proc?.pid] as const),
+      ...cluster.routers.map((r, i) => [`router-${i + 1}`, r.proc?.pid] as const),
+      ["bench", process.pid],
+    ]);
+    const cpuNow = () => new Map([...procs].map(([name, pid]) => [name, pid === undefined ? undefined : cpuMs(pid)]));
+    const cpuBefore = cpuNow();
     const steady = await runPhase(pairs, "steady", { window: o.window, durationMs: o.seconds * 1000 });
+    const cpuSteady = cpuBetween(cpuBefore, cpuNow());
     const rate = steady.delivered / (steady.elapsedMs / 1000);
     log(`steady: ${Math.round(rate)} delivered/s, sent ${steady.sent}, got ${steady.total}, p99 ${round(percentile(steady.latencies, 99))} ms`);
 
@@ -341,6 +368,13 @@ async function main(): Promise<void> {
       log(`offline: stored ${Math.round(offline.stored_per_s)}/s, delivered at login ${Math.round(offline.delivered_per_s)}/s (${got}/${expected})`);
     }
 
+    // CPU per delivered message, summed by kind (gateway, router, bench = the load's clients).
+    const perMsg = (kind: string) => {
+      let ms = 0;
+      for (const [name, v] of cpuSteady) if (name === kind || name.startsWith(`${kind}-`)) ms += v;
+      return steady.total > 0 ? round((ms * 1000) / steady.total) : NaN;
+    };
+    const peakRss = Object.fromEntries([...procs].map(([name, pid]) => [name, pid === undefined ? null : (peakRssMb(pid) ?? null)]));
     const db = new pg.Client({ connectionString: u.toString() });
     await db.connect();
     const rows = Number((await db.query("SELECT count(*)::int AS n FROM messages")).rows[0].n);
@@ -366,6 +400,9 @@ async function main(): Promise<void> {
       seconds: o.seconds,
       gateways: o.gateways,
       routers: o.routers,
+      proofs: o.proofs,
+      cpu_us_per_msg: { gateway: perMsg("gateway"), router: perMsg("router"), clients: perMsg("bench") },
+      peak_rss_mb: peakRss,
       node: process.version,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
