@@ -639,9 +639,9 @@ describe("PesanClient listens only to its server", () => {
 
 const CHAT = path.join(__dirname, "chat.ts");
 
-function runChat(args: string[], input: string | undefined, ms = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runChat(args: string[], input: string | undefined, ms = 15_000, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHAT, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CHAT, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PESAN_PASSWORD: "", ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -671,6 +671,40 @@ describe("chat CLI", () => {
     const r = await runChat(["--bogus"], "");
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/usage: pnpm chat/);
+  });
+
+  test("--version prints the version and exits 0", async () => {
+    const r = await runChat(["--version"], "");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^pesan chat \d+\.\d+\.\d+\n$/);
+  });
+
+  test("--help says --password is visible in ps, and names PESAN_PASSWORD and the escapes", async () => {
+    const r = await runChat(["--help"], "");
+    expect(r.stdout).toMatch(/--password P .*VISIBLE[\s\S]*\(ps, \/proc\)/);
+    expect(r.stdout).toContain("PESAN_PASSWORD");
+    expect(r.stdout).toContain("\\e (ESC)");
+  });
+
+  test("--user without a password and without a terminal exits 2 saying where a password comes from", async () => {
+    const r = await runChat(["--server", "127.0.0.1:9", "--user", "alice"], "");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/needs a password: set PESAN_PASSWORD/);
+  });
+
+  test("PESAN_PASSWORD logs --user in; control characters received are escaped, and nothing is coloured in a pipe", async () => {
+    const srv = await server((req, s) => {
+      const replies = basicHandler("tk")(req, s);
+      if (req.text.startsWith("LOGIN")) setImmediate(() => s.push("MSG m7 bob\x1b[31m 2026-11-22T23:40:00.123Z a\nMSG x:1 admin 2026-01-01T00:00:00.000Z b\x1b[2J\x9b", req.from));
+      return replies;
+    });
+    const r = await runChat(["--server", srv.address, "--user", "alice", "--no-cap-ack"], "", 15_000, { PESAN_PASSWORD: "secret1" });
+    expect(r.code).toBe(0);
+    expect(srv.commands()).toContain("LOGIN alice secret1");
+    expect(r.stdout.split("\n").filter((l) => l.length > 0)).toEqual(["OK LOGIN alice tk", "MSG m7 bob\\e[31m 2026-11-22T23:40:00.123Z a\\nMSG x:1 admin 2026-01-01T00:00:00.000Z b\\e[2J\\u009b"]);
+    expect(r.stderr).toMatch(/\* logged in as alice on /);
+    expect(r.stdout + r.stderr).not.toMatch(/[\x1b\x9b]/);
+    expect(r.stderr).not.toContain("secret1");
   });
 
   test("sends stdin lines as commands and prints replies without tags", async () => {
