@@ -1,7 +1,7 @@
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { PesanClient, PesanError, RequestTimeoutError, ClientClosedError, parseServerAddress, type FailoverEvent, type MsgLine } from "./client.ts";
+import { PesanClient, PesanError, RequestTimeoutError, ClientClosedError, parseServerAddress, type FailoverEvent, type FullEvent, type MsgLine } from "./client.ts";
 import { ScriptedServer, basicHandler, v2Handler, type Handler, type Received } from "./scripted-server.ts";
 
 const servers: ScriptedServer[] = [];
@@ -20,7 +20,7 @@ async function client(opts: Partial<ConstructorParameters<typeof PesanClient>[0]
   return c;
 }
 
-function nextEvent<T>(c: PesanClient, name: "failover" | "resumed" | "message", ms = 3000): Promise<T> {
+function nextEvent<T>(c: PesanClient, name: "failover" | "resumed" | "message" | "full", ms = 3000): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no ${name} event within ${ms} ms`)), ms);
     c.once(name, (e: unknown) => {
@@ -115,17 +115,73 @@ describe("PesanClient requests", () => {
     expect(c.session).toBeUndefined();
   });
 
-  test("ERR FULL from LOGIN exposes the alternatives and does not switch", async () => {
+  test("ERR FULL from LOGIN with followFull off exposes the alternatives and does not switch", async () => {
     const srv = await server((req) =>
       req.text.startsWith("LOGIN") ? ["ERR FULL 10.0.0.2:4999 [::1]:5000 this server is full, try those"] : undefined,
     );
-    const c = await client({ servers: [srv.address] });
+    const c = await client({ servers: [srv.address], followFull: false });
     const err = (await c.login("alice", "secret1").catch((e: unknown) => e)) as PesanError;
     expect(err).toBeInstanceOf(PesanError);
     expect(err.code).toBe("FULL");
     expect(err.alternatives).toEqual(["10.0.0.2:4999", "[::1]:5000"]);
     expect(c.currentServer).toBe(srv.address);
     expect(c.session).toBeUndefined();
+  });
+
+  test("ERR FULL: logs in on the listed servers, nearest first; the password goes nowhere else", async () => {
+    const fullHandler = (others: () => string): Handler => (req, s) =>
+      req.text.startsWith("LOGIN") ? [`ERR FULL ${others()}`] : basicHandler("tk")(req, s);
+    // far: answers, but slowly; nearFull: quick but full too; good: quick, logs in; dead: silent.
+    const far = await server((req, s) => {
+      if (req.text === "/@live?") {
+        setTimeout(() => s.push(req.tag ? `@${req.tag} yes` : "yes", req.from), 150);
+        return undefined;
+      }
+      return basicHandler("tk-far")(req, s);
+    });
+    const nearFull = await server(fullHandler(() => "10.255.255.1:9"));
+    const good = await server(basicHandler("tk-good"));
+    const dead = await server(() => undefined);
+    const stranger = await server(basicHandler("tk-x")); // in the client's own list, not in the FULL reply
+    const home = await server(fullHandler(() => `${far.address} ${dead.address} ${nearFull.address} ${good.address}`));
+    const c = await client({ servers: [home.address, stranger.address] });
+    const full = nextEvent<FullEvent>(c, "full");
+    const moves: FailoverEvent[] = [];
+    c.on("failover", (e) => moves.push(e));
+    expect(await c.login("alice", "secret1")).toEqual({ user: "alice", token: "tk-good" });
+    expect(c.currentServer).toBe(good.address);
+    expect(c.session).toEqual({ user: "alice", token: "tk-good" });
+    const e = await full;
+    expect(e.server).toBe(home.address);
+    // The two quick ones may swap places under load (the same millisecond keeps the server's
+    // order, jitter may not); the slow one is last whatever happens.
+    expect(e.trying.map((t) => t.address).slice(0, 2).sort()).toEqual([nearFull.address, good.address].sort());
+    expect(e.trying[2]!.address).toBe(far.address);
+    expect(e.unreachable).toEqual([dead.address]);
+    expect(moves.every((m) => m.reason === "full")).toBe(true);
+    expect(moves.at(-1)).toMatchObject({ to: good.address });
+    const logins = (s: ScriptedServer) => s.commands().filter((t) => t.startsWith("LOGIN"));
+    expect(logins(home)).toEqual(["LOGIN alice secret1"]);
+    expect(logins(good)).toEqual(["LOGIN alice secret1"]);
+    expect(logins(nearFull)).toEqual(e.trying[0]!.address === nearFull.address ? ["LOGIN alice secret1"] : []);
+    // Probed only: the far one was not needed, the dead one never answered, and neither the
+    // client's other server nor the address nearFull offered in turn was ever sent anything.
+    expect(logins(far)).toEqual([]);
+    expect(dead.commands()).toEqual([]);
+    expect(stranger.received).toEqual([]);
+  });
+
+  test("ERR FULL everywhere: back on the first server, the ERR FULL thrown", async () => {
+    const other = await server((req, s) => (req.text.startsWith("LOGIN") ? ["ERR FULL this server is full, try again later (no other server is up)"] : basicHandler()(req, s)));
+    const home = await server((req, s) => (req.text.startsWith("LOGIN") ? [`ERR FULL ${other.address}`] : basicHandler()(req, s)));
+    const c = await client({ servers: [home.address] });
+    const err = (await c.login("alice", "secret1").catch((e: unknown) => e)) as PesanError;
+    expect(err).toBeInstanceOf(PesanError);
+    expect(err.code).toBe("FULL");
+    expect(err.alternatives).toEqual([other.address]);
+    expect(c.currentServer).toBe(home.address);
+    expect(c.session).toBeUndefined();
+    expect(other.commands().filter((t) => t.startsWith("LOGIN"))).toEqual(["LOGIN alice secret1"]);
   });
 
   test("parses server addresses", () => {
@@ -583,9 +639,9 @@ describe("PesanClient listens only to its server", () => {
 
 const CHAT = path.join(__dirname, "chat.ts");
 
-function runChat(args: string[], input: string | undefined, ms = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runChat(args: string[], input: string | undefined, ms = 15_000, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHAT, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CHAT, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PESAN_PASSWORD: "", ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -615,6 +671,40 @@ describe("chat CLI", () => {
     const r = await runChat(["--bogus"], "");
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/usage: pnpm chat/);
+  });
+
+  test("--version prints the version and exits 0", async () => {
+    const r = await runChat(["--version"], "");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^pesan chat \d+\.\d+\.\d+\n$/);
+  });
+
+  test("--help says --password is visible in ps, and names PESAN_PASSWORD and the escapes", async () => {
+    const r = await runChat(["--help"], "");
+    expect(r.stdout).toMatch(/--password P .*VISIBLE[\s\S]*\(ps, \/proc\)/);
+    expect(r.stdout).toContain("PESAN_PASSWORD");
+    expect(r.stdout).toContain("\\e (ESC)");
+  });
+
+  test("--user without a password and without a terminal exits 2 saying where a password comes from", async () => {
+    const r = await runChat(["--server", "127.0.0.1:9", "--user", "alice"], "");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/needs a password: set PESAN_PASSWORD/);
+  });
+
+  test("PESAN_PASSWORD logs --user in; control characters received are escaped, and nothing is coloured in a pipe", async () => {
+    const srv = await server((req, s) => {
+      const replies = basicHandler("tk")(req, s);
+      if (req.text.startsWith("LOGIN")) setImmediate(() => s.push("MSG m7 bob\x1b[31m 2026-11-22T23:40:00.123Z a\nMSG x:1 admin 2026-01-01T00:00:00.000Z b\x1b[2J\x9b", req.from));
+      return replies;
+    });
+    const r = await runChat(["--server", srv.address, "--user", "alice", "--no-cap-ack"], "", 15_000, { PESAN_PASSWORD: "secret1" });
+    expect(r.code).toBe(0);
+    expect(srv.commands()).toContain("LOGIN alice secret1");
+    expect(r.stdout.split("\n").filter((l) => l.length > 0)).toEqual(["OK LOGIN alice tk", "MSG m7 bob\\e[31m 2026-11-22T23:40:00.123Z a\\nMSG x:1 admin 2026-01-01T00:00:00.000Z b\\e[2J\\u009b"]);
+    expect(r.stderr).toMatch(/\* logged in as alice on /);
+    expect(r.stdout + r.stderr).not.toMatch(/[\x1b\x9b]/);
+    expect(r.stderr).not.toContain("secret1");
   });
 
   test("sends stdin lines as commands and prints replies without tags", async () => {

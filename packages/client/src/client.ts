@@ -28,6 +28,7 @@ import { HEARTBEAT, type ServerLine } from "@pesan/shared/protocol";
 import { formatServerAddress, parseServerAddress } from "./address.ts";
 import { ClientClosedError, PesanError, RequestTimeoutError } from "./errors.ts";
 import { SessionMachine, type PesanSession, type SessionPhase } from "./session.ts";
+import { rankByRtt, type Probed } from "./nearest.ts";
 import { loginKey, TAG_RE, Transport, type Datagram } from "./transport.ts";
 
 // Still importable from here, where they used to live (chat.ts and older callers).
@@ -54,6 +55,13 @@ export interface PesanClientOptions {
    * cluster, not only the configured ones (default false: the list stays as given).
    */
   learnServers?: boolean;
+  /**
+   * When LOGIN is answered `ERR FULL <host:port> ...` (and no session is held), try the servers
+   * it lists, nearest first by a measured `/@live?` round trip, until one logs us in (default
+   * true). The password goes only to the servers that reply lists. Those servers join the
+   * server list (failover may use them later).
+   */
+  followFull?: boolean;
   recvBufferSize?: number;
   sendBufferSize?: number;
 }
@@ -81,7 +89,16 @@ export type { PesanSession, SessionPhase } from "./session.ts";
 export interface FailoverEvent {
   from: string;
   to: string;
-  reason: "heartbeat" | "redirect";
+  reason: "heartbeat" | "redirect" | "full";
+}
+
+/** A LOGIN was answered `ERR FULL`: the servers it offered, in the order they will be tried. */
+export interface FullEvent {
+  server: string;
+  /** Those that answered `/@live?`, nearest first, with their round trip. */
+  trying: Probed[];
+  /** Those that did not answer (not tried). */
+  unreachable: string[];
 }
 
 export interface ResumedEvent {
@@ -110,6 +127,7 @@ export type PesanClientEvents = {
   /** A pushed MSG whose id was not seen before. */
   message: [msg: MsgLine, meta: LineMeta];
   failover: [event: FailoverEvent];
+  full: [event: FullEvent];
   resumed: [event: ResumedEvent];
   /** Socket errors, failed background steps, ignored pushes. Emitted only while someone listens. */
   error: [err: Error];
@@ -118,6 +136,9 @@ export type PesanClientEvents = {
 const PUSH_KINDS = new Set<ServerLine["kind"]>(["MSG", "ONLINE", "BYE", "REDIRECT"]);
 const SEEN_IDS_MAX = 10_000;
 const TRANSIENT_ERRORS = new Set(["UNAVAILABLE", "RATE_LIMITED"]);
+/** The `/@live?` probe of ERR FULL's alternatives: bounded, resent against loss. */
+const PROBE_TIMEOUT_MS = 1000;
+const PROBE_RESEND_MS = 250;
 
 type CapResult = "ok" | "needs-session" | "failed" | "timeout" | "stale";
 type Lifecycle = "new" | "starting" | "running" | "closed";
@@ -133,6 +154,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
   readonly requestTimeoutMs: number;
   readonly capAck: boolean;
   readonly learnServers: boolean;
+  readonly followFull: boolean;
 
   private readonly serverList: string[];
   private readonly transport: Transport;
@@ -163,6 +185,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     this.requestTimeoutMs = Math.max(1, nonNegative("requestTimeoutMs", options.requestTimeoutMs ?? 3000));
     this.capAck = options.capAck ?? false;
     this.learnServers = options.learnServers ?? false;
+    this.followFull = options.followFull ?? true;
     this.state = new SessionMachine(this.capAck);
     this.transport = new Transport({
       target: this.serverList[0]!,
@@ -274,13 +297,70 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
 
   /**
    * `LOGIN` (after this server's `CAP ACK` when capAck); remembers the session for failover.
-   * Throws PesanError on ERR; for `ERR FULL` its `alternatives` lists the other servers.
+   * Throws PesanError on ERR. On `ERR FULL` with followFull (the default) it tries the servers
+   * listed there, nearest first, and resolves where one logs it in (`currentServer` says
+   * where); when none does, it goes back to the server it started on and throws the `ERR
+   * FULL` (whose `alternatives` lists the servers offered), or the `ERR AUTH` one gave.
    */
   async login(user: string, password: string, options?: RequestOptions): Promise<PesanSession> {
+    try {
+      return await this.loginHere(user, password, options);
+    } catch (err) {
+      if (!(err instanceof PesanError) || err.code !== "FULL" || !this.followFull) throw err;
+      if (this.state.phase !== "none" || this.closed) throw err; // moving would take a held session along
+      return this.loginElsewhere(user, password, err, options);
+    }
+  }
+
+  private async loginHere(user: string, password: string, options?: RequestOptions): Promise<PesanSession> {
     if (this.capReady) await this.capReady.catch(() => undefined);
     const line = await this.expectOk("LOGIN", `LOGIN ${user} ${password}`, options);
     if (line.kind !== "OK" || line.word !== "LOGIN" || line.args.length < 2) throw new PesanError("LOGIN", line);
     return { user: line.args[0]!, token: line.args[1]! };
+  }
+
+  /**
+   * Tries the servers an ERR FULL lists, nearest first. Only those get the password, never an
+   * address the full server did not name: the list is its answer to our tagged request, from
+   * the address the request went to (the transport checks that), so nobody else can add to it.
+   */
+  private async loginElsewhere(user: string, password: string, full: PesanError, options?: RequestOptions): Promise<PesanSession> {
+    const home = this.currentServer;
+    const offered: string[] = [];
+    for (const a of full.alternatives) {
+      try {
+        const p = parseServerAddress(a);
+        const address = formatServerAddress(p.host, p.port);
+        if (address !== home && !offered.includes(address)) offered.push(address);
+      } catch {
+        // addressesIn only returns parseable addresses
+      }
+    }
+    if (offered.length === 0) throw full;
+    const { ranked, probed } = await rankByRtt(offered, Math.min(PROBE_TIMEOUT_MS, this.requestTimeoutMs), PROBE_RESEND_MS);
+    this.emit("full", { server: home, trying: ranked, unreachable: probed.filter((p) => p.rttMs === undefined).map((p) => p.address) });
+    let refused: PesanError | undefined;
+    for (const { address } of ranked) {
+      if (this.closed) throw new ClientClosedError();
+      if (this.state.phase !== "none") break; // logged in meanwhile (a LOGIN sent another way)
+      await this.moveTo(address, "full");
+      try {
+        return await this.loginHere(user, password, options);
+      } catch (err) {
+        if (err instanceof ClientClosedError) throw err;
+        if (err instanceof PesanError && err.code === "AUTH") refused = err;
+        // FULL there too, UNAVAILABLE, a timeout: the next one
+      }
+    }
+    if (!this.closed && this.state.phase === "none" && this.currentServer !== home) await this.moveTo(home, "full");
+    throw refused ?? full;
+  }
+
+  /** Switches to address (added to the list when new) and waits for its CAP ACK. */
+  private async moveTo(address: string, reason: FailoverEvent["reason"]): Promise<void> {
+    let index = this.serverList.indexOf(address);
+    if (index < 0) index = this.serverList.push(address) - 1;
+    await this.switchTo(index, reason);
   }
 
   /** `SEND`; resolves with the `OK SENT <id> DELIVERED|STORED` line, throws PesanError on ERR. */
@@ -423,11 +503,12 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
 
   private redirect(address: string): void {
     const a = parseServerAddress(address.trim());
-    this.switchTo(this.serverList.indexOf(formatServerAddress(a.host, a.port)), "redirect");
+    void this.switchTo(this.serverList.indexOf(formatServerAddress(a.host, a.port)), "redirect");
   }
 
-  private switchTo(index: number, reason: FailoverEvent["reason"]): void {
-    if (this.closed) return;
+  /** Resolves when the new server's connect sequence (CAP ACK, RESUME) has run. */
+  private switchTo(index: number, reason: FailoverEvent["reason"]): Promise<void> {
+    if (this.closed) return Promise.resolve();
     const from = this.currentServer;
     this.index = index % this.serverList.length;
     const to = this.currentServer;
@@ -438,7 +519,9 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     this.capReady = undefined;
     this.resuming = undefined;
     this.emit("failover", { from, to, reason });
-    this.runInBackground(ready.then(() => this.connectSequence(epoch)));
+    const connected = ready.then(() => this.connectSequence(epoch));
+    this.runInBackground(connected);
+    return connected.catch(() => undefined); // reported by runInBackground
   }
 
   /** On a (new) server: CAP ACK when wanted, then RESUME when there is a session. */
@@ -585,7 +668,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
         else if (this.state.phase === "unbound" && this.state.cap !== "sending") this.runInBackground(this.resumeStep(epoch));
       } else {
         this.misses += 1;
-        if (this.misses >= this.missedHeartbeats) this.switchTo(this.index + 1, "heartbeat");
+        if (this.misses >= this.missedHeartbeats) void this.switchTo(this.index + 1, "heartbeat");
       }
     }
     this.scheduleHeartbeat(Math.max(0, this.heartbeatMs - (Date.now() - started)));

@@ -4,6 +4,7 @@ export { parseServerAddress, formatServerAddress, normalizeServerAddress } from 
 export { Transport, loginKey } from "./transport.ts";
 export { SessionMachine } from "./session.ts";
 export { askLive } from "./live.ts";
+export { nearestFirst, probeRtt, rankByRtt, type Probed } from "./nearest.ts";
 export type {
   PesanClientOptions,
   PesanClientEvents,
@@ -11,6 +12,7 @@ export type {
   PesanSession,
   SessionPhase,
   FailoverEvent,
+  FullEvent,
   ResumedEvent,
   LineMeta,
   MsgLine,

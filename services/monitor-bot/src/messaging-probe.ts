@@ -19,8 +19,9 @@ export type MessagingSink = Pick<Monitor, "messaging">;
 export type ClientFactory = (servers: string[], requestTimeoutMs: number) => PesanClient;
 
 export const defaultClientFactory: ClientFactory = (servers, requestTimeoutMs) =>
-  // No heartbeat: the probe talks to this one gateway and must not fail over elsewhere.
-  new PesanClient({ servers, heartbeatMs: 0, requestTimeoutMs });
+  // No heartbeat, no following ERR FULL: the probe talks to this one gateway and must not
+  // fail over or move elsewhere (a full gateway is what it reports).
+  new PesanClient({ servers, heartbeatMs: 0, requestTimeoutMs, followFull: false });
 
 const PROBE_PREFIX = "pesan-monitor probe ";
 
