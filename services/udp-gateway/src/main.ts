@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const opts = gatewayOptionsFrom(config);
   const logger = createLogger("udp-gateway", config.LOG_LEVEL, { gatewayId: opts.gatewayId });
   const registry = createRegistry("udp-gateway");
-  const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX);
+  const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX, { maxBytesInFlight: config.PUBLISH_MAX_BYTES });
   const gateway = new Gateway({ bus, logger, registry }, opts);
   const health = new HealthServer({
     host: config.HTTP_HOST,
