@@ -141,9 +141,16 @@ export class ThrowawayRedis {
     }
   }
 
+  /** SIGSTOP / SIGCONT: a Redis that keeps its connections but does not answer, and back. */
+  signal(sig: "SIGSTOP" | "SIGCONT"): void {
+    this.proc?.kill(sig);
+  }
+
   /** SIGKILL: no chance to save anything more than the append-only file already holds. */
   async kill(): Promise<void> {
     this.proc?.kill("SIGKILL");
+    // A stopped process dies of SIGKILL too; SIGCONT only so its exit is reported at once.
+    this.proc?.kill("SIGCONT");
     await this.exited;
     this.proc = undefined;
   }

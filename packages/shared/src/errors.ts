@@ -15,6 +15,7 @@ export const PROTOCOL_ERRORS = {
   FULL: "this server is full, try",
   RATE_LIMITED: "too many requests, slow down",
   UNAVAILABLE: "service unavailable, try again or use another server",
+  BOX_FULL: "the recipient's box of undelivered messages is full, try again later",
 } as const;
 
 export type ProtocolErrorCode = keyof typeof PROTOCOL_ERRORS;

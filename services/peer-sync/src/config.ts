@@ -122,6 +122,12 @@ export const peerSyncSettings = {
   CLOCK_SKEW_MS: int(1000, 600_000).default(60_000),
   OUTBOX_POLL_MS: int(10, 60_000).default(250),
   OUTBOX_BATCH: int(1, 10_000).default(500),
+  /**
+   * A peer DOWN with frames waiting longer than this loses them (its outbox backlog is dropped)
+   * and is bootstrapped again when it is back, so a peer gone for good cannot grow the outbox
+   * without end. 0: kept until it acknowledges them, however long.
+   */
+  PEER_BACKLOG_MAX_AGE_MS: int(0, 365 * 86_400_000).default(3_600_000),
   /** How often this cluster's full session list is sent to the peers (0: never). */
   SNAPSHOT_INTERVAL_MS: int(0, 86_400_000).default(30_000),
   SYNC_TLS_CERT: readableFile("certificate"),

@@ -28,6 +28,12 @@ export function createPeerSyncMetrics(registry: Registry, peers: string[]) {
       registers: [registry],
     }),
     framesSent: new Counter({ name: "pesan_peer_frames_sent_total", help: "Outbox frames acknowledged by a peer", labelNames: ["peer"], registers: [registry] }),
+    backlogDropped: new Counter({
+      name: "pesan_peer_outbox_dropped_total",
+      help: "Outbox rows of a peer DOWN longer than PEER_BACKLOG_MAX_AGE_MS dropped (it is bootstrapped again when back)",
+      labelNames: ["peer"],
+      registers: [registry],
+    }),
     batchFrames: new Histogram({
       name: "pesan_peer_batch_frames",
       help: "Frames per request sent to a peer (small batches under load mean per-request overhead dominates)",
@@ -41,6 +47,7 @@ export function createPeerSyncMetrics(registry: Registry, peers: string[]) {
     m.linkUp.set({ peer: p }, 0);
     m.outboxDepth.set({ peer: p }, 0);
     m.replicationLag.set({ peer: p }, 0);
+    m.backlogDropped.inc({ peer: p }, 0);
   }
   for (const r of REFUSAL_REASONS) m.refused.inc({ reason: r }, 0);
   return m;

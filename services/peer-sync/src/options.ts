@@ -19,5 +19,6 @@ export function peerSyncOptionsFrom(c: PeerSyncConfig): PeerSyncOptions {
     outboxPollMs: c.OUTBOX_POLL_MS,
     outboxBatch: c.OUTBOX_BATCH,
     snapshotMs: c.SNAPSHOT_INTERVAL_MS,
+    backlogMaxAgeMs: c.PEER_BACKLOG_MAX_AGE_MS,
   };
 }

@@ -37,6 +37,8 @@ export interface PeerSyncOptions {
   outboxBatch: number;
   /** How often a session.snapshot of this cluster's sessions is sent (0: never). Default 30 s. */
   snapshotMs?: number;
+  /** A peer not UP with rows waiting longer than this loses them and is bootstrapped when back (0: never). Default 1 h. */
+  backlogMaxAgeMs?: number;
 }
 
 export interface PeerSyncDeps {
@@ -55,6 +57,7 @@ const HOUSEKEEPING_MS = 10_000;
 /** How often the per-peer backlog (outbox depth, replication lag) is measured. */
 const BACKLOG_MS = 1000;
 const DEFAULT_SNAPSHOT_MS = 30_000;
+const DEFAULT_BACKLOG_MAX_AGE_MS = 3_600_000;
 /** Unregistered accounts are remembered this long against late user.register frames. */
 const TOMBSTONE_KEEP_MS = 30 * 86_400_000;
 /** How long a snapshot waits for older transactions to end before it is skipped. */
@@ -72,6 +75,8 @@ export class PeerSync implements Lifecycle {
   private readonly housekeeping: Loop;
   private readonly backlogLoop: Loop;
   private readonly backlogs = new Map<string, { depth: number; lagSeconds: number }>();
+  /** Peers whose backlog this process dropped: bootstrapped at their next answer. */
+  private readonly backlogDropped = new Set<string>();
   private readonly snapshots: Loop | undefined;
   private readonly replay: ReplayGuard;
   private wake: Listener | undefined;
@@ -144,11 +149,41 @@ export class PeerSync implements Lifecycle {
     return { name: this.o.self, address: this.o.publicAddress, syncUrl: this.o.syncUrl, epoch: this.epoch, ...(await store.localLoad(this.d.db, this.o.self)) };
   }
 
-  /** A peer whose database was recreated (a new epoch) is bootstrapped again. */
+  /**
+   * A peer whose database was recreated (a new epoch) is bootstrapped again, and so is one back
+   * after its backlog was dropped (dropDeadBacklogs marked it).
+   */
   private async onPeerStatus(peer: string, status: ServerStatus): Promise<void> {
-    if (status.epoch === undefined || !(await store.notePeerEpoch(this.d.db, peer, status.epoch))) return;
-    this.d.logger.warn({ peer, epoch: status.epoch }, "peer's database is new (another epoch): sending it this cluster's accounts and undelivered messages again");
-    await this.bootstrapNewPeers();
+    if (status.epoch !== undefined && (await store.notePeerEpoch(this.d.db, peer, status.epoch))) {
+      this.d.logger.warn({ peer, epoch: status.epoch }, "peer's database is new (another epoch): sending it this cluster's accounts and undelivered messages again");
+      await this.bootstrapNewPeers();
+    } else if (this.backlogDropped.has(peer) || (await store.peersToBootstrap(this.d.db, [peer])).length > 0) {
+      this.backlogDropped.delete(peer);
+      this.d.logger.info({ peer }, "peer is back after its backlog was dropped: sending it this cluster's accounts and undelivered messages");
+      await this.bootstrapNewPeers();
+    }
+  }
+
+  /**
+   * Bounds the outbox while a peer is gone for good: a peer not UP whose oldest waiting row is
+   * older than backlogMaxAgeMs loses its backlog (the snapshots alone add a full session list
+   * every 30 s behind its cursor) and is bootstrapped when it is back. What it then misses:
+   * changes that are not state (unregisters, READ/DELETE of copies it holds, broadcasts).
+   */
+  private async dropDeadBacklogs(): Promise<void> {
+    const maxAgeS = (this.o.backlogMaxAgeMs ?? DEFAULT_BACKLOG_MAX_AGE_MS) / 1000;
+    if (maxAgeS <= 0) return;
+    let dropped = false;
+    for (const [peer, b] of this.backlogs) {
+      if (b.depth === 0 || b.lagSeconds <= maxAgeS || this.links.get(peer)?.up !== false) continue;
+      if (!(await store.dropBacklog(this.d.db, peer, this.d.clock?.() ?? new Date()))) continue;
+      dropped = true;
+      this.backlogDropped.add(peer);
+      this.pumps.find((p) => p.name === `pump-${peer}`)?.forgetCursor();
+      this.metrics.backlogDropped.inc({ peer }, b.depth);
+      this.d.logger.warn({ peer, rows: b.depth, lagSeconds: Math.round(b.lagSeconds) }, "peer DOWN too long: its outbox backlog dropped; it is bootstrapped when back");
+    }
+    if (dropped) await store.pruneOutbox(this.d.db, this.o.peers.map((p) => p.name));
   }
 
   /** Each link's state and backlog (unacknowledged outbox rows, age of the oldest in seconds), for /healthz. */
@@ -169,6 +204,7 @@ export class PeerSync implements Lifecycle {
       this.metrics.outboxDepth.set({ peer }, b.depth);
       this.metrics.replicationLag.set({ peer }, b.lagSeconds);
     }
+    await this.dropDeadBacklogs();
   }
 
   async start(): Promise<void> {

@@ -57,6 +57,11 @@ export class OutboxPump {
     await this.loop.close();
   }
 
+  /** The cursor was moved in the database (a dropped backlog): read it again before the next round. */
+  forgetCursor(): void {
+    this.cursor = undefined;
+  }
+
   private async round(): Promise<void> {
     if (!this.d.isUp()) return;
     this.epoch ??= await store.epoch(this.d.db);

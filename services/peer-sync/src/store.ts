@@ -218,14 +218,43 @@ export async function backlog(q: Queryable, peers: string[]): Promise<Map<string
   return new Map(r.rows.map((x) => [x.peer, { depth: x.depth, lagSeconds: Math.max(0, Number(x.lag)) }]));
 }
 
+/** Rows one pruning DELETE takes: a dead peer's dropped backlog can be millions; transactions stay short. */
+const PRUNE_BATCH = 10_000;
+
 /**
- * Drops rows every configured peer has acknowledged (seedPeers gave each a peer_links row).
- * With no peers configured nobody will read them: all go.
+ * Drops rows every configured peer has acknowledged (seedPeers gave each a peer_links row), in
+ * batches. With no peers configured nobody will read them: all go.
  */
 export async function pruneOutbox(q: Queryable, peers: string[]): Promise<number> {
-  if (peers.length === 0) return (await q.query("DELETE FROM peer_outbox")).rowCount;
-  const r = await q.query("DELETE FROM peer_outbox WHERE txid < (SELECT min(out_txid) FROM peer_links WHERE peer = ANY($1::text[]))", [peers]);
-  return r.rowCount;
+  let total = 0;
+  for (;;) {
+    const r =
+      peers.length === 0
+        ? await q.query("DELETE FROM peer_outbox WHERE id IN (SELECT id FROM peer_outbox LIMIT $1)", [PRUNE_BATCH])
+        : await q.query(
+            `DELETE FROM peer_outbox WHERE id IN (SELECT id FROM peer_outbox
+              WHERE txid < (SELECT min(out_txid) FROM peer_links WHERE peer = ANY($1::text[])) LIMIT $2)`,
+            [peers, PRUNE_BATCH],
+          );
+    total += r.rowCount;
+    if (r.rowCount < PRUNE_BATCH) return total;
+  }
+}
+
+/**
+ * A peer DOWN for too long: its cursor jumps to the newest row every transaction of which has
+ * ended (a row of a transaction still running stays ahead of it and is sent), so pruneOutbox
+ * can drop what it never acknowledged; and it is marked for a bootstrap, which sends it this
+ * cluster's accounts and undelivered messages when it is back. True if the cursor moved.
+ */
+export async function dropBacklog(q: Queryable, peer: string, now: Date): Promise<boolean> {
+  const r = await q.query(
+    `UPDATE peer_links l SET out_txid = h.txid, out_id = h.id, bootstrapped_at = NULL, updated_at = $2
+       FROM (SELECT txid, id FROM peer_outbox WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1) h
+      WHERE l.peer = $1 AND (l.out_txid, l.out_id) < (h.txid, h.id)`,
+    [peer, now],
+  );
+  return r.rowCount === 1;
 }
 
 /**

@@ -21,12 +21,16 @@ export interface CoreSettings {
   plainSessions: PlainSessionPolicy;
   /** Most sessions this cluster holds at the addresses of one IP; 0 for no limit. */
   sessionsPerIp: number;
+  /** Most undelivered messages one recipient may have (BOX_LIMIT); 0 for no limit. */
+  boxLimit: number;
 }
 
 export interface CoreDeps {
   db: Db;
   clock: () => Date;
   settings: CoreSettings;
+  /** Counts a SEND refused with ERR BOX_FULL (the router's metric). */
+  onBoxFull?: () => void;
 }
 
 /** One datagram as the router received it. */
@@ -115,6 +119,8 @@ export class Batch {
   private pendingProven: Array<{ user: string; keyId: string }> = [];
   private afterFlushes: Array<() => Promise<void>> = [];
   private linkedState: boolean | undefined;
+  /** Undelivered messages per SEND target (capped at boxLimit), plus what this batch added. */
+  private readonly boxes = new Map<string, number>();
   private upClusters: Set<string> | undefined;
   readonly prepared: Prepared;
 
@@ -150,6 +156,7 @@ export class Batch {
     const targets = new Set<string>();
     for (const r of this.reqs) if (r.req?.cmd === "SEND") targets.add(r.req.to);
     await this.loadUsers([...targets].filter((t) => !this.sessByUser.get(t)));
+    if (this.settings.boxLimit > 0) for (const [name, n] of await store.boxSizes(this.tx, [...targets], this.settings.boxLimit)) this.boxes.set(name, n);
 
     const tagged: Array<{ token: string; tag: string }> = [];
     for (const r of this.reqs) {
@@ -273,6 +280,24 @@ export class Batch {
     }
     this.seenTags.set(key, ctx);
     return undefined;
+  }
+
+  /**
+   * Whether recipient's box takes one more undelivered message (BOX_LIMIT); if so it is counted.
+   * A soft bound: routers count their own batches, so two batching at once may both take the
+   * last place (at most one batch over). Counted when the batch began, plus its own sends.
+   */
+  async boxTakes(recipient: string): Promise<boolean> {
+    const limit = this.settings.boxLimit;
+    if (limit <= 0) return true;
+    let n = this.boxes.get(recipient);
+    if (n === undefined) n = (await store.boxSizes(this.tx, [recipient], limit)).get(recipient) ?? 0;
+    if (n >= limit) {
+      this.deps.onBoxFull?.();
+      return false;
+    }
+    this.boxes.set(recipient, n + 1);
+    return true;
   }
 
   bufferSend(ctx: ReqCtx, msg: NewMessage, token: string | undefined, frame?: Frame): void {

@@ -288,6 +288,9 @@ async function send(b: Batch, ctx: ReqCtx, s: Session, to: string, text: string)
   const where = decideRoute(self, session, linked, remote && linked ? await b.clusterUp(session.cluster) : false);
   const target = where.kind === "local" ? where.session : undefined;
   const capAck = target?.capAck === true;
+  // Only a message that stays undelivered takes a place in the box (a plain session's push
+  // counts as delivered at once). Refused before anything is stored, so a retry may succeed.
+  if ((target === undefined || capAck) && !(await b.boxTakes(to))) return b.reply(ctx, formatErr("BOX_FULL", `${to}'s box is full (${b.settings.boxLimit} undelivered messages); try again after they log in`));
   if (target) pushMsg(b, ctx, target, { id, sender: s.user, recipient: to, sentAt: b.now, body: text, read: false });
   // Not delivered here at once (offline, or online in another cluster): every other cluster
   // gets a copy (message.new), so it is delivered wherever the recipient is or logs in; the

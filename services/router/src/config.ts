@@ -76,6 +76,21 @@ export const routerSettings = {
   /** Proxies in front of the gateways that hide client IPs (nginx): their clients count per port. */
   PROXY_IPS: ipList,
   DB_POOL_MAX: int(1, 100).default(10),
+  // --- bounded storage (retention.ts; README "Reliability") ---
+  /** Undelivered messages one recipient may have (their box); a SEND past it gets ERR BOX_FULL. 0: no limit. */
+  BOX_LIMIT: int(0, 10_000_000).default(10_000),
+  /** Delivered (or read) messages older than this are deleted. 0: kept until MESSAGES_KEPT_PER_USER. */
+  MESSAGE_RETENTION_MS: int(0, 100 * 365 * 86_400_000).default(30 * 86_400_000),
+  /** Delivered (or read) messages kept per recipient, newest first; older ones go. 0: no cap. */
+  MESSAGES_KEPT_PER_USER: int(0, 10_000_000).default(1000),
+  /** connection_log rows older than this are deleted. 0: no age limit. */
+  CONNECTION_LOG_RETENTION_MS: int(0, 100 * 365 * 86_400_000).default(30 * 86_400_000),
+  /** connection_log rows kept at most (the newest). 0: no cap. */
+  CONNECTION_LOG_MAX_ROWS: int(0, 1_000_000_000).default(1_000_000),
+  /** How often the retention sweep runs. */
+  RETENTION_INTERVAL_MS: int(100, 86_400_000).default(60_000),
+  /** Rows one retention DELETE takes at most: one short transaction each. */
+  RETENTION_BATCH: int(1, 100_000).default(1000),
 };
 
 export const routerSchema = z.object(routerSettings);

@@ -20,5 +20,13 @@ export function createRouterMetrics(registry: Registry) {
     }),
     pushes: new Counter({ name: "pesan_router_background_pushes_total", help: "Lines pushed by background work", labelNames: ["kind"], registers: [registry] }),
     expired: new Counter({ name: "pesan_router_sessions_expired_total", help: "Sessions ended by lease expiry", registers: [registry] }),
+    // Bounded storage: table and reason are fixed lists (retention.ts).
+    retentionDeleted: new Counter({
+      name: "pesan_retention_deleted_total",
+      help: "Rows deleted by the retention sweep, by table and reason (age, cap, window, unlinked)",
+      labelNames: ["table", "reason"],
+      registers: [registry],
+    }),
+    boxFull: new Counter({ name: "pesan_box_full_total", help: "SENDs refused with ERR BOX_FULL (the recipient's box of undelivered messages was full)", registers: [registry] }),
   };
 }

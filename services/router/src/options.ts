@@ -30,6 +30,15 @@ export function routerOptionsFrom(c: RouterConfig): RouterOptions {
     passwordQueueWaitMs: c.PASSWORD_QUEUE_WAIT_MS,
     proxyIps: c.PROXY_IPS,
     peers: c.PEERS,
+    boxLimit: c.BOX_LIMIT,
+    retention: {
+      messageRetentionMs: c.MESSAGE_RETENTION_MS,
+      messagesKeptPerUser: c.MESSAGES_KEPT_PER_USER,
+      connectionLogRetentionMs: c.CONNECTION_LOG_RETENTION_MS,
+      connectionLogMaxRows: c.CONNECTION_LOG_MAX_ROWS,
+      intervalMs: c.RETENTION_INTERVAL_MS,
+      batch: c.RETENTION_BATCH,
+    },
   };
 }
 

@@ -8,11 +8,12 @@ import { IN_STREAM, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutb
 import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatMsg } from "@pesan/shared/protocol";
-import { processBatch, DEDUP_WINDOW_MS, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
+import { processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
 import { runCommands } from "./commands.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
 import { PasswordChecker } from "./passwords.ts";
 import { PasswordWork } from "./password-work.ts";
+import { Retention, type RetentionSettings } from "./retention.ts";
 import * as store from "./store.ts";
 
 export interface RouterOptions extends CoreSettings {
@@ -32,6 +33,8 @@ export interface RouterOptions extends CoreSettings {
   /** Proxies hiding client IPs (PROXY_IPS): their clients are told apart by port. */
   proxyIps: string[];
   peers: Array<{ name: string; address: string; proximity: number }>;
+  /** Bounded storage: what the retention sweep deletes, and when. */
+  retention: RetentionSettings;
 }
 
 export interface RouterDeps {
@@ -51,8 +54,6 @@ const PEER_PUSH_POLL_MS = 100;
 const GATEWAY_SEEN_MS = 60_000;
 /** Rows a background round takes at once; a full round runs again at once. */
 const ROUND_LIMIT = 500;
-/** Outbox rows kept while no peer link exists (see store.pruneUnlinkedOutbox). */
-const UNLINKED_OUTBOX_RETENTION_MS = 3_600_000;
 
 /** Out streams hold replies for live clients; a gateway gone for good must not grow one forever. */
 const OUT_MAX_LEN = 10_000;
@@ -75,6 +76,7 @@ export class Router implements Lifecycle {
   private readonly tickers: Loop[];
   private readonly resendLoop: Loop;
   private readonly peerPushLoop: Loop;
+  private readonly retention: Retention;
   private wake: Listener | undefined;
   /** Gateways whose entries we consumed, and when last: a line for "any gateway" goes out through the latest. */
   private readonly gatewaysSeen = new Map<string, number>();
@@ -114,6 +116,7 @@ export class Router implements Lifecycle {
       (entries) => this.handle(entries),
       deps.logger,
     );
+    this.retention = new Retention({ db: deps.db, clock: this.clock, logger: deps.logger, metrics: this.metrics }, opts.retention);
     const lease = opts.leaseMs;
     this.resendLoop = new Loop("resend", Math.max(20, Math.min(100, opts.resendBaseMs / 2)), () => this.resend(), deps.logger);
     this.peerPushLoop = new Loop("peer-pushes", PEER_PUSH_POLL_MS, () => this.pushFromPeers(), deps.logger);
@@ -121,7 +124,6 @@ export class Router implements Lifecycle {
       this.resendLoop,
       new Loop("stranded", 1000, () => this.pushStranded(), deps.logger),
       new Loop("expiry", Math.max(200, Math.min(5000, lease / 4)), () => this.expire(), deps.logger),
-      new Loop("prune", 10_000, () => this.prune(), deps.logger),
       this.peerPushLoop,
       new Loop("self", 10_000, () => this.announceSelf(), deps.logger),
     ];
@@ -132,6 +134,7 @@ export class Router implements Lifecycle {
       db: this.deps.db,
       clock: this.clock,
       settings: this.opts,
+      onBoxFull: () => this.metrics.boxFull.inc(),
     };
   }
 
@@ -141,6 +144,7 @@ export class Router implements Lifecycle {
     await this.passwordWork.start();
     await this.consumer.start();
     for (const t of this.tickers) await t.start();
+    await this.retention.start();
     // peer-sync's commits of pushes for our clients (copies due now, pending_pushes) wake us.
     this.wake = await this.deps.db.listen(CHANNELS.pushes, () => {
       this.resendLoop.kick();
@@ -159,6 +163,7 @@ export class Router implements Lifecycle {
     // Stop taking work, finish the batch in hand (it is acked or left pending for the others).
     await this.consumer.close();
     await Promise.all(this.tickers.map((t) => t.close()));
+    await this.retention.close();
   }
 
   /**
@@ -243,12 +248,6 @@ export class Router implements Lifecycle {
     await this.publish(gone.map((s) => ({ gateway: s.gateway, line: [s.addr, "BYE expired", 0] })));
     this.metrics.expired.inc(gone.length);
     this.deps.logger.info({ users: gone.length }, "sessions expired");
-  }
-
-  private async prune(): Promise<void> {
-    const now = this.clock().getTime();
-    await store.pruneDedup(this.deps.db, new Date(now - DEDUP_WINDOW_MS));
-    await store.pruneUnlinkedOutbox(this.deps.db, new Date(now - UNLINKED_OUTBOX_RETENTION_MS));
   }
 
   /** Lines peer-sync decided for our clients (`BYE replaced` by a login in another cluster, `ALL` from another cluster). */

@@ -176,15 +176,6 @@ const STATE_FRAMES = (from: string, where: string): string =>
      'sentAt', ${sqlInstant("x.sent_at")}, 'body', x.body, 'delivered', x.delivered, 'read', x.read)
    FROM ${from} x WHERE ${where} ORDER BY x.sent_at, x.id`;
 
-/**
- * Without any peer link (no peer-sync ever configured: one cluster, the embedded mode) nobody
- * reads the outbox; keep only the last retentionMs of it. With links, peer-sync prunes what
- * every peer has acknowledged.
- */
-export async function pruneUnlinkedOutbox(q: Queryable, before: Date): Promise<void> {
-  await q.query("DELETE FROM peer_outbox WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM peer_links)", [before]);
-}
-
 /** Lines peer-sync left for local clients (`BYE replaced`), oldest first, taken once. */
 export async function takePendingPushes(q: Queryable, limit: number): Promise<Array<{ gateway: string; addr: string; line: string }>> {
   const r = await q.query<{ id: string; gateway: string; addr: string; line: string }>(
@@ -548,7 +539,16 @@ export async function expireSessions(q: Queryable, cluster: string, heardBefore:
   return r.rows.map(toSession);
 }
 
-export async function pruneDedup(q: Queryable, before: Date): Promise<void> {
-  await q.query("DELETE FROM send_dedup WHERE created_at < $1", [before]);
-  await q.query("DELETE FROM pending_caps WHERE created_at < $1", [before]);
+/**
+ * Undelivered messages of each named recipient (its box), counted up to `limit` at most: a box
+ * at its limit is full whatever else it holds, and the count's cost stays bounded.
+ */
+export async function boxSizes(q: Queryable, names: string[], limit: number): Promise<Map<string, number>> {
+  if (names.length === 0) return new Map();
+  const r = await q.query<{ name: string; n: number }>(
+    `SELECT u.name, (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = u.name AND NOT m.delivered LIMIT $2) x) AS n
+       FROM unnest($1::text[]) AS u(name)`,
+    [names, limit],
+  );
+  return new Map(r.rows.map((x) => [x.name, Number(x.n)]));
 }

@@ -24,6 +24,14 @@ export const gatewaySettings = {
   UDP_BUFFER_BYTES: int(65_536, 64 * 1024 * 1024).default(4 * 1024 * 1024),
   /** Most datagrams packed into one stream entry. */
   MAX_PACK: int(1, 10_000).default(1024),
+  /**
+   * Entries the `in` stream may hold (routers down or behind) before this gateway answers new
+   * requests ERR UNAVAILABLE instead of adding to it, so Redis never runs out of memory with
+   * accepted work in it. Checked every 200 ms (XLEN). 0: no check.
+   */
+  IN_STREAM_MAX_LEN: int(0, 100_000_000).default(100_000),
+  /** Payload bytes awaiting Redis's answer at most; past it requests get ERR UNAVAILABLE at once. */
+  PUBLISH_MAX_BYTES: int(65_536, 4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
 };
 
 export const gatewaySchema = z.object(gatewaySettings);

@@ -6,7 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
-import { BIND, GATEWAY_GROUP, IN_STREAM, UNBIND, WITHHELD, decodeOutbound, encodeInbound, isControlLine, outStream, type InboundRequest } from "@pesan/shared/bus";
+import { BusUnavailableError, BIND, GATEWAY_GROUP, IN_STREAM, UNBIND, WITHHELD, decodeOutbound, encodeInbound, isControlLine, outStream, type InboundRequest } from "@pesan/shared/bus";
 import { Counter, Gauge, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { PROOF_PREFIX, formatErr, frame, parseDatagram, parseText, withTag, type Parsed } from "@pesan/shared/protocol";
 import { Endpoints } from "./endpoints.ts";
@@ -28,6 +28,16 @@ export interface GatewayOptions {
   plainBytesPerIp: number;
   /** Most session-less addresses remembered (for the amplification credit). */
   maxEndpoints: number;
+  /** Entries the in stream may hold before new requests get ERR UNAVAILABLE (IN_STREAM_MAX_LEN); 0: unchecked. */
+  inStreamMaxLen: number;
+}
+
+/** How often the in stream's length is read (XLEN): often enough to stop in time, never per datagram. */
+export const IN_STREAM_CHECK_MS = 200;
+
+/** The publish certainly wrote nothing (refused before sending, or Redis at maxmemory). */
+function notWritten(err: unknown): boolean {
+  return err instanceof BusUnavailableError || /^OOM /.test(String((err as Error)?.message ?? ""));
 }
 
 /** The reply to a datagram whose session proof does not hold (docs/protocol.md "Security"). */
@@ -78,6 +88,11 @@ export class Gateway implements Lifecycle {
   private seq = 0;
   private readonly consumer: Consumer;
   private sweeper: NodeJS.Timeout | undefined;
+  private inStreamTimer: NodeJS.Timeout | undefined;
+  /** The in stream's length at the last check; at or over inStreamMaxLen, requests are refused. */
+  private inStreamLength = 0;
+  private checkingInStream = false;
+  private publishErrorLoggedAt = 0;
   private closed = false;
   private readonly m;
   address: { host: string; port: number } | undefined;
@@ -97,6 +112,13 @@ export class Gateway implements Lifecycle {
       pending: new Gauge({ name: "pesan_gateway_pending_requests", help: "Requests forwarded and not yet answered", registers: [r], collect: () => undefined }),
       withheld: new Counter({ name: "pesan_gateway_withheld_total", help: "Lines not sent to an address that has not shown it receives (amplification bound), by kind", labelNames: ["kind"], registers: [r] }),
       endpoints: new Gauge({ name: "pesan_gateway_endpoints", help: "Client addresses remembered (sessions and recent senders)", registers: [r], collect: () => undefined }),
+      inStream: new Gauge({ name: "pesan_in_stream_length", help: "Entries in the in stream at the last check (routers down or behind make it grow)", registers: [r] }),
+      refused: new Counter({
+        name: "pesan_gateway_refused_total",
+        help: "Requests answered ERR UNAVAILABLE at once, not forwarded, by reason (in_stream_full, bus_unavailable)",
+        labelNames: ["reason"],
+        registers: [r],
+      }),
     };
     this.consumer = deps.bus.consumer(
       {
@@ -132,6 +154,7 @@ export class Gateway implements Lifecycle {
     this.address = { host: a.address, port: a.port };
     await this.consumer.start();
     this.sweeper = setInterval(() => this.sweep(), Math.min(250, this.opts.backendTimeoutMs / 4));
+    if (this.opts.inStreamMaxLen > 0) this.inStreamTimer = setInterval(() => void this.checkInStream(), IN_STREAM_CHECK_MS);
     this.deps.logger.info({ gatewayId: this.opts.gatewayId, udp: `${a.address}:${a.port}` }, "gateway listening");
   }
 
@@ -139,6 +162,7 @@ export class Gateway implements Lifecycle {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
+    clearInterval(this.inStreamTimer);
     this.flush();
     await this.consumer.close();
     await new Promise<void>((resolve) => (this.socket ? this.socket.close(() => resolve()) : resolve()));
@@ -180,11 +204,40 @@ export class Gateway implements Lifecycle {
     }
     // Answered here; it no longer renews a session lease (a forged datagram must not).
     if (!parsed.ok) return this.reject(addr, parsed);
+    if (this.inStreamFull()) {
+      this.m.received.inc({ outcome: "refused" });
+      this.m.refused.inc({ reason: "in_stream_full" });
+      // ACK has no reply; its message is resent and stays undelivered, nothing is lost.
+      if (parsed.req.cmd !== "ACK") this.reply(addr, withTag(parsed.tag, formatErr("UNAVAILABLE", "server busy, try again later or use another server")));
+      return;
+    }
     this.m.received.inc({ outcome: "forwarded" });
     const reqId = ++this.seq;
     // ACK has no reply, so it is never waiting for one.
     if (parsed.req.cmd !== "ACK") this.pending.set(reqId, { addr, tag: parsed.tag, at: now });
     this.enqueue(proof === undefined ? [reqId, addr, text] : [reqId, addr, text, proof]);
+  }
+
+  /**
+   * The routers are down or far behind: the stream holds inStreamMaxLen entries or more. New
+   * requests are not added (XADD MAXLEN would drop accepted ones instead); the ones accepted
+   * are all still there and are processed when a router is back.
+   */
+  private inStreamFull(): boolean {
+    return this.opts.inStreamMaxLen > 0 && this.inStreamLength >= this.opts.inStreamMaxLen;
+  }
+
+  private async checkInStream(): Promise<void> {
+    if (this.checkingInStream) return;
+    this.checkingInStream = true;
+    try {
+      this.inStreamLength = await this.deps.bus.streamLength(this.deps.bus.key(IN_STREAM));
+      this.m.inStream.set(this.inStreamLength);
+    } catch {
+      // Redis away: publishing fails fast meanwhile; the last length stands until it answers.
+    } finally {
+      this.checkingInStream = false;
+    }
   }
 
   /** Applies a rate limiter's verdict: the first datagram over the limit is told, the rest dropped. */
@@ -216,8 +269,25 @@ export class Gateway implements Lifecycle {
     const reqs = this.queue;
     this.queue = [];
     this.deps.bus.publish([{ stream: this.deps.bus.key(IN_STREAM), payload: encodeInbound(this.opts.gatewayId, reqs) }]).catch((err: unknown) => {
-      // The sweep answers these requests ERR UNAVAILABLE when their time is up.
-      this.deps.logger.warn({ err, requests: reqs.length }, "could not forward to the bus");
+      if (notWritten(err)) {
+        // Nothing of it reached Redis: answer now (the client may retry at once, here or
+        // elsewhere) rather than at the deadline; nothing waits in memory for the outage.
+        this.m.refused.inc({ reason: "bus_unavailable" }, reqs.length);
+        for (const [reqId] of reqs) {
+          const p = this.pending.get(reqId);
+          if (!p) continue;
+          this.pending.delete(reqId);
+          this.m.unavailable.inc();
+          this.reply(p.addr, withTag(p.tag, formatErr("UNAVAILABLE")));
+        }
+      }
+      // Otherwise the sweep answers these requests ERR UNAVAILABLE when their time is up.
+      // One line per 10 s at most: an outage under load fails a publish every tick.
+      const now = Date.now();
+      if (now - this.publishErrorLoggedAt >= 10_000) {
+        this.publishErrorLoggedAt = now;
+        this.deps.logger.warn({ err, requests: reqs.length }, "could not forward to the bus");
+      }
     });
   }
 

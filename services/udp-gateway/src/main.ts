@@ -17,6 +17,7 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   IP_RATE_LIMIT_PER_SEC=500  IP_RATE_LIMIT_BURST=1000 (addresses of one IP without a session)
   PLAIN_BYTES_PER_IP=65536 (bytes/s to one IP's plain sessions beyond the 3x bound)
   MAX_ENDPOINTS=100000  BACKEND_TIMEOUT_MS=2000  UDP_BUFFER_BYTES=4194304  MAX_PACK=1024  BUS_PREFIX=pesan:
+  IN_STREAM_MAX_LEN=100000 (in stream entries before ERR UNAVAILABLE)  PUBLISH_MAX_BYTES=67108864
   HTTP_HOST=127.0.0.1  HTTP_PORT=9100 (/healthz, /metrics)  LOG_LEVEL=info
 See README.md for the full table.
 `;
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
   const opts = gatewayOptionsFrom(config);
   const logger = createLogger("udp-gateway", config.LOG_LEVEL, { gatewayId: opts.gatewayId });
   const registry = createRegistry("udp-gateway");
-  const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX);
+  const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX, { maxBytesInFlight: config.PUBLISH_MAX_BYTES });
   const gateway = new Gateway({ bus, logger, registry }, opts);
   const health = new HealthServer({
     host: config.HTTP_HOST,

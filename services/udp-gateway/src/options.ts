@@ -17,5 +17,6 @@ export function gatewayOptionsFrom(c: GatewayConfig): GatewayOptions {
     ipRateBurst: c.IP_RATE_LIMIT_BURST,
     plainBytesPerIp: c.PLAIN_BYTES_PER_IP,
     maxEndpoints: c.MAX_ENDPOINTS,
+    inStreamMaxLen: c.IN_STREAM_MAX_LEN,
   };
 }

@@ -60,6 +60,8 @@ export interface Bus {
   /** Appends every item in one round trip. */
   publish(items: PublishItem[]): Promise<void>;
   consumer(opts: ConsumerOptions, handler: BatchHandler, logger: Logger): Consumer;
+  /** Entries in the stream now (unread and unacknowledged ones: consumers delete on ack). */
+  streamLength(stream: string): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -77,7 +79,8 @@ export class BusUnavailableError extends Error {
 export function isTransientBusError(e: unknown): boolean {
   if (e instanceof BusUnavailableError || (e as { code?: unknown })?.code === "EBUSUNAVAILABLE") return true;
   const msg = String((e as Error)?.message ?? "");
-  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|LOADING|READONLY|Stream isn't writeable|Command timed out/i.test(msg);
+  // OOM: Redis at its maxmemory (noeviction) refuses writes until the routers drain the streams.
+  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|LOADING|READONLY|Stream isn't writeable|Command timed out|^OOM /i.test(msg);
 }
 
 /** What a backend must offer the shared consumer loop. */

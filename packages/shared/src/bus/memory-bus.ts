@@ -66,6 +66,10 @@ export class MemoryBus implements Bus {
     return `${this.lastMs}-${this.seq}`;
   }
 
+  async streamLength(stream: string): Promise<number> {
+    return this.streams.get(stream)?.entries.length ?? 0;
+  }
+
   async publish(items: PublishItem[]): Promise<void> {
     for (const it of items) {
       const s = this.stream(it.stream);

@@ -23,6 +23,13 @@ function toEntries(raw: RawEntries | null | undefined): BusEntry[] {
  */
 export const MAX_PUBLISHES_IN_FLIGHT = 1000;
 /**
+ * Payload bytes of the publishes waiting for Redis's answer, at most, by default: the count
+ * above alone lets 1,000 entries of up to MAX_PACK datagrams each (megabytes apiece) pile up
+ * in memory while Redis accepts but does not answer (stopped, swapping, a cut that TCP has
+ * not noticed yet). The gateway sets it from PUBLISH_MAX_BYTES.
+ */
+export const DEFAULT_MAX_PUBLISH_BYTES = 64 * 1024 * 1024;
+/**
  * ioredis's states once a connection was lost (before the first connect it is "wait" or
  * "connecting": a publish then waits for it, counted against MAX_PUBLISHES_IN_FLIGHT).
  */
@@ -39,9 +46,12 @@ export class RedisBus implements Bus {
   private readonly prefix: string;
   private closed = false;
   private inFlight = 0;
+  private bytesInFlight = 0;
+  private readonly maxBytesInFlight: number;
 
-  constructor(url: string, prefix: string) {
+  constructor(url: string, prefix: string, o: { maxBytesInFlight?: number } = {}) {
     this.prefix = prefix;
+    this.maxBytesInFlight = o.maxBytesInFlight ?? DEFAULT_MAX_PUBLISH_BYTES;
     // The consumers' few commands (one read, ack or claim at a time each) wait in ioredis's
     // offline queue while Redis is away and go out when it is back. Publishes do not queue:
     // publish() fails at once then (see below), which keeps that queue bounded.
@@ -63,17 +73,25 @@ export class RedisBus implements Bus {
     if (items.length === 0) return;
     if (LOST.has(this.redis.status)) throw new BusUnavailableError(`redis ${this.redis.status}`);
     if (this.inFlight >= MAX_PUBLISHES_IN_FLIGHT) throw new BusUnavailableError(`redis slow: ${this.inFlight} publishes awaiting an answer`);
+    let bytes = 0;
+    for (const it of items) bytes += Buffer.byteLength(it.payload);
+    // One publish larger than the whole allowance still goes when nothing else waits.
+    if (this.bytesInFlight > 0 && this.bytesInFlight + bytes > this.maxBytesInFlight) {
+      throw new BusUnavailableError(`redis slow: ${this.bytesInFlight} bytes of publishes awaiting an answer`);
+    }
     const p = this.redis.pipeline();
     for (const it of items) {
       if (it.maxLen !== undefined) p.xadd(it.stream, "MAXLEN", "~", it.maxLen, "*", "p", it.payload);
       else p.xadd(it.stream, "*", "p", it.payload);
     }
     this.inFlight++;
+    this.bytesInFlight += bytes;
     let res: Awaited<ReturnType<typeof p.exec>>;
     try {
       res = await p.exec();
     } finally {
       this.inFlight--;
+      this.bytesInFlight -= bytes;
     }
     const failed = res?.find(([err]) => err);
     if (failed) throw failed[0];
@@ -81,6 +99,11 @@ export class RedisBus implements Bus {
 
   consumer(opts: ConsumerOptions, handler: BatchHandler, logger: Logger): Consumer {
     return new ConsumerLoop(new RedisStreamBackend(this.redis, opts), opts, handler, logger);
+  }
+
+  async streamLength(stream: string): Promise<number> {
+    if (LOST.has(this.redis.status)) throw new BusUnavailableError(`redis ${this.redis.status}`);
+    return this.redis.xlen(stream);
   }
 
   async ping(): Promise<void> {
