@@ -91,7 +91,8 @@ test(`forged from a victim's address, nothing gets more than 3x plus ${PLAIN_BYT
   await store("amp_b", 1000);
   await store("amp_inbox", 1000, true);
   // 1,000 online users for WHO, as sessions of this cluster with a fresh lease.
-  const [{ cluster }] = await sql<{ cluster: string }>(fx.db.url, "SELECT name AS cluster FROM server_list WHERE is_self");
+  const [self] = await sql<{ cluster: string }>(fx.db.url, "SELECT name AS cluster FROM server_list WHERE is_self");
+  const cluster = self!.cluster;
   await sql(
     fx.db.url,
     `WITH u AS (INSERT INTO users (name, pass_hash, home_cluster)
