@@ -8,17 +8,18 @@
  * Senders retry an unanswered SEND with the same tag (the server's exactly-once rule), so a
  * message counts as lost only if its recipient never got it. Prints one JSON line on stdout.
  */
-import { RequestTimeoutError, Transport } from "@pesan/client";
 import { randomBytes } from "node:crypto";
 import { numberOption, parseCli } from "./args.ts";
+import { Peer } from "./bench-client.ts";
 import pg from "pg";
 import { startCluster, type Cluster } from "./cluster.ts";
 import { cpuBetween, cpuMs, peakRssMb } from "./proc-stats.ts";
 import { dropKeys } from "./redis-keys.ts";
 
-const HELP = `usage: pnpm bench [--mode single|cross|failover] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
+const HELP = `usage: pnpm bench [--mode single|cross|failover|soak] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
                   [--offline 5000] [--gateways 2] [--routers 2] [--proofs on|off] [--logs DIR]
 
+--mode soak: a long steady load with a router killed every few minutes (pnpm bench --mode soak --help).
 --proofs off (single mode) runs the clients as plain (protocol v1) sessions, to measure what proofs cost.
 The JSON line also gives the CPU each kind of process spent per delivered message in the
 steady phase (cpu_us_per_msg) and every process's peak RSS in MiB (peak_rss_mb).
@@ -28,8 +29,6 @@ postgres://postgres@127.0.0.1:5432/postgres) and REDIS_URL (default redis://127.
 It creates and drops its own database and key prefix. Progress goes to stderr, the result
 (one JSON line) to stdout.
 `;
-
-const BUF = 4 * 1024 * 1024;
 
 interface Opts {
   pairs: number;
@@ -46,57 +45,6 @@ interface Opts {
 
 function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
-}
-
-/**
- * One UDP client on the client core's Transport (the library's): replies to call() routed by
- * tag, every other line to onLine. It signs what it sends once a LOGIN reply gave it a session
- * key (protocol v2), so the bench measures with proofs on, as the library runs.
- */
-class Peer {
-  private readonly t: Transport;
-  onLine: (line: string) => void = () => undefined;
-
-  constructor(address: string, proofs: boolean) {
-    this.t = new Transport({
-      target: address,
-      bindHost: "127.0.0.1",
-      recvBufferSize: BUF,
-      sendBufferSize: BUF,
-      autoProof: proofs,
-      onDatagram: (d) => {
-        if (!d.answers) this.onLine(d.text);
-      },
-    });
-  }
-
-  open(): Promise<void> {
-    return this.t.start();
-  }
-
-  send(line: string): void {
-    this.t.send(line);
-  }
-
-  /** Sends until the reply tagged `tag` arrives, resending with the same tag (bounded). */
-  async call(tag: string, line: string, timeoutMs = 3000, tries = 5): Promise<string> {
-    for (let t = 0; t < tries; t++) {
-      try {
-        const lines = await this.t.request(line, { tag, timeoutMs });
-        const reply = lines[lines.length - 1]!.raw.slice(tag.length + 2);
-        // ERR UNAVAILABLE: the backend was slow; the retry (same tag) gets the real answer.
-        if (!reply.startsWith("ERR UNAVAILABLE")) return reply;
-        await new Promise((r) => setTimeout(r, 100));
-      } catch (err) {
-        if (!(err instanceof RequestTimeoutError)) throw err;
-      }
-    }
-    throw new Error(`no reply to ${line.split(" ")[0]} after ${tries} tries`);
-  }
-
-  close(): void {
-    void this.t.close(); // never rejects
-  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -235,6 +183,7 @@ async function main(): Promise<void> {
   if (mi >= 0) {
     const mode = process.argv[mi + 1] ?? "";
     process.argv.splice(mi, 2);
+    if (mode === "soak") return (await import("./soak.ts")).main(process.argv.slice(2));
     if (mode !== "single") return (await import("./bench-peers.ts")).main(mode, process.argv.slice(2));
   }
   const values = parseCli(

@@ -1,0 +1,56 @@
+/** The bench's UDP client (used by `pnpm bench` and its soak mode). */
+import { RequestTimeoutError, Transport } from "@pesan/client";
+
+const BUF = 4 * 1024 * 1024;
+
+/**
+ * One UDP client on the client core's Transport (the library's): replies to call() routed by
+ * tag, every other line to onLine. It signs what it sends once a LOGIN reply gave it a session
+ * key (protocol v2), so the bench measures with proofs on, as the library runs.
+ */
+export class Peer {
+  private readonly t: Transport;
+  onLine: (line: string) => void = () => undefined;
+
+  constructor(address: string, proofs: boolean) {
+    this.t = new Transport({
+      target: address,
+      bindHost: "127.0.0.1",
+      recvBufferSize: BUF,
+      sendBufferSize: BUF,
+      autoProof: proofs,
+      onDatagram: (d) => {
+        if (!d.answers) this.onLine(d.text);
+      },
+    });
+  }
+
+  open(): Promise<void> {
+    return this.t.start();
+  }
+
+  send(line: string): void {
+    this.t.send(line);
+  }
+
+  /** Sends until the reply tagged `tag` arrives, resending with the same tag (bounded). */
+  async call(tag: string, line: string, timeoutMs = 3000, tries = 5): Promise<string> {
+    for (let t = 0; t < tries; t++) {
+      try {
+        const lines = await this.t.request(line, { tag, timeoutMs });
+        const reply = lines[lines.length - 1]!.raw.slice(tag.length + 2);
+        // ERR UNAVAILABLE: the backend was slow; the retry (same tag) gets the real answer.
+        if (!reply.startsWith("ERR UNAVAILABLE")) return reply;
+        await new Promise((r) => setTimeout(r, 100));
+      } catch (err) {
+        if (!(err instanceof RequestTimeoutError)) throw err;
+      }
+    }
+    throw new Error(`no reply to ${line.split(" ")[0]} after ${tries} tries`);
+  }
+
+  close(): void {
+    void this.t.close(); // never rejects
+  }
+}
+
