@@ -16,12 +16,12 @@ import {
   type FramesAck,
   type FramesBody,
   type HelloBody,
-  type IgnoreReason,
   type OutboxPosition,
   type ServerStatus,
   type StatusReply,
 } from "./frames.ts";
 import type { PeerSyncMetrics } from "./metrics.ts";
+import type { IgnoreReason } from "./ownership.ts";
 import type { SyncHandlers } from "./server.ts";
 import * as store from "./store.ts";
 

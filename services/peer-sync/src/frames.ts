@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { Queryable } from "@pesan/shared/db";
 import { CONNECTED_KINDS, USER_KINDS } from "./kinds.ts";
 import { MESSAGE_KINDS } from "./message-kinds.ts";
+import type { IgnoreReason } from "./ownership.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const PATHS = { announce: "/v1/announce", hello: "/v1/hello", frames: "/v1/frames" } as const;
@@ -56,24 +57,6 @@ export type FramesBody = z.infer<typeof framesBody>;
 export const framesAck = z.object({ v: z.literal(PROTOCOL_VERSION), kind: z.literal("ack"), upTo: outboxPosition });
 export type FramesAck = z.infer<typeof framesAck>;
 
-/**
- * Why a well-formed, well-signed frame was not applied: its sender does not own what it would
- * change (docs/peer-protocol.md, "Ownership"). A fixed list: it is a metric label.
- */
-export const IGNORE_REASONS = [
-  /** user.register of an account whose home is not the sender. */
-  "not_home",
-  /** user.unregister from a cluster that is neither the account's home nor its session's holder. */
-  "not_owner",
-  /** session.* about a session the sender says another cluster holds. */
-  "not_own_session",
-  /** message.new or broadcast whose id is not in the sender's id space (`<sender>:...`). */
-  "foreign_id",
-  /** message.state about a message of this cluster's id space that never left it (or not for that recipient). */
-  "not_held",
-] as const;
-export type IgnoreReason = (typeof IGNORE_REASONS)[number];
-
 export interface ApplyContext {
   /** The sending cluster. */
   peer: string;
@@ -93,10 +76,6 @@ export interface ApplyContext {
   unregisteredSessions: Set<string>;
 }
 
-/** Whether a message id is in a cluster's id space: every id a cluster makes is `<its name>:...` (router's messageId). */
-export function inIdSpace(id: string, cluster: string): boolean {
-  return id.startsWith(`${cluster}:`);
-}
 
 export interface Validator<T> {
   safeParse(data: unknown): { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } };

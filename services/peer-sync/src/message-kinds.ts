@@ -13,7 +13,8 @@
 import { z } from "zod";
 import { CHANNELS, type Queryable } from "@pesan/shared/db";
 import { formatMsg } from "@pesan/shared/protocol";
-import { inIdSpace, type ApplyContext, type FrameKind } from "./frames.ts";
+import type { ApplyContext, FrameKind } from "./frames.ts";
+import { inIdSpace } from "./ownership.ts";
 
 const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
 const messageId = z.string().regex(/^[A-Za-z0-9_.:-]{1,40}$/);

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from "@pesan/shared/observability";
 import { REFUSAL_REASONS } from "./auth.ts";
-import type { IgnoreReason } from "./frames.ts";
+import type { IgnoreReason } from "./ownership.ts";
 
 /** The kinds each ignore reason applies to: the label pairs a dashboard sees from the start (at 0). */
 const IGNORABLE: ReadonlyArray<[string, IgnoreReason]> = [
