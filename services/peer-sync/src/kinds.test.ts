@@ -33,13 +33,8 @@ test("the user, session and message frame kinds are registered with their schema
 
 test("frame schemas accept what the routers write and refuse bad shapes", () => {
   const at = new Date().toISOString();
-  const salt = Buffer.alloc(16, 1).toString("base64");
-  const key = Buffer.alloc(32, 2).toString("base64");
-  expect(userRegister.safeParse({ name: "alice", passHash: `scrypt$17$8$1$${salt}$${key}`, createdAt: at, home: "a" }).success).toBe(true);
-  // Only the parameters a router makes: a hash is work for every LOGIN of the name.
-  for (const passHash of ["scrypt$x", `scrypt$16$8$64$${salt}$${key}`, `scrypt$NaN$8$1$${salt}$${key}`, `scrypt$21$8$1$${salt}$${key}`, `scrypt$17$16$1$${salt}$${key}`, `scrypt$17$8$1$${salt}$${key}x`]) {
-    expect([passHash, userRegister.safeParse({ name: "alice", passHash, createdAt: at, home: "a" }).success]).toEqual([passHash, false]);
-  }
+  // The hash's parameters are judged by the handler (ignored, not refusing the batch: peer-ownership.test.ts).
+  expect(userRegister.safeParse({ name: "alice", passHash: "scrypt$x", createdAt: at, home: "a" }).success).toBe(true);
   expect(userRegister.safeParse({ name: "al ice", passHash: "x", createdAt: at, home: "a" }).success).toBe(false);
   expect(userRegister.safeParse({ name: "alice", passHash: "x", createdAt: "yesterday", home: "a" }).success).toBe(false);
   expect(userRegister.safeParse({ name: "alice", passHash: "x", createdAt: at }).success).toBe(false);

@@ -5,6 +5,7 @@ import type { IgnoreReason } from "./ownership.ts";
 /** The kinds each ignore reason applies to: the label pairs a dashboard sees from the start (at 0). */
 const IGNORABLE: ReadonlyArray<[string, IgnoreReason]> = [
   ["user.register", "not_home"],
+  ["user.register", "bad_pass_hash"],
   ["user.unregister", "not_owner"],
   ["session.up", "not_own_session"],
   ["session.down", "not_own_session"],

@@ -10,6 +10,8 @@
 export const IGNORE_REASONS = [
   /** user.register of an account whose home is not the sender. */
   "not_home",
+  /** user.register whose passHash is not one a router makes (its cost would stall or break every LOGIN of the name). */
+  "bad_pass_hash",
   /** user.unregister from a cluster that is neither the account's home nor its session's holder. */
   "not_owner",
   /** session.* about a session the sender says another cluster holds. */
