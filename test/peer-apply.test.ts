@@ -54,9 +54,9 @@ async function fromBothPeers(n: number, frameOf: (peer: "a" | "b", i: number) =>
 test("message.new from the sender's cluster racing message.state(delivered) from the recipient's: every copy ends delivered", async () => {
   const n = 120;
   const sentAt = new Date().toISOString();
-  const msg = (i: number) => ({ id: `race-${i}`, sentAt, sender: "ub", recipient: "ua", body: `m${i}` });
+  const msg = (i: number) => ({ id: `b:race-${i}`, sentAt, sender: "ub", recipient: "ua", body: `m${i}` });
   await fromBothPeers(n, (peer, i) => (peer === "b" ? { kind: "message.new", data: msg(i) } : { kind: "message.state", data: { ...msg(i), delivered: true, read: false } }));
-  const r = await db.query<{ total: number; undelivered: number }>("SELECT count(*)::int AS total, count(*) FILTER (WHERE NOT delivered)::int AS undelivered FROM messages WHERE id LIKE 'race-%'");
+  const r = await db.query<{ total: number; undelivered: number }>("SELECT count(*)::int AS total, count(*) FILTER (WHERE NOT delivered)::int AS undelivered FROM messages WHERE id LIKE 'b:race-%'");
   expect(r.rows[0]).toEqual({ total: n, undelivered: 0 });
 });
 
@@ -65,9 +65,9 @@ test("a message deleted on the recipient's cluster stays deleted when its messag
   const sentAt = new Date().toISOString();
   await fromBothPeers(n, (peer, i) =>
     peer === "b"
-      ? { kind: "message.new", data: { id: `del-${i}`, sentAt, sender: "ub", recipient: "ua", body: "x" } }
-      : { kind: "message.state", data: { id: `del-${i}`, recipient: "ua", deleted: true } },
+      ? { kind: "message.new", data: { id: `b:del-${i}`, sentAt, sender: "ub", recipient: "ua", body: "x" } }
+      : { kind: "message.state", data: { id: `b:del-${i}`, recipient: "ua", deleted: true } },
   );
-  const r = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM messages WHERE id LIKE 'del-%'");
+  const r = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM messages WHERE id LIKE 'b:del-%'");
   expect(r.rows[0]!.n).toBe(0);
 });

@@ -10,7 +10,9 @@ import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 let tdb: TestDatabase;
 let db: PgDb;
 const now = new Date();
-const ctx = { peer: "a", self: "c", now };
+/** What the handlers ignored (the applier counts and logs these). */
+const ignored: string[] = [];
+const ctxFrom = (peer: string) => ({ peer, self: "c", now, ignore: (kind: string, reason: string, d: Record<string, string>) => void ignored.push(`${kind} ${reason} ${d.id ?? ""}`), unregisteredSessions: new Set<string>() });
 
 beforeAll(async () => {
   tdb = await createTestDatabase("msgapply");
@@ -26,16 +28,17 @@ afterAll(async () => {
 });
 
 /** A run of frames of one kind, as the applier hands them over in one call. */
-async function applyRun(kind: string, run: unknown[]): Promise<void> {
+async function applyRun(kind: string, run: unknown[], peer = "a"): Promise<void> {
   const k = FRAME_KINDS[kind]!;
   const items = run.map((data) => {
     const parsed = k.schema.safeParse(data);
     if (!parsed.success) throw new Error(`bad ${kind}`);
     return parsed.data;
   });
-  await db.withTransaction((tx) => k.applyRun(tx, ctx, items));
+  await db.withTransaction((tx) => k.applyRun(tx, ctxFrom(peer), items));
 }
-const apply = (kind: string, data: unknown) => applyRun(kind, [data]);
+/** From a, unless said otherwise: a frame about a message is sent by whoever changed it. */
+const apply = (kind: string, data: unknown, peer = "a") => applyRun(kind, [data], peer);
 
 const row = async (id: string) =>
   (await db.query<{ delivered: boolean; read: boolean; push_attempts: number; due: boolean; replicated: boolean }>(
@@ -68,7 +71,7 @@ test("message.state only moves forward and stops further pushes", async () => {
 
 test("a state that arrives before its message.new makes the copy in that state; the late message.new changes nothing", async () => {
   await apply("message.state", { ...msg("b:1", "dave"), delivered: true, read: false });
-  await apply("message.new", msg("b:1", "dave"));
+  await apply("message.new", msg("b:1", "dave"), "b");
   expect(await row("b:1")).toMatchObject({ delivered: true, read: false, due: false, replicated: true });
 });
 
@@ -80,7 +83,7 @@ test("a deleted message stays deleted, whatever arrives after", async () => {
   expect(await row("a:2")).toBeUndefined();
   // Deleted before it ever arrived here.
   await apply("message.state", { id: "b:9", recipient: "dave", deleted: true });
-  await apply("message.new", msg("b:9", "dave"));
+  await apply("message.new", msg("b:9", "dave"), "b");
   expect(await row("b:9")).toBeUndefined();
 });
 
@@ -95,23 +98,63 @@ test("a broadcast is queued for the sessions held here (not other clusters', not
 });
 
 test("a run of many frames in one call ends as the same frames one by one would", async () => {
-  const ids = Array.from({ length: 50 }, (_, i) => `r:${i}`);
-  await applyRun("message.new", [...ids.map((id) => msg(id, "carol")), msg("r:0", "carol")]);
-  expect((await db.query("SELECT 1 FROM messages WHERE id LIKE 'r:%' AND next_push_at IS NOT NULL AND NOT delivered")).rowCount).toBe(50);
+  const ids = Array.from({ length: 50 }, (_, i) => `a:r${i}`);
+  await applyRun("message.new", [...ids.map((id) => msg(id, "carol")), msg("a:r0", "carol")]);
+  expect((await db.query("SELECT 1 FROM messages WHERE id LIKE 'a:r%' AND next_push_at IS NOT NULL AND NOT delivered")).rowCount).toBe(50);
   // In one run: delivered then read for r:0..9, deleted then delivered for r:10, read then a
-  // stale undelivered for r:11, states for ids never seen (r:60, made in that state).
+  // stale undelivered for r11, states for ids never seen (r60, made in that state).
   await applyRun("message.state", [
     ...ids.slice(0, 10).map((id) => ({ ...msg(id, "carol"), delivered: true, read: false })),
     ...ids.slice(0, 10).map((id) => ({ ...msg(id, "carol"), delivered: true, read: true })),
-    { id: "r:10", recipient: "carol", deleted: true },
-    { ...msg("r:10", "carol"), delivered: true, read: false },
-    { ...msg("r:11", "carol"), delivered: true, read: true },
-    { ...msg("r:11", "carol"), delivered: false, read: false },
-    { ...msg("r:60", "dave"), delivered: true, read: false },
+    { id: "a:r10", recipient: "carol", deleted: true },
+    { ...msg("a:r10", "carol"), delivered: true, read: false },
+    { ...msg("a:r11", "carol"), delivered: true, read: true },
+    { ...msg("a:r11", "carol"), delivered: false, read: false },
+    { ...msg("a:r60", "dave"), delivered: true, read: false },
   ]);
   for (const id of ids.slice(0, 10)) expect(await row(id)).toMatchObject({ delivered: true, read: true, due: false });
-  expect(await row("r:10")).toBeUndefined();
-  expect(await row("r:11")).toMatchObject({ delivered: true, read: true, due: false });
-  expect(await row("r:12")).toMatchObject({ delivered: false, read: false, due: true });
-  expect(await row("r:60")).toMatchObject({ delivered: true, read: false, due: false, replicated: true });
+  expect(await row("a:r10")).toBeUndefined();
+  expect(await row("a:r11")).toMatchObject({ delivered: true, read: true, due: false });
+  expect(await row("a:r12")).toMatchObject({ delivered: false, read: false, due: true });
+  expect(await row("a:r60")).toMatchObject({ delivered: true, read: false, due: false, replicated: true });
+  expect(ignored).toEqual([]);
+});
+
+test("ids belong to the cluster that made them: a peer can neither make nor change this cluster's messages it never gave away", async () => {
+  ignored.length = 0;
+  // c (this cluster) sent c:local to carol, whose session is here: pushed at once, never replicated.
+  await db.query("INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, replicated) VALUES ('c:local', now(), 'dave', 'carol', 'mine', true, 1, false)");
+  // c:given went to every peer (message.new): any of them may report its state.
+  await db.query("INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, replicated) VALUES ('c:given', now(), 'carol', 'dave', 'yours', false, 0, true)");
+  await apply("message.new", msg("c:later", "dave"));
+  await apply("message.new", msg("b:claimed", "dave"));
+  await apply("broadcast", { id: "c:bcast", sentAt: now.toISOString(), sender: "alice", body: "as c" });
+  await apply("message.state", { ...msg("c:later2", "dave"), delivered: false, read: false });
+  await apply("message.state", { id: "c:later3", recipient: "dave", deleted: true });
+  await apply("message.state", { id: "c:local", recipient: "carol", deleted: true });
+  await apply("message.state", { id: "c:given", recipient: "carol", deleted: true }); // not its recipient
+  expect(await row("c:later")).toBeUndefined();
+  expect(await row("b:claimed")).toBeUndefined();
+  expect(await row("c:later2")).toBeUndefined();
+  expect((await db.query("SELECT id FROM message_tombstones WHERE id IN ('c:later3', 'c:local', 'c:given')")).rows).toEqual([]);
+  expect(await row("c:local")).toMatchObject({ delivered: true, replicated: false });
+  expect(ignored.sort()).toEqual(
+    ["message.new foreign_id c:later", "message.new foreign_id b:claimed", "broadcast foreign_id c:bcast", "message.state not_held c:later2", "message.state not_held c:later3", "message.state not_held c:local", "message.state not_held c:given"].sort(),
+  );
+  // What c gave away, a may change (dave read it there).
+  await apply("message.state", { ...msg("c:given", "dave"), sender: "carol", body: "yours", delivered: true, read: true });
+  expect(await row("c:given")).toMatchObject({ delivered: true, read: true });
+});
+
+test("a copy a third cluster made up for another cluster's id is replaced by the message its origin sends", async () => {
+  // a claims b:next before b made it, with a text of its own ...
+  await apply("message.state", { ...msg("b:next", "dave"), sender: "mallory", body: "forged", delivered: true, read: false });
+  // ... then b's real message of that id arrives: it is b's to say what it is.
+  await apply("message.new", { ...msg("b:next", "dave"), sender: "bob", body: "the real one" }, "b");
+  const r = await db.query("SELECT sender, body, delivered FROM messages WHERE id = 'b:next'");
+  expect(r.rows).toEqual([{ sender: "bob", body: "the real one", delivered: false }]);
+  // b sending it again changes nothing.
+  await db.query("UPDATE messages SET delivered = true WHERE id = 'b:next'");
+  await apply("message.new", { ...msg("b:next", "dave"), sender: "bob", body: "the real one" }, "b");
+  expect((await db.query("SELECT delivered FROM messages WHERE id = 'b:next'")).rows).toEqual([{ delivered: true }]);
 });

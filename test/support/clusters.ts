@@ -26,8 +26,8 @@ export interface LinkedCluster {
 
 export interface LinkedClustersOptions {
   names: string[];
-  /** Start a gateway and a router per cluster (default true). */
-  routers?: boolean;
+  /** Start a gateway and a router per cluster (default true), or only for the clusters named. */
+  routers?: boolean | string[];
   intervalMs?: number;
   /** Extra environment for the peer-sync processes. */
   env?: Record<string, string>;
@@ -52,7 +52,7 @@ const pairId = (a: string, b: string) => [a, b].sort().join("|");
 
 export async function startLinkedClusters(o: LinkedClustersOptions): Promise<LinkedClusters> {
   const n = o.names.length;
-  const withRouters = o.routers ?? true;
+  const withRouters = (name: string) => (Array.isArray(o.routers) ? o.routers.includes(name) : (o.routers ?? true));
   const logDir = mkdtempSync(join(tmpdir(), "pesan-peers-"));
   const keys = new Map<string, string>();
   for (const a of o.names) for (const b of o.names) if (a < b) keys.set(pairId(a, b), randomBytes(32).toString("hex"));
@@ -77,7 +77,7 @@ export async function startLinkedClusters(o: LinkedClustersOptions): Promise<Lin
       o.names.map(async (name) => {
         const prefix = uniquePrefix(`peer${name}`);
         prefixes.push(prefix);
-        if (!withRouters) return { prefix, cluster: undefined };
+        if (!withRouters(name)) return { prefix, cluster: undefined };
         const i = o.names.indexOf(name);
         const cluster = await startCluster({
           databaseUrl: dbs[i]!.url,

@@ -21,6 +21,7 @@ import {
   type StatusReply,
 } from "./frames.ts";
 import type { PeerSyncMetrics } from "./metrics.ts";
+import type { IgnoreReason } from "./ownership.ts";
 import type { SyncHandlers } from "./server.ts";
 import * as store from "./store.ts";
 
@@ -38,10 +39,20 @@ export interface ApplierDeps {
   clock?: () => Date;
 }
 
+/** At most one log line per (kind, reason) per second: a peer sending lies in bulk must not flood the logs. */
+const IGNORED_LOG_EVERY_MS = 1000;
+
+interface Ignored {
+  kind: string;
+  reason: IgnoreReason;
+  detail: Record<string, string>;
+}
+
 export class Applier implements SyncHandlers {
   private readonly d: ApplierDeps;
   private readonly peers: ReadonlyMap<string, PeerConfig>;
   private readonly clock: () => Date;
+  private readonly ignoredLogged = new Map<string, { at: number; suppressed: number }>();
 
   constructor(peers: PeerConfig[], d: ApplierDeps) {
     this.d = d;
@@ -89,15 +100,20 @@ export class Applier implements SyncHandlers {
     }
     const now = this.clock();
     const applied = new Map<string, number>();
+    const ignored: Ignored[] = [];
     const upTo = await this.d.db.withTransaction(async (tx) => {
+      // Per attempt: a transaction retried after a transient error starts over.
       applied.clear();
+      ignored.length = 0;
+      const unregisteredSessions = new Set<string>();
+      const ignore = (kind: string, reason: IgnoreReason, detail: Record<string, string>) => void ignored.push({ kind, reason, detail });
       const cur = await store.lockInbound(tx, peer);
       let high: OutboxPosition = cur.epoch === body.epoch ? { txid: cur.txid, id: cur.id } : ZERO_POSITION;
       // Consecutive frames of one kind go to its handler together (one statement for many).
       let run: { kind: string; items: unknown[] } | undefined;
       const flush = async () => {
         if (!run) return;
-        await this.d.kinds[run.kind]!.applyRun(tx, { peer, self: this.d.self, now }, run.items);
+        await this.d.kinds[run.kind]!.applyRun(tx, { peer, self: this.d.self, now, ignore, unregisteredSessions }, run.items);
         applied.set(run.kind, (applied.get(run.kind) ?? 0) + run.items.length);
         run = undefined;
       };
@@ -117,7 +133,40 @@ export class Applier implements SyncHandlers {
       await store.setInbound(tx, peer, body.epoch, high, now);
       return high;
     });
-    for (const [kind, n] of applied) this.d.metrics.applied.inc({ kind }, n);
+    const notApplied = new Map<string, number>();
+    for (const i of ignored) notApplied.set(i.kind, (notApplied.get(i.kind) ?? 0) + 1);
+    for (const [kind, n] of applied) {
+      const ok = n - (notApplied.get(kind) ?? 0);
+      if (ok > 0) this.d.metrics.applied.inc({ kind }, ok);
+    }
+    this.reportIgnored(peer, ignored);
+    // Acknowledged all the same: the frame was received and judged. Refusing the batch would
+    // only make the peer send it again for ever, and stop the frames of it that are its own.
     return { v: PROTOCOL_VERSION, kind: "ack", upTo };
+  }
+
+  /** Counts each ignored frame; logs (warn) the first of each kind and reason, at most once a second. */
+  private reportIgnored(peer: string, ignored: Ignored[]): void {
+    const byKey = new Map<string, { first: Ignored; n: number }>();
+    for (const i of ignored) {
+      this.d.metrics.framesRefused.inc({ kind: i.kind, reason: i.reason });
+      const key = `${i.kind} ${i.reason}`;
+      const g = byKey.get(key);
+      if (g) g.n++;
+      else byKey.set(key, { first: i, n: 1 });
+    }
+    const nowMs = this.clock().getTime();
+    for (const [key, { first, n }] of byKey) {
+      const last = this.ignoredLogged.get(key);
+      if (last && nowMs - last.at < IGNORED_LOG_EVERY_MS) {
+        last.suppressed += n;
+        continue;
+      }
+      this.d.logger.warn(
+        { peer, kind: first.kind, reason: first.reason, frames: n, example: first.detail, suppressedSinceLast: last?.suppressed ?? 0 },
+        `peer frame ignored: ${peer} does not own what it would change (${first.reason})`,
+      );
+      this.ignoredLogged.set(key, { at: nowMs, suppressed: 0 });
+    }
   }
 }

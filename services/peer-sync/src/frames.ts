@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { Queryable } from "@pesan/shared/db";
 import { CONNECTED_KINDS, USER_KINDS } from "./kinds.ts";
 import { MESSAGE_KINDS } from "./message-kinds.ts";
+import type { IgnoreReason } from "./ownership.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const PATHS = { announce: "/v1/announce", hello: "/v1/hello", frames: "/v1/frames" } as const;
@@ -62,7 +63,19 @@ export interface ApplyContext {
   /** This cluster. */
   self: string;
   now: Date;
+  /**
+   * A frame of this run is not applied because its sender does not own what it changes. The
+   * applier counts and logs these after the batch commits (a retried transaction counts once).
+   */
+  ignore(kind: string, reason: IgnoreReason, detail: Record<string, string>): void;
+  /**
+   * Users whose session the sender ended with reason `unregistered` earlier in this batch:
+   * the user.unregister that routers of an earlier version wrote after it is then the
+   * session holder's, although the row is gone by the time it applies.
+   */
+  unregisteredSessions: Set<string>;
 }
+
 
 export interface Validator<T> {
   safeParse(data: unknown): { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } };

@@ -33,6 +33,7 @@ test("the user, session and message frame kinds are registered with their schema
 
 test("frame schemas accept what the routers write and refuse bad shapes", () => {
   const at = new Date().toISOString();
+  // The hash's parameters are judged by the handler (ignored, not refusing the batch: peer-ownership.test.ts).
   expect(userRegister.safeParse({ name: "alice", passHash: "scrypt$x", createdAt: at, home: "a" }).success).toBe(true);
   expect(userRegister.safeParse({ name: "al ice", passHash: "x", createdAt: at, home: "a" }).success).toBe(false);
   expect(userRegister.safeParse({ name: "alice", passHash: "x", createdAt: "yesterday", home: "a" }).success).toBe(false);

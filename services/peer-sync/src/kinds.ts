@@ -9,6 +9,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { handOverUndelivered, type Queryable } from "@pesan/shared/db";
+import { isAcceptablePassHash } from "@pesan/shared/protocol";
 import { oneByOne, type ApplyContext, type FrameKind } from "./frames.ts";
 
 const clusterName = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
@@ -73,6 +74,15 @@ export function compareBindings(a: { at: Date; cluster: string }, b: { at: Date;
 // --- handlers -----------------------------------------------------------------------------
 
 async function applyUserRegister(tx: Queryable, ctx: ApplyContext, d: UserRegister): Promise<void> {
+  // Only an account's home registers it: the routers write home = their own cluster, and a
+  // bootstrap sends only the accounts homed there. Anything else is a peer speaking for an
+  // account of another cluster (with an earlier createdAt it would take the name over).
+  if (d.home !== ctx.peer) return ctx.ignore("user.register", "not_home", { user: d.name, home: d.home });
+  // A hash is work for every LOGIN of the name here: only the format and scrypt parameters our
+  // own routers make pass (parsePassHash), so a peer cannot store one that stalls a LOGIN for
+  // seconds or makes scrypt throw. Ignored, not refused with the batch: a legitimate peer with
+  // one such hash in its table (its bootstrap sends them all) still replicates everything else.
+  if (!isAcceptablePassHash(d.passHash)) return ctx.ignore("user.register", "bad_pass_hash", { user: d.name });
   const incoming = { createdAt: new Date(d.createdAt), home: d.home };
   const gone = await tx.query("SELECT 1 FROM user_tombstones WHERE name = $1 AND created_at = $2", [d.name, incoming.createdAt]);
   if (gone.rowCount > 0) return; // unregistered already (we heard of that first)
@@ -111,8 +121,24 @@ async function rememberLoser(tx: Queryable, name: string, r: Registration, passH
   await tx.query("INSERT INTO lost_registrations (name, home, created_at, pass_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", [name, r.home, r.createdAt, passHash]);
 }
 
-async function applyUserUnregister(tx: Queryable, _ctx: ApplyContext, d: UserUnregister): Promise<void> {
+/**
+ * Who may remove an account: its home, or the cluster that holds its session (UNREGISTER is a
+ * command of a logged-in client, checked with the password where it was sent: any cluster the
+ * user logged in at). Routers write user.unregister before the session's session.down, so
+ * the holder's row is still here; the other order (earlier routers) is in unregisteredSessions.
+ */
+async function mayUnregister(tx: Queryable, ctx: ApplyContext, name: string, home: string): Promise<boolean> {
+  if (home === ctx.peer || ctx.unregisteredSessions.has(name)) return true;
+  const s = await tx.query("SELECT 1 FROM sessions WHERE user_name = $1 AND cluster = $2", [name, ctx.peer]);
+  return s.rowCount > 0;
+}
+
+async function applyUserUnregister(tx: Queryable, ctx: ApplyContext, d: UserUnregister): Promise<void> {
   const createdAt = new Date(d.createdAt);
+  const acct = await tx.query<{ home_cluster: string }>("SELECT home_cluster FROM users WHERE name = $1 AND created_at = $2 FOR UPDATE", [d.name, createdAt]);
+  const home = acct.rows[0]?.home_cluster;
+  if (home !== undefined && !(await mayUnregister(tx, ctx, d.name, home))) return ctx.ignore("user.unregister", "not_owner", { user: d.name, home });
+  // Not here (yet): only the tombstone, which stops that very account's late user.register.
   await tx.query("INSERT INTO user_tombstones (name, created_at, removed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [d.name, createdAt, new Date(d.at)]);
   // Only that account: a newer registration of the name (here or elsewhere) stays.
   await tx.query("DELETE FROM users WHERE name = $1 AND created_at = $2", [d.name, createdAt]);
@@ -160,19 +186,21 @@ async function bindRemote(tx: Queryable, ctx: ApplyContext, cluster: string, d: 
 }
 
 async function applySessionUp(tx: Queryable, ctx: ApplyContext, d: SessionUp): Promise<void> {
-  // A cluster speaks only for its own sessions.
-  if (d.cluster !== ctx.peer) return;
+  // A cluster speaks only for its own sessions. (Any cluster may hold any user's session:
+  // LOGIN works anywhere, and RESUME moves a session to another cluster at a failover.)
+  if (d.cluster !== ctx.peer) return ctx.ignore("session.up", "not_own_session", { user: d.user, cluster: d.cluster });
   await bindRemote(tx, ctx, d.cluster, d);
 }
 
 async function applySessionDown(tx: Queryable, ctx: ApplyContext, d: SessionDown): Promise<void> {
-  if (d.cluster !== ctx.peer) return;
-  await tx.query("DELETE FROM sessions WHERE user_name = $1 AND token = $2 AND cluster = $3", [d.user, d.token, d.cluster]);
+  if (d.cluster !== ctx.peer) return ctx.ignore("session.down", "not_own_session", { user: d.user, cluster: d.cluster });
+  const r = await tx.query("DELETE FROM sessions WHERE user_name = $1 AND token = $2 AND cluster = $3", [d.user, d.token, d.cluster]);
+  if (r.rowCount > 0 && d.reason === "unregistered") ctx.unregisteredSessions.add(d.user);
 }
 
 /** The sender's full list of its sessions: rows of that cluster not in it go, the others are bound. */
 async function applySessionSnapshot(tx: Queryable, ctx: ApplyContext, d: SessionSnapshot): Promise<void> {
-  if (d.cluster !== ctx.peer) return;
+  if (d.cluster !== ctx.peer) return ctx.ignore("session.snapshot", "not_own_session", { cluster: d.cluster });
   await tx.query(
     `DELETE FROM sessions s WHERE s.cluster = $1
        AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS l(u, t) WHERE l.u = s.user_name AND l.t = s.token)`,

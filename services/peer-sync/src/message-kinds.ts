@@ -14,6 +14,7 @@ import { z } from "zod";
 import { CHANNELS, type Queryable } from "@pesan/shared/db";
 import { formatMsg } from "@pesan/shared/protocol";
 import type { ApplyContext, FrameKind } from "./frames.ts";
+import { inIdSpace } from "./ownership.ts";
 
 const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
 const messageId = z.string().regex(/^[A-Za-z0-9_.:-]{1,40}$/);
@@ -55,7 +56,7 @@ interface Copy extends MessageNew {
  * session is held here and which is still undelivered is due for its first push now (the
  * routers push it). One statement for the whole run; ids are unique in it (callers merge).
  */
-async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], mergeExisting: boolean): Promise<void> {
+async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], onExisting: "merge" | "origin"): Promise<void> {
   if (copies.length === 0) return;
   // One JSON parameter, unpacked by Postgres: cheaper than seven arrays that the driver
   // escapes element by element (the copies are already plain JSON-shaped objects).
@@ -66,12 +67,18 @@ async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], me
        FROM json_to_recordset($1::json) AS f(id text, "sentAt" timestamptz, sender text, recipient text, body text, delivered boolean, read boolean)
       WHERE EXISTS (SELECT 1 FROM users u WHERE u.name = f.recipient) AND NOT EXISTS (SELECT 1 FROM message_tombstones t WHERE t.id = f.id)
      ON CONFLICT (id) DO ${
-       mergeExisting
+       onExisting === "merge"
          ? // Delivered elsewhere: no more pushes or resends of this copy.
            `UPDATE SET delivered = messages.delivered OR EXCLUDED.delivered OR EXCLUDED.read, read = messages.read OR EXCLUDED.read,
             next_push_at = CASE WHEN EXCLUDED.delivered OR EXCLUDED.read THEN NULL ELSE messages.next_push_at END
           WHERE messages.recipient = EXCLUDED.recipient AND ((EXCLUDED.delivered AND NOT messages.delivered) OR (EXCLUDED.read AND NOT messages.read))`
-         : "NOTHING"
+         : // The id's own cluster says what the message is. A copy that says otherwise came from
+           // a message.state of a third cluster claiming the id before it existed (the state of
+           // a real message carries the same content): it is replaced, state and all. The same
+           // content is this message seen before: nothing changes (the usual re-send).
+           `UPDATE SET sent_at = EXCLUDED.sent_at, sender = EXCLUDED.sender, recipient = EXCLUDED.recipient, body = EXCLUDED.body,
+            delivered = false, read = false, push_attempts = 0, next_push_at = EXCLUDED.next_push_at
+          WHERE (messages.sent_at, messages.sender, messages.recipient, messages.body) IS DISTINCT FROM (EXCLUDED.sent_at, EXCLUDED.sender, EXCLUDED.recipient, EXCLUDED.body)`
      }`,
     [JSON.stringify(copies.map((c) => ({ id: c.id, sentAt: c.sentAt, sender: c.sender, recipient: c.recipient, body: c.body, delivered: c.delivered, read: c.read }))), ctx.self, ctx.now],
   );
@@ -79,9 +86,45 @@ async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], me
   if (copies.some((c) => !c.delivered)) await tx.query("SELECT pg_notify($1, '')", [CHANNELS.pushes]);
 }
 
+/**
+ * Frames whose id is in the sender's own id space; the others are ignored. A cluster makes
+ * messages only with its own prefix (and hands over, bootstraps and broadcasts only those),
+ * so another prefix is a peer claiming ids of another cluster: with ON CONFLICT DO NOTHING its
+ * copy would make that cluster's later message of the same id vanish here.
+ */
+function fromItsOrigin<T extends { id: string }>(ctx: ApplyContext, kind: string, run: T[]): T[] {
+  return run.filter((m) => {
+    if (inIdSpace(m.id, ctx.peer)) return true;
+    ctx.ignore(kind, "foreign_id", { id: m.id });
+    return false;
+  });
+}
+
 async function applyMessageNew(tx: Queryable, ctx: ApplyContext, run: MessageNew[]): Promise<void> {
-  // A repeated id in one run changes nothing (DO NOTHING), so no merging is needed.
-  await upsertCopies(tx, ctx, run.map((m) => ({ ...m, delivered: false, read: false })), false);
+  // Ids are unique in one statement: a repeated id in a run is the same message (its origin
+  // sent it twice), so the first one stands for both.
+  const seen = new Set<string>();
+  const copies = fromItsOrigin(ctx, "message.new", run).filter((m) => !seen.has(m.id) && seen.add(m.id));
+  await upsertCopies(tx, ctx, copies.map((m) => ({ ...m, delivered: false, read: false })), "origin");
+}
+
+/**
+ * A message of this cluster's id space may change only if this cluster gave it away: it is
+ * here, `replicated` (sent to every peer as message.new, so any of them may deliver, read or
+ * delete it for its recipient), and the frame names its recipient. One that never left (pushed
+ * at once to a session held here) no peer has; one not here is not made by a peer's frame
+ * (that would claim an id this cluster's routers have yet to make).
+ */
+async function heldByPeers(tx: Queryable, ctx: ApplyContext, run: MessageState[]): Promise<MessageState[]> {
+  const own = [...new Set(run.filter((d) => inIdSpace(d.id, ctx.self)).map((d) => d.id))];
+  if (own.length === 0) return run;
+  const r = await tx.query<{ id: string; recipient: string }>("SELECT id, recipient FROM messages WHERE id = ANY($1::text[]) AND replicated", [own]);
+  const given = new Map(r.rows.map((x) => [x.id, x.recipient]));
+  return run.filter((d) => {
+    if (!inIdSpace(d.id, ctx.self) || given.get(d.id) === d.recipient) return true;
+    ctx.ignore("message.state", "not_held", { id: d.id, ...("deleted" in d ? { change: "deleted" } : {}) });
+    return false;
+  });
 }
 
 /**
@@ -104,9 +147,9 @@ export function foldStates(run: MessageState[]): { states: Copy[]; deletes: Arra
 }
 
 async function applyMessageState(tx: Queryable, ctx: ApplyContext, run: MessageState[]): Promise<void> {
-  const { states, deletes } = foldStates(run);
+  const { states, deletes } = foldStates(await heldByPeers(tx, ctx, run));
   // The state may come before the message itself (another link was faster): the copy starts in it.
-  await upsertCopies(tx, ctx, states, true);
+  await upsertCopies(tx, ctx, states, "merge");
   if (deletes.length === 0) return;
   // Deleted stays deleted: the tombstone stops a late message.new or message.state.
   await tx.query("INSERT INTO message_tombstones (id, deleted_at) SELECT id, $2 FROM unnest($1::text[]) AS t(id) ON CONFLICT (id) DO NOTHING", [deletes.map((d) => d.id), ctx.now]);
@@ -117,7 +160,7 @@ async function applyMessageState(tx: Queryable, ctx: ApplyContext, run: MessageS
 }
 
 async function applyBroadcast(tx: Queryable, ctx: ApplyContext, run: BroadcastFrame[]): Promise<void> {
-  for (const d of run) {
+  for (const d of fromItsOrigin(ctx, "broadcast", run)) {
     const sentAt = new Date(d.sentAt);
     if (!isFreshBroadcast(sentAt, ctx.now)) continue;
     await tx.query(

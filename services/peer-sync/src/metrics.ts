@@ -1,5 +1,19 @@
 import { Counter, Gauge, Histogram, type Registry } from "@pesan/shared/observability";
 import { REFUSAL_REASONS } from "./auth.ts";
+import type { IgnoreReason } from "./ownership.ts";
+
+/** The kinds each ignore reason applies to: the label pairs a dashboard sees from the start (at 0). */
+const IGNORABLE: ReadonlyArray<[string, IgnoreReason]> = [
+  ["user.register", "not_home"],
+  ["user.register", "bad_pass_hash"],
+  ["user.unregister", "not_owner"],
+  ["session.up", "not_own_session"],
+  ["session.down", "not_own_session"],
+  ["session.snapshot", "not_own_session"],
+  ["message.new", "foreign_id"],
+  ["broadcast", "foreign_id"],
+  ["message.state", "not_held"],
+];
 
 export type PeerSyncMetrics = ReturnType<typeof createPeerSyncMetrics>;
 
@@ -20,6 +34,12 @@ export function createPeerSyncMetrics(registry: Registry, peers: string[]) {
     checks: new Counter({ name: "pesan_peer_checks_total", help: "Liveness checks sent, by outcome", labelNames: ["peer", "outcome"], registers: [registry] }),
     refused: new Counter({ name: "pesan_peer_refused_requests_total", help: "Inbound requests refused, by reason", labelNames: ["reason"], registers: [registry] }),
     applied: new Counter({ name: "pesan_peer_frames_applied_total", help: "Inbound frames applied, by kind", labelNames: ["kind"], registers: [registry] }),
+    framesRefused: new Counter({
+      name: "pesan_peer_frames_refused_total",
+      help: "Inbound frames (of accepted batches) ignored because the sender does not own what they would change, by kind and reason",
+      labelNames: ["kind", "reason"],
+      registers: [registry],
+    }),
     outboxDepth: new Gauge({ name: "pesan_peer_outbox_depth", help: "Outbox rows the peer has not acknowledged yet", labelNames: ["peer"], registers: [registry] }),
     replicationLag: new Gauge({
       name: "pesan_peer_replication_lag_seconds",
@@ -50,5 +70,6 @@ export function createPeerSyncMetrics(registry: Registry, peers: string[]) {
     m.backlogDropped.inc({ peer: p }, 0);
   }
   for (const r of REFUSAL_REASONS) m.refused.inc({ reason: r }, 0);
+  for (const [kind, reason] of IGNORABLE) m.framesRefused.inc({ kind, reason }, 0);
   return m;
 }

@@ -361,10 +361,13 @@ async function unregister(b: Batch, ctx: ReqCtx, s: Session): Promise<void> {
   const current = verdict?.ok && verdict.user === s.user ? (await store.passHashes(b.tx, [s.user])).get(s.user) : undefined;
   if (!verdict?.ok || verdict.user !== s.user || current !== verdict.hash) return b.reply(ctx, formatErr("AUTH", "wrong password"));
   const createdAt = await store.deleteUser(b.tx, s.user, b.now);
+  // Before the session.down: a peer accepts the removal of an account homed elsewhere only
+  // from the cluster it sees holding the user's session (peer-sync kinds.ts), so that row
+  // must still be there when this frame applies.
+  if (createdAt) await store.outbox(b.tx, "user.unregister", { name: s.user, createdAt: createdAt.toISOString(), at: b.now.toISOString() });
   await store.logConnection(b.tx, s.user, "unregistered", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
   await sessionDown(b, s, "unregistered");
   unbind(b, ctx, s);
-  if (createdAt) await store.outbox(b.tx, "user.unregister", { name: s.user, createdAt: createdAt.toISOString(), at: b.now.toISOString() });
   b.forgetUser(s.user);
   b.reply(ctx, formatOk("UNREGISTERED"));
 }

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { commonSettings, hostPort, int, pgUrl, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
-import { PLAIN_SESSION_POLICIES } from "@pesan/shared/protocol";
+import { PASS_HASH_COST_MAX, PASS_HASH_COST_MIN, PLAIN_SESSION_POLICIES } from "@pesan/shared/protocol";
 
 /** One `name=host:port` entry per other server this cluster knows before peer-sync runs. */
 const serverList = z
@@ -64,9 +64,9 @@ export const routerSettings = {
   /**
    * log2 of scrypt's N (r = 8, p = 1): OWASP's minimum, 2^17, is 128 MiB and about 350 ms
    * per hash on one core of the CI machine (README, "Password hashing"). Old hashes keep
-   * their own cost.
+   * their own cost. The same range bounds the hashes accepted from peers and verified at LOGIN.
    */
-  PASSWORD_HASH_COST: int(10, 20).default(17),
+  PASSWORD_HASH_COST: int(PASS_HASH_COST_MIN, PASS_HASH_COST_MAX).default(17),
   /** Hashes at once per router; 0: one per CPU core but one, 1 to 3 (libuv's pool has 4 threads). */
   PASSWORD_HASH_CONCURRENCY: int(0, 64).default(0),
   /** Password jobs waiting per router at most; a full queue drops from the IP holding most of it. */

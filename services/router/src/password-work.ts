@@ -18,7 +18,7 @@
 import type { Db, Queryable } from "@pesan/shared/db";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
 import { Counter, type Logger, type Registry } from "@pesan/shared/observability";
-import { formatErr, parseText, withTag, type Request } from "@pesan/shared/protocol";
+import { formatErr, isAcceptablePassHash, parseText, withTag, type Request } from "@pesan/shared/protocol";
 import { emptyPrepared, processBatch, type Batch, type CoreDeps, type Incoming, type Outgoing } from "./batch.ts";
 import type { PasswordChecker } from "./passwords.ts";
 import { PasswordQueue, type DropReason, type QueuedJob, type QueueLimits } from "./password-queue.ts";
@@ -251,6 +251,8 @@ export class PasswordWork {
           return "rate_limited";
         }
         let hash = (await store.passHashes(db, [user])).get(user);
+        // An unusable stored hash (parameters no router makes) fails this request only.
+        if (hash !== undefined && !isAcceptablePassHash(hash)) this.deps.logger.warn({ user, request: job.id }, "stored password hash is not one this cluster accepts; the request is refused (ERR AUTH)");
         let ok = await passwords.verify(r.password, hash);
         if (r.cmd === "LOGIN" && hash === undefined) {
           // No account when we looked: a REGISTER of the name on another router may have been

@@ -2,31 +2,34 @@
  * Slow salted password hashes with node:crypto scrypt. Stored as
  * `scrypt$<log2 N>$<r>$<p>$<salt b64>$<hash b64>` so the cost can be raised later while old
  * hashes still verify. scrypt runs on libuv's thread pool, off the event loop.
+ *
+ * A stored hash may have come from another cluster (user.register), so it is untrusted input:
+ * it is used only if its parameters are ones a router makes (parsePassHash: log2 N within
+ * PASSWORD_HASH_COST's range, r = 8, p = 1). Anything else fails that one LOGIN (ERR AUTH)
+ * at once, instead of costing seconds of scrypt or throwing inside a password job.
  */
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-
-const KEY_LEN = 32;
+import { PASS_HASH_KEY_BYTES, PASS_HASH_P, PASS_HASH_R, PASS_HASH_SALT_BYTES, parsePassHash } from "@pesan/shared/protocol";
 
 function derive(password: string, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
   const N = 2 ** logN;
   return new Promise((resolve, reject) => {
-    scrypt(password, salt, KEY_LEN, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
+    scrypt(password, salt, PASS_HASH_KEY_BYTES, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
   });
 }
 
 export async function hashPassword(password: string, logN: number): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await derive(password, salt, logN, 8, 1);
-  return `scrypt$${logN}$8$1$${salt.toString("base64")}$${key.toString("base64")}`;
+  const salt = randomBytes(PASS_HASH_SALT_BYTES);
+  const key = await derive(password, salt, logN, PASS_HASH_R, PASS_HASH_P);
+  return `scrypt$${logN}$${PASS_HASH_R}$${PASS_HASH_P}$${salt.toString("base64")}$${key.toString("base64")}`;
 }
 
+/** False for a wrong password and for a stored hash this software would not make; never throws for either. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  const parts = stored.split("$");
-  if (parts.length !== 6 || parts[0] !== "scrypt") return false;
-  const [, logN, r, p, salt, hash] = parts as [string, string, string, string, string, string];
-  const expected = Buffer.from(hash, "base64");
-  const key = await derive(password, Buffer.from(salt, "base64"), Number(logN), Number(r), Number(p));
-  return key.length === expected.length && timingSafeEqual(key, expected);
+  const h = parsePassHash(stored);
+  if (!h) return false;
+  const key = await derive(password, h.salt, h.logN, h.r, h.p);
+  return key.length === h.key.length && timingSafeEqual(key, h.key);
 }
 
 /**

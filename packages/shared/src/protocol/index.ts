@@ -1,3 +1,4 @@
 export * from "./codec.ts";
 export * from "./proof.ts";
 export * from "./address.ts";
+export * from "./passhash.ts";
