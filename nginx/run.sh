@@ -2,11 +2,15 @@
 # The nginx container's entrypoint in both Compose files (the same in nginx:1.28-alpine and in
 # the Debian stand-in, so only POSIX sh and getent). nginx resolves an upstream's service name
 # to every replica once, when it (re)loads its config; open-source nginx before 1.27.3 cannot
-# re-resolve by itself. So this loop looks the names up every PESAN_NGINX_WATCH_INTERVAL seconds
-# and reloads nginx when an address appears that it does not have yet (`--scale` added a
-# replica, or one came back with a new address). A replica that disappears needs no reload:
-# passive failover (max_fails) already skips it, and a reload would move every client to a
-# new nginx UDP session (they would all have to RESUME), so it is not done for that.
+# re-resolve by itself. So this loop looks the names in PESAN_NGINX_WATCH up every
+# PESAN_NGINX_WATCH_INTERVAL seconds and reloads nginx when the set of addresses changed:
+# - one appeared (`--scale` added a replica, or one came back with a new address);
+# - one disappeared (a gateway died): nginx gets no error from a dead container's address
+#   (the bridge answers nothing, and ICMP "host unreachable" is a soft error UDP sockets do not
+#   report), so without a reload its clients' UDP sessions would keep going to it for
+#   proxy_timeout (180 s). After the reload every client's next datagram opens a new session
+#   to a live gateway, which answers NOT_LOGGED_IN, and the client RESUMEs (a few 100 ms).
+# No reload while a name resolves to nothing (Docker's DNS restarting, or nothing to balance to).
 set -eu
 names="${PESAN_NGINX_WATCH:-}"
 interval="${PESAN_NGINX_WATCH_INTERVAL:-2}"
@@ -19,12 +23,9 @@ watch() {
   known="$1"
   while sleep "$interval"; do
     now=$(addresses)
-    added=""
-    for a in $now; do
-      case " $known " in *" $a "*) ;; *) added="$added $a" ;; esac
-    done
-    [ -n "$added" ] || continue
-    echo "pesan nginx: new upstream address(es)$added for $names; reloading" >&2
+    [ -n "$now" ] && [ "$now" != "$known" ] || continue
+    for n in $names; do getent ahostsv4 "$n" >/dev/null 2>&1 || continue 2; done
+    echo "pesan nginx: upstream addresses of $names changed from [ $known] to [ $now]; reloading" >&2
     if nginx -s reload; then known="$now"; fi
   done
 }

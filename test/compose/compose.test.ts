@@ -45,6 +45,23 @@ async function gatewayOf(user: string): Promise<Container> {
   return gw;
 }
 
+/**
+ * After a container came back: every one healthy, and nginx done with the reload its new
+ * address caused (a datagram may be lost while nginx reloads; a real client retries it, the
+ * counted load's first steps do not).
+ */
+async function settled(): Promise<void> {
+  await project.waitHealthy(60_000, 10);
+  await sleep(3000);
+  await waitUntil("10 fresh clients answered through nginx in a row", async () => {
+    for (let i = 0; i < 10; i++) {
+      const ms = await firstAnswerAfter(address, Date.now());
+      if (ms < 0 || ms > 1000) return undefined;
+    }
+    return true;
+  }, 30_000);
+}
+
 /** Brings a killed container back when its restart policy did not (docker kill counts as a stop). */
 async function ensureRunning(c: Container): Promise<void> {
   const [now] = (await project.containers()).filter((x) => x.id === c.id);
@@ -231,11 +248,16 @@ test("docker kill (SIGKILL) of the gateway a client is on: it resumes, nothing i
     const first = await waitUntil("a DOWN alert naming the killed gateway", () => downs()[0], PROBE_MS + ALERT_INTERVAL_MS + 5000);
     figures.alertAfterKillMs = first.at - killedAt;
     await sleep(2 * ALERT_INTERVAL_MS);
-    const times = downs().map((m) => m.at);
-    const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    expect(gaps.filter((g) => g < ALERT_INTERVAL_MS * 0.7)).toEqual([]);
-    expect(times.length).toBeGreaterThanOrEqual(2);
-
+    // Per component of the dead container (its HTTP health and its UDP port are probed
+    // apart, so they may be alerted a moment apart): alerted again only an interval later.
+    const alertsOf = new Map<string, number[]>();
+    for (const m of downs()) for (const id of m.text.split("\n").filter((l) => l.startsWith("🔴 ") && l.includes(`${victim!.ip}:`))) alertsOf.set(id, [...(alertsOf.get(id) ?? []), m.at]);
+    expect(alertsOf.size).toBeGreaterThan(0);
+    for (const [id, times] of alertsOf) {
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      expect([id, gaps.filter((g) => g < ALERT_INTERVAL_MS * 0.7)]).toEqual([id, []]);
+      expect(times.length).toBeGreaterThanOrEqual(2);
+    }
     const restartedByPolicy = (await project.containers()).find((c) => c.id === victim!.id)?.status === "running";
     progress(`killed gateway ${restartedByPolicy ? "was restarted by its restart policy" : "stays down (docker kill counts as a stop): docker start"}`);
     await ensureRunning(victim);
@@ -246,7 +268,7 @@ test("docker kill (SIGKILL) of the gateway a client is on: it resumes, nothing i
     await receiver.close();
     if (victim) await ensureRunning(victim);
   }
-  await project.waitHealthy(60_000, 10);
+  await settled();
 }, 240_000);
 
 test("docker kill of a router under a counted load: 0 lost, 0 duplicated", async () => {
@@ -265,7 +287,7 @@ test("docker kill of a router under a counted load: 0 lost, 0 duplicated", async
     load.close();
     await ensureRunning(victim!);
   }
-  await project.waitHealthy(60_000, 10);
+  await settled();
 }, 240_000);
 
 for (const dep of ["postgres", "redis"]) {
@@ -302,7 +324,7 @@ test("`up -d --scale udp-gateway=3`: nginx balances over 3 gateways without bein
   const cs = await project.waitHealthy(HEALTHY_WITHIN_MS, 11);
   const newest = cs.filter((c) => c.service === "udp-gateway").sort((a, b) => b.startedAt.localeCompare(a.startedAt))[0]!;
   // nginx/run.sh sees the new address (every 2 s) and reloads nginx.
-  await waitUntil("nginx's reload for the new gateway", async () => (await nginxLog(nginxBefore!.id)).includes(`new upstream address(es)`) && (await nginxLog(nginxBefore!.id)).includes(newest.ip), 15_000, 500);
+  await waitUntil("nginx's reload for the new gateway", async () => (await nginxLog(nginxBefore!.id)).split("\n").some((l) => l.includes("changed from") && l.includes(` ${newest.ip} `)), 15_000, 500);
   // Fresh clients (one source port each: the hash spreads them) log in until all 3 hold some.
   const gatewaysUsed = new Set<string>();
   const clients: Array<Awaited<ReturnType<typeof loginClient>>["c"]> = [];
