@@ -45,15 +45,19 @@ export class FakeTelegram {
   private limit = { calls: 0, retryAfter: 1 };
   url = "";
 
-  constructor(opts: { token?: string; maxWaitMs?: number } = {}) {
+  /** Where it listens: 127.0.0.1, or a bridge network's gateway address for containers. */
+  readonly host: string;
+
+  constructor(opts: { token?: string; maxWaitMs?: number; host?: string } = {}) {
     this.token = opts.token ?? "123456:TEST-fake-token-abcdefghijklmnop";
     this.maxWaitMs = opts.maxWaitMs ?? 300;
+    this.host = opts.host ?? "127.0.0.1";
   }
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => this.server!.listen(0, this.host, resolve));
+    this.url = `http://${this.host}:${(this.server.address() as AddressInfo).port}`;
   }
 
   async close(): Promise<void> {

@@ -100,3 +100,18 @@ test("parsePeers on its own: empty is no peers; a broken JSON list is one issue"
   expect(parsePeers('[1, "x"]', "a", (m) => issues.push(m))).toEqual([]);
   expect(issues).toHaveLength(2);
 });
+
+test("a short key, or one that looks like a placeholder, is refused naming PEERS and the peer, without echoing it", () => {
+  // The shipped Compose files once defaulted to this one: long enough, but public.
+  for (const key of ["change-me-to-a-long-random-secret", "CHANGE_ME_0123456789abcdef0123456789", "replace-me-with-openssl-rand-hex-32", "your-key-here-your-key-here-your-key", "example-example-example-example-exa", "placeholder-placeholder-placeholder"]) {
+    const e = errorOf(() => loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "a", PEERS: `b=http://b:7000=b:4999=${key}` }));
+    expect(e.issues).toEqual(["PEERS: peer b: key looks like a placeholder (change-me, replace-me, example, placeholder): set a random one, e.g. `openssl rand -hex 32`"]);
+    expect(e.message).not.toContain(key);
+  }
+  expect(errorOf(() => loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "a", PEERS: "b=http://b:7000=b:4999=0123456789abcdef" })).issues).toEqual([
+    "PEERS: peer b: key must be 32-512 of A-Z a-z 0-9 _ . ~ + / - (e.g. `openssl rand -hex 32`)",
+  ]);
+  // A real random key passes.
+  const good = "3f9c1a7e52b04d8e9a6c0b1f2e3d4c5b6a798897a6b5c4d3e2f1a0b9c8d7e6f5";
+  expect(loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "a", PEERS: `b=http://b:7000=b:4999=${good}` }).peers[0]!.key).toBe(good);
+});

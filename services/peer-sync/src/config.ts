@@ -19,6 +19,12 @@ const NAME_RE = /^[A-Za-z0-9_-]{1,16}$/;
 /** No `=` or `,` (the list's separators) and no spaces; `openssl rand -hex 32` fits. */
 const KEY_RE = /^[A-Za-z0-9_.~+/-]{32,512}$/;
 const ADDRESS = hostPort();
+/**
+ * Keys that are the shipped examples or obvious stand-ins (`change-me-...`, `replace-me`,
+ * `your-key`, `example`, `placeholder`): 32 characters long enough for KEY_RE, but anyone who
+ * read the Compose file or the README knows them, and the key is all that authenticates a peer.
+ */
+const PLACEHOLDER_KEY_RE = /(change|replace)[-_.]?me|placeholder|example|your[-_.]?(key|secret)/i;
 
 /** A base URL peers are reached at: http(s), no query or fragment; returned without a trailing slash. */
 export function parseSyncUrl(s: string): string | undefined {
@@ -50,6 +56,7 @@ function checkPeer(raw: { name?: unknown; syncUrl?: unknown; address?: unknown; 
   // Never echo the key: configuration errors end up in logs.
   const key = typeof raw.key === "string" && KEY_RE.test(raw.key) ? raw.key : undefined;
   if (!key) bad("key must be 32-512 of A-Z a-z 0-9 _ . ~ + / - (e.g. `openssl rand -hex 32`)");
+  else if (PLACEHOLDER_KEY_RE.test(key)) bad("key looks like a placeholder (change-me, replace-me, example, placeholder): set a random one, e.g. `openssl rand -hex 32`");
   return ok ? { name, syncUrl: syncUrl!, address: address!, key: key! } : undefined;
 }
 

@@ -13,8 +13,12 @@ export interface NginxLayout {
   httpListen: string;
   /** No HTTP block when empty (no monitor-bot replicas to balance). */
   httpServers: string[];
-  /** Debian's nginx loads the stream module dynamically; the official image has it built in. */
-  loadStreamModule: boolean;
+  /**
+   * Debian's nginx loads the stream module dynamically (`true`: by its path; "modules-enabled":
+   * whatever Debian's packages enabled, which matches nothing in the official image, where the
+   * module is built in); `false`: nothing to load.
+   */
+  loadStreamModule: boolean | "modules-enabled";
   pidFile: string;
   errorLog: string;
 }
@@ -35,7 +39,12 @@ export function renderNginxConfig(l: NginxLayout): string {
   const http =
     l.httpServers.length === 0 ? "" : fill(t("http.conf.template"), { http_listen: l.httpListen, http_servers: servers(l.httpServers, "max_fails=1 fail_timeout=5s") });
   return fill(t("nginx.conf.template"), {
-    load_modules: l.loadStreamModule ? `load_module ${STREAM_MODULE};` : "",
+    load_modules:
+      l.loadStreamModule === "modules-enabled"
+        ? "# The Debian stand-in image loads the stream module here; the official image has it built in.\ninclude /etc/nginx/modules-enabled/*.conf;"
+        : l.loadStreamModule
+          ? `load_module ${STREAM_MODULE};`
+          : "",
     pid_file: l.pidFile,
     error_log: l.errorLog,
     udp_listen: l.udpListen,
@@ -61,7 +70,7 @@ export function composeNginxConfig(file = "nginx.compose.conf"): string {
     udpServers: [`${c.gateway}:4999`],
     httpListen: "8080",
     httpServers: c.monitor ? [`${c.monitor}:8080`] : [],
-    loadStreamModule: false,
+    loadStreamModule: "modules-enabled",
     pidFile: "/var/run/nginx.pid",
     errorLog: "/dev/stderr",
   });
