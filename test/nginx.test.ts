@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { PesanClient } from "@pesan/client";
 import { COMPOSE_NGINX_FILES, composeNginxConfig, REPO_ROOT } from "@pesan/cluster";
-import { sleep, sql } from "./support/e2e.ts";
+import { sendUntilAccepted, sleep, sql } from "./support/e2e.ts";
 import { useTopology } from "./support/fixture.ts";
 import { RawClient } from "./support/udp.ts";
 
@@ -76,21 +76,7 @@ test("kill -9 the gateway a client is on while it sends 50 messages/s: it resume
     const okAt: number[] = [];
     let killedAt = 0;
     const sendOne = async (i: number): Promise<void> => {
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline) {
-        try {
-          const lines = await sender.request(`SEND fo_bob fo ${i}`, { tag: `fo${i}`, timeoutMs: 300 });
-          const last = lines[lines.length - 1]!;
-          if (last.kind === "OK") {
-            okAt.push(Date.now());
-            return;
-          }
-        } catch {
-          // timed out: the gateway is gone or nginx is moving us; try again, same tag
-        }
-        await sleep(50);
-      }
-      throw new Error(`message ${i} never accepted`);
+      okAt.push(await sendUntilAccepted(sender, `SEND fo_bob fo ${i}`, `fo${i}`, { timeoutMs: 300, pauseMs: 50, deadlineMs: 30_000 }));
     };
     const inflight: Array<Promise<void>> = [];
     const started = Date.now();

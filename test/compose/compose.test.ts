@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { freePorts } from "@pesan/cluster";
 import { PesanClient, type MsgLine } from "@pesan/client";
 import { FakeTelegram } from "../support/fake-telegram.ts";
-import { loginClient, sql } from "../support/e2e.ts";
+import { loginClient, sendUntilAccepted, sql } from "../support/e2e.ts";
 import { startCountedLoad } from "../support/load.ts";
 import { expectExactlyOnce, firstAnswerAfter } from "../support/outage.ts";
 import { ComposeProject, createNetwork, docker, ensureImages, progress, randomSecret, run, sleep, waitUntil, type Container } from "./support.ts";
@@ -207,20 +207,7 @@ test("docker kill (SIGKILL) of the gateway a client is on: it resumes, nothing i
     let killedAt = 0;
     const okAt: number[] = [];
     const sendOne = async (i: number): Promise<void> => {
-      const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline) {
-        try {
-          const lines = await sender.request(`SEND gk_budi gk ${i}`, { tag: `gk${i}`, timeoutMs: 500 });
-          if (lines[lines.length - 1]!.kind === "OK") {
-            okAt.push(Date.now());
-            return;
-          }
-        } catch {
-          // no answer: the gateway is gone or nginx is moving us; the same tag again
-        }
-        await sleep(100);
-      }
-      throw new Error(`gk ${i} never accepted`);
+      okAt.push(await sendUntilAccepted(sender, `SEND gk_budi gk ${i}`, `gk${i}`, { timeoutMs: 500, pauseMs: 100, deadlineMs: 60_000 }));
     };
     const inflight: Array<Promise<void>> = [];
     const started = Date.now();

@@ -149,3 +149,26 @@ export async function pacedSend(send: (i: number) => void, ratePerSec: number, d
   }
   return sent;
 }
+
+/**
+ * Sends `line` with one tag until it is answered OK (the server acts on a tag once), through a
+ * gateway that may die meanwhile; resolves with the time of the OK, throws after deadlineMs.
+ */
+export async function sendUntilAccepted(
+  c: { request(line: string, o: { tag: string; timeoutMs: number }): Promise<Array<{ kind: string }>> },
+  line: string,
+  tag: string,
+  o: { timeoutMs: number; pauseMs: number; deadlineMs: number },
+): Promise<number> {
+  const deadline = Date.now() + o.deadlineMs;
+  while (Date.now() < deadline) {
+    try {
+      const lines = await c.request(line, { tag, timeoutMs: o.timeoutMs });
+      if (lines[lines.length - 1]!.kind === "OK") return Date.now();
+    } catch {
+      // no answer: the gateway is gone or the balancer is moving us; the same tag again
+    }
+    await sleep(o.pauseMs);
+  }
+  throw new Error(`${tag} (${line.split(" ")[0]}) never accepted`);
+}
