@@ -2,8 +2,9 @@
 module.exports = {
   testEnvironment: "node",
   testMatch: ["<rootDir>/{packages,services,apps,tools}/*/src/**/*.test.ts", "<rootDir>/test/**/*.test.ts"],
-  // The Compose end-to-end tests have their own config (test/compose/jest.config.cjs).
-  testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/compose/"],
+  // The Compose end-to-end tests and the tests that must run alone have their own configs
+  // (test/compose/jest.config.cjs, test/alone/jest.config.cjs), run after this one.
+  testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/compose/", "<rootDir>/test/alone/"],
   // fastify's inject() pulls cookie@2, which is ESM only; jest (without --experimental-vm-modules)
   // must compile it to CommonJS like our own code.
   transformIgnorePatterns: ["/node_modules/(?!(\\.pnpm|cookie)(/|@))"],

@@ -60,7 +60,7 @@ export interface MonitorApp {
   metrics: MonitorMetrics;
   userStats: UserStats | undefined;
   /** Present when the config has a telegram section. */
-  telegram: { bot: TelegramBot; alerter: Alerter; outbox: Outbox; lease: Lease; members: MemberStore } | undefined;
+  telegram: { bot: TelegramBot; alerter: Alerter; outbox: Outbox; lease: Lease; members: MemberStore; state: BotState } | undefined;
   /** In start order; close them in reverse (runComponents does). */
   components: Lifecycle[];
   /** For tests and embedding: starts every component in order. */
@@ -274,7 +274,7 @@ function createTelegram(
     { monitor: deps.monitor, lease, outbox, state, recipients: () => members.recipients(), logger, now: deps.now, metrics: deps.metrics },
     { intervalMs: tg.alertIntervalMs },
   );
-  return { parts: { bot: telegramBot, alerter, outbox, lease, members }, before: [...redisLife, outbox], after: [lease, alerter, telegramBot], redis: client };
+  return { parts: { bot: telegramBot, alerter, outbox, lease, members, state }, before: [...redisLife, outbox], after: [lease, alerter, telegramBot], redis: client };
 }
 
 async function pingRedis(redis: Redis): Promise<void> {
