@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { Queryable } from "@pesan/shared/db";
+import { CLUSTER_NAME_RE, HOST_PORT_RE } from "@pesan/shared/names";
 import { CONNECTED_KINDS, USER_KINDS } from "./kinds.ts";
 import { MESSAGE_KINDS } from "./message-kinds.ts";
 import type { IgnoreReason } from "./ownership.ts";
@@ -12,8 +13,9 @@ import type { IgnoreReason } from "./ownership.ts";
 export const PROTOCOL_VERSION = 1;
 export const PATHS = { announce: "/v1/announce", hello: "/v1/hello", frames: "/v1/frames" } as const;
 
-const name = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
-const address = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/);
+const name = z.string().regex(CLUSTER_NAME_RE);
+/** The shape only, no port range: what v1 has always accepted from a peer (tightening it could refuse a live peer). */
+const address = z.string().regex(HOST_PORT_RE);
 const count = z.number().int().min(0).max(1_000_000_000);
 /** A bigint position as a decimal string (JSON numbers lose precision past 2^53). */
 const position = z.string().regex(/^\d{1,20}$/);

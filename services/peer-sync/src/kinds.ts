@@ -9,17 +9,19 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { handOverUndelivered, type Queryable } from "@pesan/shared/db";
+import { CLUSTER_NAME_RE, USER_NAME_RE } from "@pesan/shared/names";
 import { isAcceptablePassHash } from "@pesan/shared/protocol";
 import { oneByOne, type ApplyContext, type FrameKind } from "./frames.ts";
 
-const clusterName = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
-const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
+const clusterName = z.string().regex(CLUSTER_NAME_RE);
+const userName = z.string().regex(USER_NAME_RE);
 /** An instant as JSON: ISO 8601 with an offset (Date#toISOString gives `...Z`). */
 const instant = z.iso.datetime({ offset: true });
 const token = z.string().min(1).max(128);
 /**
  * A client's UDP address as its gateway saw it (`1.2.3.4:5` or `[::1]:5`): our gateway may
- * send REDIRECT there, so only an IP literal and a port pass, never a name to resolve.
+ * send REDIRECT there, so only an IP literal and a port pass, never a name to resolve (hence
+ * not HOST_PORT_RE from @pesan/shared/names, which admits host names).
  */
 const endpoint = z
   .string()

@@ -12,11 +12,12 @@
  */
 import { z } from "zod";
 import { CHANNELS, type Queryable } from "@pesan/shared/db";
+import { USER_NAME_RE } from "@pesan/shared/names";
 import { formatMsg } from "@pesan/shared/protocol";
 import type { ApplyContext, FrameKind } from "./frames.ts";
 import { inIdSpace } from "./ownership.ts";
 
-const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
+const userName = z.string().regex(USER_NAME_RE);
 const messageId = z.string().regex(/^[A-Za-z0-9_.:-]{1,40}$/);
 const instant = z.iso.datetime({ offset: true });
 /** The client protocol caps a text at 4,000 bytes; a little room for a peer configured otherwise. */
