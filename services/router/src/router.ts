@@ -8,6 +8,7 @@ import { IN_STREAM, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutb
 import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatMsg } from "@pesan/shared/protocol";
+import { enqueueFrame, sessionDownPayload } from "@pesan/shared/replication";
 import { processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
 import { runCommands } from "./commands.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
@@ -240,7 +241,7 @@ export class Router implements Lifecycle {
       const expired = await store.expireSessions(tx, this.opts.cluster, new Date(now.getTime() - this.opts.leaseMs));
       for (const s of expired) {
         await store.logConnection(tx, s.user, "expired", this.opts.cluster, s.gateway, s.addr, now);
-        await store.outbox(tx, "session.down", { user: s.user, token: s.token, cluster: this.opts.cluster, reason: "expired", at: now.toISOString() });
+        await enqueueFrame(tx, "session.down", sessionDownPayload(s, this.opts.cluster, "expired", now));
       }
       return expired;
     });
