@@ -51,6 +51,12 @@ export const routerSettings = {
   PUBLIC_ADDRESS: hostPort().default("127.0.0.1:4999"),
   /** Most users online at once on this server; 0 for no limit. */
   QUOTA: int(0, 10_000_000).default(10_000),
+  /** The other servers (`name=host:port,...`, nearest first) for SERVERS when no peer-sync runs. */
+  SERVERS: serverList,
+  /**
+   * The old name of SERVERS, read for one release (routerOptionsFrom warns): peer-sync's PEERS
+   * is another list in another grammar, and one name for both misled operators.
+   */
   PEERS: serverList,
   SESSION_LEASE_MS: int(1000, 86_400_000).default(180_000),
   /** Where sessions may act without proofs (netcat, v1 clients): all, loopback or none. */

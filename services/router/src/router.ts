@@ -34,6 +34,8 @@ export interface RouterOptions extends CoreSettings {
   /** Proxies hiding client IPs (PROXY_IPS): their clients are told apart by port. */
   proxyIps: string[];
   peers: Array<{ name: string; address: string; proximity: number }>;
+  /** Configuration problems that do not stop the router (a deprecated setting): logged at start. */
+  configWarnings?: string[];
   /** Bounded storage: what the retention sweep deletes, and when. */
   retention: RetentionSettings;
 }
@@ -140,6 +142,7 @@ export class Router implements Lifecycle {
   }
 
   async start(): Promise<void> {
+    for (const w of this.opts.configWarnings ?? []) this.deps.logger.warn(w);
     await this.announceSelf();
     await store.seedServers(this.deps.db, this.opts.peers);
     await this.passwordWork.start();
