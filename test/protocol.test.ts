@@ -5,7 +5,7 @@
 import { ID, ID_RE, ISO_TIME, linesMatching, re, sentId, sleep, sql } from "./support/e2e.ts";
 import { useCluster } from "./support/fixture.ts";
 
-const fx = useCluster("protocol", { gateways: 1, routers: 1, env: { PEERS: "peer1=127.0.0.1:5901,peer2=10.9.8.7:4999", QUOTA: "500" } });
+const fx = useCluster("protocol", { gateways: 1, routers: 1, env: { SERVERS: "peer1=127.0.0.1:5901,peer2=10.9.8.7:4999", QUOTA: "500" } });
 const { client } = fx;
 const user = (name: string, password = "secret1") => fx.login(name, password, { register: true });
 
@@ -277,7 +277,7 @@ describe("CAP ACK and ACK", () => {
 });
 
 describe("SERVERS", () => {
-  test("this server first (UP online/quota), then the PEERS entries (DOWN), then OK SERVERS n; no session needed", async () => {
+  test("this server first (UP online/quota), then the SERVERS entries (DOWN), then OK SERVERS n; no session needed", async () => {
     await user("srv_a");
     // Without a session an address gets at most 3x the bytes it sent: the first line fits, not all.
     const stranger = await client();

@@ -8,7 +8,7 @@ import { heartbeat, linesMatching, sleep, sql } from "./support/e2e.ts";
 import { useCluster } from "./support/fixture.ts";
 
 const PEER_ADDRESS = "127.0.0.1:5977";
-const fx = useCluster("sessions", { gateways: 1, routers: 1, env: { SESSION_LEASE_MS: "1500", QUOTA: "2", PEERS: `peerx=${PEER_ADDRESS}` } });
+const fx = useCluster("sessions", { gateways: 1, routers: 1, env: { SESSION_LEASE_MS: "1500", QUOTA: "2", SERVERS: `peerx=${PEER_ADDRESS}` } });
 const { client } = fx;
 const login = async (name: string, register = true): Promise<RawClient> => (await fx.login(name, "secret1", { register })).c;
 

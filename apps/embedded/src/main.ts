@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 /** `pnpm start`: the whole messenger in one process, no external services needed. */
-import { parseArgs } from "node:util";
-import { exitOnStartupError, runComponents } from "@pesan/shared/observability";
-import { createEmbedded, loadEmbeddedConfig, type EmbeddedConfig } from "./embedded.ts";
+import { runService } from "@pesan/shared/observability";
+import { createEmbedded, loadEmbeddedConfig } from "./embedded.ts";
 
 const HELP = `pesan, all in one process: UDP gateway + router.
 
@@ -15,22 +14,12 @@ Common settings (environment): UDP_PORT=4999  HTTP_PORT=9090  DATA_DIR=.pesan-da
 Every router and gateway setting applies; see README.md.
 `;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { help: { type: "boolean", short: "h" } } });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
-  let config: EmbeddedConfig;
-  try {
-    config = loadEmbeddedConfig();
-  } catch (e) {
-    exitOnStartupError(e);
-  }
-  process.stderr.write(config.DATABASE_URL ? "starting...\n" : `starting (opening the embedded database in ${config.DATA_DIR}, a few seconds the first time)...\n`);
-  const app = await createEmbedded(config);
-  await runComponents(app.components, app.logger, config.SHUTDOWN_TIMEOUT_MS);
-  process.stderr.write(`\n${app.describe()}`);
-}
-
-main().catch(exitOnStartupError);
+void runService({
+  help: HELP,
+  config: () => loadEmbeddedConfig(),
+  build: async (config) => {
+    process.stderr.write(config.DATABASE_URL ? "starting...\n" : `starting (opening the embedded database in ${config.DATA_DIR}, a few seconds the first time)...\n`);
+    const app = await createEmbedded(config);
+    return { components: app.components, logger: app.logger, deadlineMs: config.SHUTDOWN_TIMEOUT_MS, started: () => void process.stderr.write(`\n${app.describe()}`) };
+  },
+});

@@ -6,6 +6,9 @@ export interface ServerAddress {
   port: number;
 }
 
+// Not HOST_PORT_RE (@pesan/shared/names) on purpose: the client takes what a user types or a
+// server lists, so it also accepts an IPv6 zone (`[fe80::1%eth0]:5`) and needs the host without
+// brackets to connect; host names here are DNS names (no `_`), and port 0 is refused.
 const ADDRESS_RE_V6 = /^\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]:(\d{1,5})$/;
 const ADDRESS_RE_V4 = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
 

@@ -4,6 +4,7 @@
  * strings; numbers may also come as numeric strings, since `${ENV:X}` always yields text.
  */
 import { z } from "zod";
+import { HOST_PORT_RE, parseHostPort, USER_NAME_RE, USER_NAME_RULE } from "@pesan/shared/names";
 import { parseDuration } from "./duration.ts";
 import { parseHostKeyPin } from "./hostkey.ts";
 
@@ -33,9 +34,10 @@ const duration = (minMs: number, maxMs: number) =>
 const hostPort = () =>
   z
     .string()
-    .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, { message: "must be host:port (IPv6 in brackets)", abort: true })
+    .regex(HOST_PORT_RE, { message: "must be host:port (IPv6 in brackets)", abort: true })
+    // 1-65535, not the service configuration's 0-65535: these are targets the monitor connects to.
     .refine((s) => {
-      const p = Number(/:(\d{1,5})$/.exec(s)?.[1]);
+      const p = parseHostPort(s)?.port ?? NaN;
       return p >= 1 && p <= 65535;
     }, "port must be 1-65535");
 
@@ -143,7 +145,7 @@ const messaging = z.strictObject({
   name: name(),
   /** The gateway (or the nginx in front of them) as host:port. */
   gateway: hostPort(),
-  user: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, "must be 1-32 of A-Z a-z 0-9 _ . - (a pesan user name)"),
+  user: z.string().regex(USER_NAME_RE, `must be ${USER_NAME_RULE} (a pesan user name)`),
   password: z.string().min(6, "must be 6 to 128 characters").max(128, "must be 6 to 128 characters"),
   interval: duration(50, 86_400_000).optional(),
   /** A reply to LOGIN or SEND must come within this. */

@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 /** The monitor-bot process: wiring only. */
-import { parseArgs } from "node:util";
-import { exitOnStartupError, runComponents } from "@pesan/shared/observability";
+import { runService } from "@pesan/shared/observability";
 import { createMonitorApp } from "./app.ts";
-import { loadMonitorConfig, type MonitorConfig } from "./config.ts";
+import { loadMonitorConfig } from "./config.ts";
 import { MONITOR_PACKAGE_DIR } from "./package-dir.ts";
 
 const HELP = `pesan monitor-bot: probes hosts over SSH, services, gateways, Postgres, Redis and the
@@ -27,29 +26,21 @@ HTTP (default 127.0.0.1:8080): GET /  (the dashboard)  /api/rmon/:server  /api/s
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { help: { type: "boolean", short: "h" }, config: { type: "string", short: "c" }, check: { type: "boolean" } },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
-  const file = values.config ?? process.env.MONITOR_CONFIG ?? "monitor.yaml";
-  let config: MonitorConfig;
-  try {
-    config = loadMonitorConfig(file);
-  } catch (e) {
-    exitOnStartupError(e);
-  }
-  if (values.check) {
-    process.stdout.write(
-      `${file}: valid (${config.targets.length} targets, ${config.components.length} components, ${config.messaging.length} messaging probes, ${config.actions.length} actions)\n`,
-    );
-    return;
-  }
-  const app = createMonitorApp(config, { packageDir: MONITOR_PACKAGE_DIR });
-  await runComponents(app.components, app.logger, SHUTDOWN_DEADLINE_MS);
-}
-
-main().catch(exitOnStartupError);
+void runService({
+  help: HELP,
+  options: { config: { type: "string", short: "c" }, check: { type: "boolean" } },
+  config: (args) => {
+    const file = (typeof args.config === "string" ? args.config : undefined) ?? process.env.MONITOR_CONFIG ?? "monitor.yaml";
+    return { file, config: loadMonitorConfig(file) };
+  },
+  build: async ({ file, config }, args) => {
+    if (args.check) {
+      process.stdout.write(
+        `${file}: valid (${config.targets.length} targets, ${config.components.length} components, ${config.messaging.length} messaging probes, ${config.actions.length} actions)\n`,
+      );
+      return undefined;
+    }
+    const app = createMonitorApp(config, { packageDir: MONITOR_PACKAGE_DIR });
+    return { components: app.components, logger: app.logger, deadlineMs: SHUTDOWN_DEADLINE_MS };
+  },
+});

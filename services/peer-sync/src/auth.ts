@@ -2,7 +2,8 @@
  * Who is calling, and may we believe it: the pure half of request authentication. The replay
  * check needs storage and sits behind the ReplayGuard interface.
  */
-import { HEADERS, NAME_RE, NONCE_RE, verifyRequest } from "./signing.ts";
+import { isClusterName } from "@pesan/shared/names";
+import { HEADERS, NONCE_RE, verifyRequest } from "./signing.ts";
 
 /** Why a request was refused: a bounded set, used as a metric label. */
 export const REFUSAL_REASONS = ["missing_auth", "unknown_sender", "wrong_receiver", "bad_signature", "clock_skew", "replay", "bad_frame"] as const;
@@ -59,7 +60,7 @@ export function authenticate(req: AuthRequest, ctx: AuthContext): Authenticated 
   const signature = header(req.headers, HEADERS.signature);
   const claimed = from?.slice(0, 32);
   if (!from || !to || !ts || !nonce || !signature) return refuse(401, "missing_auth", claimed, "the request is not signed (x-pesan-* headers missing)");
-  if (!NAME_RE.test(from) || !/^\d{1,16}$/.test(ts) || !NONCE_RE.test(nonce)) return refuse(401, "missing_auth", claimed, "malformed x-pesan-* headers");
+  if (!isClusterName(from) || !/^\d{1,16}$/.test(ts) || !NONCE_RE.test(nonce)) return refuse(401, "missing_auth", claimed, "malformed x-pesan-* headers");
   const key = ctx.keys.get(from);
   if (key === undefined) return refuse(403, "unknown_sender", claimed, `no link with a server named ${JSON.stringify(claimed)}`);
   if (to !== ctx.self) return refuse(403, "wrong_receiver", from, `this server is ${ctx.self}, not ${JSON.stringify(to.slice(0, 32))}`);

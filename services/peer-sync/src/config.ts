@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { z } from "zod";
 import { commonSettings, hostPort, int, pgUrl, port, loadConfig, type Env } from "@pesan/shared/config";
 import { ConfigError } from "@pesan/shared/errors";
+import { CLUSTER_NAME_RE, CLUSTER_NAME_RULE, isClusterName } from "@pesan/shared/names";
 
 /** One linked cluster. `key` is shared by this pair of clusters only and signs both directions. */
 export interface PeerConfig {
@@ -15,7 +16,6 @@ export interface PeerConfig {
   proximity: number;
 }
 
-const NAME_RE = /^[A-Za-z0-9_-]{1,16}$/;
 /** No `=` or `,` (the list's separators) and no spaces; `openssl rand -hex 32` fits. */
 const KEY_RE = /^[A-Za-z0-9_.~+/-]{32,512}$/;
 const ADDRESS = hostPort();
@@ -42,13 +42,13 @@ type Issue = (message: string) => void;
 
 function checkPeer(raw: { name?: unknown; syncUrl?: unknown; address?: unknown; key?: unknown }, where: string, issue: Issue): Omit<PeerConfig, "proximity"> | undefined {
   const name = typeof raw.name === "string" ? raw.name : "";
-  const label = NAME_RE.test(name) ? `peer ${name}` : where;
+  const label = isClusterName(name) ? `peer ${name}` : where;
   let ok = true;
   const bad = (m: string) => {
     ok = false;
     issue(`${label}: ${m}`);
   };
-  if (!NAME_RE.test(name)) bad("name must be 1-16 of A-Z a-z 0-9 _ -");
+  if (!isClusterName(name)) bad(`name must be ${CLUSTER_NAME_RULE}`);
   const syncUrl = typeof raw.syncUrl === "string" ? parseSyncUrl(raw.syncUrl) : undefined;
   if (!syncUrl) bad("sync URL must be an http:// or https:// URL without query");
   const address = typeof raw.address === "string" && ADDRESS.safeParse(raw.address).success ? raw.address : undefined;
@@ -115,7 +115,7 @@ export const peerSyncSettings = {
   ...commonSettings,
   DATABASE_URL: pgUrl(),
   HTTP_PORT: port().default(9300),
-  SERVER_NAME: z.string().regex(NAME_RE, "must be 1-16 of A-Z a-z 0-9 _ -").default("local"),
+  SERVER_NAME: z.string().regex(CLUSTER_NAME_RE, `must be ${CLUSTER_NAME_RULE}`).default("local"),
   PUBLIC_ADDRESS: hostPort().default("127.0.0.1:4999"),
   SYNC_LISTEN: hostPort().default("0.0.0.0:7000"),
   SYNC_URL: z.string().optional(),

@@ -4,16 +4,17 @@
  * frames in batches on /v1/frames, each kind with its own schema and idempotent apply handler.
  */
 import { z } from "zod";
-import type { Queryable } from "@pesan/shared/db";
+import { CLUSTER_NAME_RE, HOST_PORT_RE } from "@pesan/shared/names";
 import { CONNECTED_KINDS, USER_KINDS } from "./kinds.ts";
+import type { FrameKinds } from "./frame-kind.ts";
 import { MESSAGE_KINDS } from "./message-kinds.ts";
-import type { IgnoreReason } from "./ownership.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const PATHS = { announce: "/v1/announce", hello: "/v1/hello", frames: "/v1/frames" } as const;
 
-const name = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
-const address = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/);
+const name = z.string().regex(CLUSTER_NAME_RE);
+/** The shape only, no port range: what v1 has always accepted from a peer (tightening it could refuse a live peer). */
+const address = z.string().regex(HOST_PORT_RE);
 const count = z.number().int().min(0).max(1_000_000_000);
 /** A bigint position as a decimal string (JSON numbers lose precision past 2^53). */
 const position = z.string().regex(/^\d{1,20}$/);
@@ -57,52 +58,9 @@ export type FramesBody = z.infer<typeof framesBody>;
 export const framesAck = z.object({ v: z.literal(PROTOCOL_VERSION), kind: z.literal("ack"), upTo: outboxPosition });
 export type FramesAck = z.infer<typeof framesAck>;
 
-export interface ApplyContext {
-  /** The sending cluster. */
-  peer: string;
-  /** This cluster. */
-  self: string;
-  now: Date;
-  /**
-   * A frame of this run is not applied because its sender does not own what it changes. The
-   * applier counts and logs these after the batch commits (a retried transaction counts once).
-   */
-  ignore(kind: string, reason: IgnoreReason, detail: Record<string, string>): void;
-  /**
-   * Users whose session the sender ended with reason `unregistered` earlier in this batch:
-   * the user.unregister that routers of an earlier version wrote after it is then the
-   * session holder's, although the row is gone by the time it applies.
-   */
-  unregisteredSessions: Set<string>;
-}
-
-
-export interface Validator<T> {
-  safeParse(data: unknown): { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } };
-}
-
-/**
- * One kind of replicated frame. applyRun gets a run of consecutive frames of this kind, in
- * order, inside the batch's transaction, so a kind can apply many rows in one statement; its
- * effect must equal applying them one by one, and be idempotent: positions make a re-sent
- * frame rare, not impossible (a new epoch, a restore).
- */
-export interface FrameKind<T = unknown> {
-  /** A zod schema, or anything with the same safeParse. */
-  schema: Validator<T>;
-  applyRun(tx: Queryable, ctx: ApplyContext, run: T[]): Promise<void>;
-}
-
-/** A run handler from a handler of one frame (for kinds too rare to be worth a bulk statement). */
-export function oneByOne<T>(apply: (tx: Queryable, ctx: ApplyContext, data: T) => Promise<void>): FrameKind<T>["applyRun"] {
-  return async (tx, ctx, run) => {
-    for (const d of run) await apply(tx, ctx, d);
-  };
-}
-
-// `any`: each entry pairs its own schema with its own handler; the registry only routes by kind.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type FrameKinds = Readonly<Record<string, FrameKind<any>>>;
+// The kind contract lives in frame-kind.ts, which kinds.ts and message-kinds.ts import: this
+// file imports them for FRAME_KINDS, so they must not import it back.
+export { oneByOne, type ApplyContext, type FrameKind, type FrameKinds, type Validator } from "./frame-kind.ts";
 
 /** Update User and Update Connected (kinds.ts), Update Messages and routing (message-kinds.ts). */
 export const FRAME_KINDS: FrameKinds = { ...USER_KINDS, ...CONNECTED_KINDS, ...MESSAGE_KINDS };

@@ -6,43 +6,27 @@
  * Nothing applied here is written back to the outbox as the same kind: each cluster sends only
  * what its own clients did, to every peer directly, so nothing echoes.
  */
-import { isIP } from "node:net";
-import { z } from "zod";
-import { handOverUndelivered, type Queryable } from "@pesan/shared/db";
+import { handOverUndelivered, insertUser, type Queryable } from "@pesan/shared/db";
 import { isAcceptablePassHash } from "@pesan/shared/protocol";
-import { oneByOne, type ApplyContext, type FrameKind } from "./frames.ts";
+import { oneByOne, type ApplyContext, type FrameKind } from "./frame-kind.ts";
 
-const clusterName = z.string().regex(/^[A-Za-z0-9_-]{1,16}$/);
-const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
-/** An instant as JSON: ISO 8601 with an offset (Date#toISOString gives `...Z`). */
-const instant = z.iso.datetime({ offset: true });
-const token = z.string().min(1).max(128);
-/**
- * A client's UDP address as its gateway saw it (`1.2.3.4:5` or `[::1]:5`): our gateway may
- * send REDIRECT there, so only an IP literal and a port pass, never a name to resolve.
- */
-const endpoint = z
-  .string()
-  .max(64)
-  .refine((s) => {
-    const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([0-9.]+):(\d{1,5})$/.exec(s);
-    return m !== null && isIP(m[1]!) !== 0 && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
-  }, "must be ip:port or [ipv6]:port");
-
-export const userRegister = z.object({ name: userName, passHash: z.string().min(1).max(1024), createdAt: instant, home: clusterName });
-export const userUnregister = z.object({ name: userName, createdAt: instant, at: instant });
-/** `reach` came after v1's first release: optional, and a receiver that does not know it drops it. */
-export const sessionUp = z.object({ user: userName, token, cluster: clusterName, capAck: z.boolean(), at: instant, reach: endpoint.optional() });
-export const sessionDown = z.object({ user: userName, token, cluster: clusterName, reason: z.enum(["logout", "expired", "unregistered", "replaced"]), at: instant });
-export const sessionSnapshot = z.object({
-  cluster: clusterName,
-  sessions: z.array(z.object({ user: userName, token, capAck: z.boolean(), at: instant, reach: endpoint.optional() })).max(10_000_000),
-});
-export type UserRegister = z.infer<typeof userRegister>;
-export type UserUnregister = z.infer<typeof userUnregister>;
-export type SessionUp = z.infer<typeof sessionUp>;
-export type SessionDown = z.infer<typeof sessionDown>;
-export type SessionSnapshot = z.infer<typeof sessionSnapshot>;
+// The payload schemas are @pesan/shared/replication's (the routers write these kinds too).
+import {
+  enqueueFrame,
+  sessionDownPayload,
+  sessionDown,
+  sessionSnapshot,
+  sessionUp,
+  userRegister,
+  userUnregister,
+  type SessionDown,
+  type SessionSnapshot,
+  type SessionUp,
+  type UserRegister,
+  type UserUnregister,
+} from "@pesan/shared/replication";
+export { sessionDown, sessionSnapshot, sessionUp, userRegister, userUnregister };
+export type { SessionDown, SessionSnapshot, SessionUp, UserRegister, UserUnregister };
 
 /** One account of a name, as the winner rule sees it. */
 export interface Registration {
@@ -92,7 +76,7 @@ async function applyUserRegister(tx: Queryable, ctx: ApplyContext, d: UserRegist
   );
   const cur = r.rows[0];
   if (!cur) {
-    await tx.query("INSERT INTO users (name, pass_hash, created_at, home_cluster) VALUES ($1, $2, $3, $4)", [d.name, d.passHash, incoming.createdAt, d.home]);
+    await insertUser(tx, { name: d.name, passHash: d.passHash, createdAt: incoming.createdAt, home: d.home }, { ifAbsent: false });
     return;
   }
   const local = { createdAt: new Date(cur.created_at), home: cur.home_cluster };
@@ -109,12 +93,10 @@ async function applyUserRegister(tx: Queryable, ctx: ApplyContext, d: UserRegist
   const held = s.rows[0];
   if (held && held.cluster === ctx.self) {
     // Our session of the losing account ends: tell the others, in this very transaction.
-    await tx.query("INSERT INTO peer_outbox (kind, payload) VALUES ('session.down', $1::jsonb)", [
-      JSON.stringify({ user: d.name, token: held.token, cluster: ctx.self, reason: "unregistered", at: ctx.now.toISOString() }),
-    ]);
+    await enqueueFrame(tx, "session.down", sessionDownPayload({ user: d.name, token: held.token }, ctx.self, "unregistered", ctx.now));
   }
   await tx.query("DELETE FROM users WHERE name = $1", [d.name]);
-  await tx.query("INSERT INTO users (name, pass_hash, created_at, home_cluster) VALUES ($1, $2, $3, $4)", [d.name, d.passHash, incoming.createdAt, d.home]);
+  await insertUser(tx, { name: d.name, passHash: d.passHash, createdAt: incoming.createdAt, home: d.home }, { ifAbsent: false });
 }
 
 async function rememberLoser(tx: Queryable, name: string, r: Registration, passHash: string): Promise<void> {
@@ -246,6 +228,6 @@ export async function writeSnapshot(tx: Queryable, self: string, waitMs: number,
     cluster: self,
     sessions: s.rows.map((row) => ({ user: row.user_name, token: row.token, capAck: row.cap_ack, at: new Date(row.login_at).toISOString(), ...(row.addr ? { reach: row.addr } : {}) })),
   };
-  await tx.query("INSERT INTO peer_outbox (kind, payload) VALUES ('session.snapshot', $1::jsonb)", [JSON.stringify(snapshot)]);
+  await enqueueFrame(tx, "session.snapshot", snapshot);
   return true;
 }

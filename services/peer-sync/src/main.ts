@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 /** The peer-sync process: wiring only. */
-import { parseArgs } from "node:util";
 import { migrate, PgDb } from "@pesan/shared/db";
-import { createLogger, createRegistry, exitOnStartupError, HealthServer, runComponents } from "@pesan/shared/observability";
-import { loadPeerSyncConfig, type PeerSyncConfig } from "./config.ts";
+import { closeOnly, createLogger, createRegistry, HealthServer, runService } from "@pesan/shared/observability";
+import { loadPeerSyncConfig } from "./config.ts";
 import { peerSyncOptionsFrom } from "./options.ts";
 import { PeerSync } from "./peer-sync.ts";
 
@@ -25,39 +24,26 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
 See services/peer-sync/README.md.
 `;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { help: { type: "boolean", short: "h" } } });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
-  let config: PeerSyncConfig;
-  try {
-    config = loadPeerSyncConfig();
-  } catch (e) {
-    exitOnStartupError(e);
-  }
-  const opts = peerSyncOptionsFrom(config);
-  const logger = createLogger("peer-sync", config.LOG_LEVEL, { cluster: config.SERVER_NAME });
-  const registry = createRegistry("peer-sync");
-  const db = new PgDb(config.DATABASE_URL, { applicationName: `peer-sync-${config.SERVER_NAME}`, max: config.DB_POOL_MAX });
-  const applied = await migrate(db);
-  if (applied.length > 0) logger.info({ applied }, "migrations applied");
-  const peerSync = new PeerSync(opts, { db, logger, registry });
-  const health = new HealthServer({
-    host: config.HTTP_HOST,
-    port: config.HTTP_PORT,
-    registry,
-    logger,
-    // Only our own database makes us unhealthy; a DOWN peer is news, not our failure.
-    checks: [{ name: "postgres", check: async () => void (await db.query("SELECT 1")) }],
-    info: () => ({ service: "peer-sync", cluster: config.SERVER_NAME, syncUrl: opts.syncUrl, links: peerSync.linkStates() }),
-  });
-  await runComponents(
-    [{ name: "postgres", start: async () => undefined, close: () => db.close() }, peerSync, health],
-    logger,
-    config.SHUTDOWN_TIMEOUT_MS,
-  );
-}
-
-main().catch(exitOnStartupError);
+void runService({
+  help: HELP,
+  config: () => loadPeerSyncConfig(),
+  build: async (config) => {
+    const opts = peerSyncOptionsFrom(config);
+    const logger = createLogger("peer-sync", config.LOG_LEVEL, { cluster: config.SERVER_NAME });
+    const registry = createRegistry("peer-sync");
+    const db = new PgDb(config.DATABASE_URL, { applicationName: `peer-sync-${config.SERVER_NAME}`, max: config.DB_POOL_MAX });
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info({ applied }, "migrations applied");
+    const peerSync = new PeerSync(opts, { db, logger, registry });
+    const health = new HealthServer({
+      host: config.HTTP_HOST,
+      port: config.HTTP_PORT,
+      registry,
+      logger,
+      // Only our own database makes us unhealthy; a DOWN peer is news, not our failure.
+      checks: [{ name: "postgres", check: async () => void (await db.query("SELECT 1")) }],
+      info: () => ({ service: "peer-sync", cluster: config.SERVER_NAME, syncUrl: opts.syncUrl, links: peerSync.linkStates() }),
+    });
+    return { components: [closeOnly("postgres", () => db.close()), peerSync, health], logger, deadlineMs: config.SHUTDOWN_TIMEOUT_MS };
+  },
+});

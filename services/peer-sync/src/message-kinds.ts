@@ -10,27 +10,15 @@
  * delivered on push; CAP ACK: resent until ACK). A broadcast line goes through pending_pushes,
  * which the routers publish. Either wakes the routers with a NOTIFY (CHANNELS.pushes).
  */
-import { z } from "zod";
 import { CHANNELS, type Queryable } from "@pesan/shared/db";
 import { formatMsg } from "@pesan/shared/protocol";
-import type { ApplyContext, FrameKind } from "./frames.ts";
+import type { ApplyContext, FrameKind } from "./frame-kind.ts";
 import { inIdSpace } from "./ownership.ts";
 
-const userName = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/);
-const messageId = z.string().regex(/^[A-Za-z0-9_.:-]{1,40}$/);
-const instant = z.iso.datetime({ offset: true });
-/** The client protocol caps a text at 4,000 bytes; a little room for a peer configured otherwise. */
-const body = z.string().max(8192);
-
-export const messageNew = z.object({ id: messageId, sentAt: instant, sender: userName, recipient: userName, body });
-export const messageState = z.union([
-  z.object({ id: messageId, recipient: userName, deleted: z.literal(true) }),
-  z.object({ id: messageId, recipient: userName, sender: userName, sentAt: instant, body, delivered: z.boolean(), read: z.boolean() }),
-]);
-export const broadcastFrame = z.object({ id: messageId, sentAt: instant, sender: userName, body });
-export type MessageNew = z.infer<typeof messageNew>;
-export type MessageState = z.infer<typeof messageState>;
-export type BroadcastFrame = z.infer<typeof broadcastFrame>;
+// The payload schemas are @pesan/shared/replication's (the routers write these kinds).
+import { broadcastFrame, messageNew, messageState, type BroadcastFrame, type MessageNew, type MessageState } from "@pesan/shared/replication";
+export { broadcastFrame, messageNew, messageState };
+export type { BroadcastFrame, MessageNew, MessageState };
 
 /** A broadcast older than this when it arrives (its peer was DOWN meanwhile) is dropped: `ALL` is for who is online now. */
 export const BROADCAST_MAX_AGE_MS = 60_000;

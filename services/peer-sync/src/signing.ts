@@ -16,7 +16,6 @@ export const HEADERS = {
 } as const;
 
 export const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;
-export const NAME_RE = /^[A-Za-z0-9_-]{1,16}$/;
 
 export interface RequestParts {
   method: string;

@@ -7,6 +7,7 @@
 import type { Db, Queryable } from "@pesan/shared/db";
 import { parseText, withTag, type PlainSessionPolicy, type Request } from "@pesan/shared/protocol";
 import { WITHHELD, type OutboundLine } from "@pesan/shared/bus";
+import { enqueueFrames, type OutgoingFrame } from "@pesan/shared/replication";
 import * as store from "./store.ts";
 import type { NewMessage, Session } from "./store.ts";
 
@@ -92,11 +93,8 @@ interface PendingSend {
   frame: Frame | undefined;
 }
 
-/** A peer_outbox row buffered by the batch (docs/peer-protocol.md). */
-export interface Frame {
-  kind: string;
-  payload: Record<string, unknown>;
-}
+/** A peer_outbox row buffered by the batch (docs/peer-protocol.md), typed by its kind. */
+export type Frame = OutgoingFrame;
 
 const endpointKey = (gateway: string, addr: string): string => `${gateway}\u0000${addr}`;
 const hasEndpoint = (s: Session): boolean => s.gateway !== "";
@@ -374,7 +372,7 @@ export class Batch {
       );
       for (const p of kept) if (p.frame) frames.push(p.frame);
     }
-    await store.outboxMany(this.tx, frames);
+    await enqueueFrames(this.tx, frames);
     await store.ackMessages(this.tx, acks);
     await store.undeliverWithheld(this.tx, withheld);
     const after = this.afterFlushes;

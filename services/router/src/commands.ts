@@ -17,6 +17,8 @@ import {
   type Request,
 } from "@pesan/shared/protocol";
 import { BIND, UNBIND } from "@pesan/shared/bus";
+import { insertUser } from "@pesan/shared/db";
+import { enqueueFrame, sessionDownPayload, type SessionDown } from "@pesan/shared/replication";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
 import type { Batch, ReqCtx } from "./batch.ts";
 import { decideRoute } from "./route.ts";
@@ -159,8 +161,8 @@ async function register(b: Batch, ctx: ReqCtx, user: string): Promise<void> {
   const hash = b.prepared.newHashes.get(ctx.index);
   // Only password-work.ts runs REGISTER, with its hash; a stream batch never hashes.
   if (hash === undefined) throw new Error("REGISTER without a prepared hash");
-  if (await store.insertUser(b.tx, user, hash, b.settings.cluster, b.now)) {
-    await store.outbox(b.tx, "user.register", { name: user, passHash: hash, createdAt: b.now.toISOString(), home: b.settings.cluster });
+  if (await insertUser(b.tx, { name: user, passHash: hash, createdAt: b.now, home: b.settings.cluster }, { ifAbsent: true })) {
+    await enqueueFrame(b.tx, "user.register", { name: user, passHash: hash, createdAt: b.now.toISOString(), home: b.settings.cluster });
     b.markRegistered(user);
     return b.reply(ctx, formatOk("REGISTERED", user));
   }
@@ -240,7 +242,7 @@ async function bind(b: Batch, ctx: ReqCtx, bound: Session & { proofKey: string }
   await store.upsertSession(b.tx, s, cluster, b.now);
   await store.logConnection(b.tx, s.user, event, cluster, s.gateway, s.addr, b.now);
   // reach: where a survivor may send REDIRECT should this cluster die (docs/peer-protocol.md).
-  await store.outbox(b.tx, "session.up", { user: s.user, token: s.token, cluster, capAck: s.capAck, at: b.now.toISOString(), reach: s.addr });
+  await enqueueFrame(b.tx, "session.up", { user: s.user, token: s.token, cluster, capAck: s.capAck, at: b.now.toISOString(), reach: s.addr });
   b.setSession(s);
   ctx.session = s;
   // The gateway learns the key first (same stream, in order), so it can check the proofs that
@@ -364,7 +366,7 @@ async function unregister(b: Batch, ctx: ReqCtx, s: Session): Promise<void> {
   // Before the session.down: a peer accepts the removal of an account homed elsewhere only
   // from the cluster it sees holding the user's session (peer-sync kinds.ts), so that row
   // must still be there when this frame applies.
-  if (createdAt) await store.outbox(b.tx, "user.unregister", { name: s.user, createdAt: createdAt.toISOString(), at: b.now.toISOString() });
+  if (createdAt) await enqueueFrame(b.tx, "user.unregister", { name: s.user, createdAt: createdAt.toISOString(), at: b.now.toISOString() });
   await store.logConnection(b.tx, s.user, "unregistered", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
   await sessionDown(b, s, "unregistered");
   unbind(b, ctx, s);
@@ -382,6 +384,6 @@ function local(b: Batch, s: Session | undefined): Session | undefined {
 }
 
 /** Tells the other clusters that a session held here ended (written in the same transaction). */
-async function sessionDown(b: Batch, s: Session, reason: "logout" | "expired" | "unregistered" | "replaced"): Promise<void> {
-  await store.outbox(b.tx, "session.down", { user: s.user, token: s.token, cluster: b.settings.cluster, reason, at: b.now.toISOString() });
+async function sessionDown(b: Batch, s: Session, reason: SessionDown["reason"]): Promise<void> {
+  await enqueueFrame(b.tx, "session.down", sessionDownPayload(s, b.settings.cluster, reason, b.now));
 }

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { commonSettings, hostPort, int, pgUrl, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
+import { CLUSTER_NAME_RE, CLUSTER_NAME_RULE, HOST_PORT_RE, isClusterName } from "@pesan/shared/names";
 import { PASS_HASH_COST_MAX, PASS_HASH_COST_MIN, PLAIN_SESSION_POLICIES } from "@pesan/shared/protocol";
 
 /** One `name=host:port` entry per other server this cluster knows before peer-sync runs. */
@@ -10,12 +11,15 @@ const serverList = z
   .transform((s, ctx) => {
     const out: Array<{ name: string; address: string; proximity: number }> = [];
     for (const [i, item] of s.split(",").map((x) => x.trim()).filter(Boolean).entries()) {
-      const m = /^([A-Za-z0-9_-]{1,16})=((?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5})$/.exec(item);
-      if (!m) {
+      // Neither a name nor a host:port holds `=`, so splitting at the first one is exact.
+      const eq = item.indexOf("=");
+      const name = item.slice(0, eq);
+      const address = item.slice(eq + 1);
+      if (eq < 0 || !isClusterName(name) || !HOST_PORT_RE.test(address)) {
         ctx.addIssue({ code: "custom", message: `entry ${JSON.stringify(item)} must be name=host:port` });
         return z.NEVER;
       }
-      out.push({ name: m[1]!, address: m[2]!, proximity: (i + 1) * 10 });
+      out.push({ name, address, proximity: (i + 1) * 10 });
     }
     return out;
   });
@@ -42,11 +46,17 @@ export const routerSettings = {
   HTTP_PORT: port().default(9200),
   ROUTER_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
   /** This cluster's name in SERVERS and in message ids. */
-  SERVER_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, "must be 1-16 of A-Z a-z 0-9 _ -").default("local"),
+  SERVER_NAME: z.string().regex(CLUSTER_NAME_RE, `must be ${CLUSTER_NAME_RULE}`).default("local"),
   /** The address clients use to reach this cluster (nginx or a gateway). */
   PUBLIC_ADDRESS: hostPort().default("127.0.0.1:4999"),
   /** Most users online at once on this server; 0 for no limit. */
   QUOTA: int(0, 10_000_000).default(10_000),
+  /** The other servers (`name=host:port,...`, nearest first) for SERVERS when no peer-sync runs. */
+  SERVERS: serverList,
+  /**
+   * The old name of SERVERS, read for one release (routerOptionsFrom warns): peer-sync's PEERS
+   * is another list in another grammar, and one name for both misled operators.
+   */
   PEERS: serverList,
   SESSION_LEASE_MS: int(1000, 86_400_000).default(180_000),
   /** Where sessions may act without proofs (netcat, v1 clients): all, loopback or none. */

@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 /** The router process: wiring only. */
-import { parseArgs } from "node:util";
 import { RedisBus } from "@pesan/shared/bus";
 import { migrate, PgDb } from "@pesan/shared/db";
-import { closeOnly, createLogger, createRegistry, dependencyChecks, exitOnStartupError, HealthServer, runComponents } from "@pesan/shared/observability";
-import { loadRouterConfig, type RouterConfig } from "./config.ts";
+import { closeOnly, createLogger, createRegistry, dependencyChecks, HealthServer, runService } from "@pesan/shared/observability";
+import { loadRouterConfig } from "./config.ts";
 import { routerOptionsFrom } from "./options.ts";
 import { Router } from "./router.ts";
 
@@ -14,7 +13,7 @@ usage: node services/router/src/main.ts [--help]
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   DATABASE_URL (required)  postgres://...          REDIS_URL (required)  redis://...
-  SERVER_NAME=local  PUBLIC_ADDRESS=127.0.0.1:4999  QUOTA=10000  PEERS=name=host:port,...
+  SERVER_NAME=local  PUBLIC_ADDRESS=127.0.0.1:4999  QUOTA=10000  SERVERS=name=host:port,...
   SESSION_LEASE_MS=180000  PLAIN_SESSIONS=all (all, loopback, none)  SESSIONS_PER_IP=1000
   BATCH_SIZE=128  CLAIM_IDLE_MS=10000  RESEND_BASE_MS=200
   RESEND_MAX_ATTEMPTS=8  RESEND_MAX_DELAY_MS=5000  INBOX_LIMIT=100  BUS_PREFIX=pesan:
@@ -28,45 +27,34 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
 See README.md for the full table.
 `;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { help: { type: "boolean", short: "h" } } });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
-  let config: RouterConfig;
-  try {
-    config = loadRouterConfig();
+void runService({
+  help: HELP,
+  config: () => {
+    const config = loadRouterConfig();
     if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error("invalid configuration:\n  - DATABASE_URL and REDIS_URL are required (use `pnpm start` for the embedded mode)");
-  } catch (e) {
-    exitOnStartupError(e);
-  }
-  const opts = routerOptionsFrom(config);
-  const logger = createLogger("router", config.LOG_LEVEL, { routerId: opts.routerId });
-  const registry = createRegistry("router");
-  const db = new PgDb(config.DATABASE_URL, { applicationName: opts.routerId, max: config.DB_POOL_MAX });
-  const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX);
-  const applied = await migrate(db);
-  if (applied.length > 0) logger.info({ applied }, "migrations applied");
-  const router = new Router({ db, bus, logger, registry }, opts);
-  const health = new HealthServer({
-    host: config.HTTP_HOST,
-    port: config.HTTP_PORT,
-    registry,
-    logger,
-    checks: dependencyChecks({ db, bus }),
-    info: () => ({ service: "router", routerId: opts.routerId, cluster: opts.cluster }),
-  });
-  await runComponents(
-    [
-      closeOnly("postgres", () => db.close()),
-      closeOnly("redis", () => bus.close()),
-      router,
-      health,
-    ],
-    logger,
-    config.SHUTDOWN_TIMEOUT_MS,
-  );
-}
-
-main().catch(exitOnStartupError);
+    return { ...config, DATABASE_URL: config.DATABASE_URL, REDIS_URL: config.REDIS_URL };
+  },
+  build: async (config) => {
+    const opts = routerOptionsFrom(config);
+    const logger = createLogger("router", config.LOG_LEVEL, { routerId: opts.routerId });
+    const registry = createRegistry("router");
+    const db = new PgDb(config.DATABASE_URL, { applicationName: opts.routerId, max: config.DB_POOL_MAX });
+    const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX);
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info({ applied }, "migrations applied");
+    const router = new Router({ db, bus, logger, registry }, opts);
+    const health = new HealthServer({
+      host: config.HTTP_HOST,
+      port: config.HTTP_PORT,
+      registry,
+      logger,
+      checks: dependencyChecks({ db, bus }),
+      info: () => ({ service: "router", routerId: opts.routerId, cluster: opts.cluster }),
+    });
+    return {
+      components: [closeOnly("postgres", () => db.close()), closeOnly("redis", () => bus.close()), router, health],
+      logger,
+      deadlineMs: config.SHUTDOWN_TIMEOUT_MS,
+    };
+  },
+});

@@ -8,7 +8,20 @@ export function defaultRouterId(): string {
   return `router-${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
 }
 
+/** The router's server list, and a warning while the deprecated PEERS name is still set. */
+function serverListOf(c: RouterConfig): { servers: RouterConfig["SERVERS"]; warnings: string[] } {
+  if (c.PEERS.length === 0) return { servers: c.SERVERS, warnings: [] };
+  if (c.SERVERS.length > 0) {
+    return { servers: c.SERVERS, warnings: ["the router's PEERS is ignored because SERVERS is set: remove PEERS (it is deprecated, renamed SERVERS)"] };
+  }
+  return {
+    servers: c.PEERS,
+    warnings: ["the router's PEERS is deprecated and will not be read after this release: rename it to SERVERS (the same name=host:port,... list; peer-sync's PEERS is a different setting)"],
+  };
+}
+
 export function routerOptionsFrom(c: RouterConfig): RouterOptions {
+  const { servers, warnings } = serverListOf(c);
   return {
     routerId: c.ROUTER_ID ?? defaultRouterId(),
     cluster: c.SERVER_NAME,
@@ -29,7 +42,8 @@ export function routerOptionsFrom(c: RouterConfig): RouterOptions {
     passwordQueueMax: c.PASSWORD_QUEUE_MAX,
     passwordQueueWaitMs: c.PASSWORD_QUEUE_WAIT_MS,
     proxyIps: c.PROXY_IPS,
-    peers: c.PEERS,
+    peers: servers,
+    configWarnings: warnings,
     boxLimit: c.BOX_LIMIT,
     retention: {
       messageRetentionMs: c.MESSAGE_RETENTION_MS,

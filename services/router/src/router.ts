@@ -8,6 +8,7 @@ import { IN_STREAM, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutb
 import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatMsg } from "@pesan/shared/protocol";
+import { enqueueFrame, sessionDownPayload } from "@pesan/shared/replication";
 import { processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
 import { runCommands } from "./commands.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
@@ -33,6 +34,8 @@ export interface RouterOptions extends CoreSettings {
   /** Proxies hiding client IPs (PROXY_IPS): their clients are told apart by port. */
   proxyIps: string[];
   peers: Array<{ name: string; address: string; proximity: number }>;
+  /** Configuration problems that do not stop the router (a deprecated setting): logged at start. */
+  configWarnings?: string[];
   /** Bounded storage: what the retention sweep deletes, and when. */
   retention: RetentionSettings;
 }
@@ -139,6 +142,7 @@ export class Router implements Lifecycle {
   }
 
   async start(): Promise<void> {
+    for (const w of this.opts.configWarnings ?? []) this.deps.logger.warn(w);
     await this.announceSelf();
     await store.seedServers(this.deps.db, this.opts.peers);
     await this.passwordWork.start();
@@ -240,7 +244,7 @@ export class Router implements Lifecycle {
       const expired = await store.expireSessions(tx, this.opts.cluster, new Date(now.getTime() - this.opts.leaseMs));
       for (const s of expired) {
         await store.logConnection(tx, s.user, "expired", this.opts.cluster, s.gateway, s.addr, now);
-        await store.outbox(tx, "session.down", { user: s.user, token: s.token, cluster: this.opts.cluster, reason: "expired", at: now.toISOString() });
+        await enqueueFrame(tx, "session.down", sessionDownPayload(s, this.opts.cluster, "expired", now));
       }
       return expired;
     });

@@ -103,16 +103,6 @@ export async function passHashes(q: Queryable, names: string[]): Promise<Map<str
   return new Map(r.rows.map((x) => [x.name, x.pass_hash]));
 }
 
-export async function insertUser(q: Queryable, name: string, passHash: string, cluster: string, now: Date): Promise<boolean> {
-  const r = await q.query("INSERT INTO users (name, pass_hash, created_at, home_cluster) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING", [
-    name,
-    passHash,
-    now,
-    cluster,
-  ]);
-  return r.rowCount === 1;
-}
-
 /** Removes the account; returns its created_at (what identifies it across clusters), if it existed. */
 export async function deleteUser(q: Queryable, name: string, now: Date): Promise<Date | undefined> {
   const r = await q.query<{ created_at: Date | string }>("DELETE FROM users WHERE name = $1 RETURNING created_at", [name]);
@@ -140,23 +130,7 @@ export async function lostHashes(q: Queryable, names: string[]): Promise<Map<str
 
 // --- replication to the other clusters (peer-sync sends peer_outbox; docs/peer-protocol.md) --
 
-/**
- * A frame for every peer, written in the caller's transaction so it exists if and only if the
- * change does. Only changes made by this cluster's own clients are written (never echoes of
- * what peer-sync applied from another cluster).
- */
-export async function outbox(q: Queryable, kind: string, payload: Record<string, unknown>): Promise<void> {
-  await q.query("INSERT INTO peer_outbox (kind, payload) VALUES ($1, $2::jsonb)", [kind, JSON.stringify(payload)]);
-}
-
-/** Several frames for every peer in one statement (the batch's message.new and broadcast frames). */
-export async function outboxMany(q: Queryable, frames: Array<{ kind: string; payload: Record<string, unknown> }>): Promise<void> {
-  if (frames.length === 0) return;
-  await q.query("INSERT INTO peer_outbox (kind, payload) SELECT k, p::jsonb FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(k, p, n) ORDER BY n", [
-    frames.map((f) => f.kind),
-    frames.map((f) => JSON.stringify(f.payload)),
-  ]);
-}
+// Frames written from TypeScript go through enqueueFrame (@pesan/shared/replication), typed by kind.
 
 /** Whether peer-sync ever linked this cluster to another (it seeds peer_links at start). */
 export async function isLinked(q: Queryable): Promise<boolean> {

@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 /** The UDP gateway process: wiring only. */
-import { parseArgs } from "node:util";
 import { RedisBus } from "@pesan/shared/bus";
-import { closeOnly, createLogger, createRegistry, dependencyChecks, exitOnStartupError, HealthServer, runComponents } from "@pesan/shared/observability";
-import { loadGatewayConfig, type GatewayConfig } from "./config.ts";
+import { closeOnly, createLogger, createRegistry, dependencyChecks, HealthServer, runService } from "@pesan/shared/observability";
+import { loadGatewayConfig } from "./config.ts";
 import { Gateway } from "./gateway.ts";
 import { gatewayOptionsFrom } from "./options.ts";
 
@@ -22,33 +21,27 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
 See README.md for the full table.
 `;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { help: { type: "boolean", short: "h" } } });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
-  let config: GatewayConfig;
-  try {
-    config = loadGatewayConfig();
+void runService({
+  help: HELP,
+  config: () => {
+    const config = loadGatewayConfig();
     if (!config.REDIS_URL) throw new Error("invalid configuration:\n  - REDIS_URL is required (use `pnpm start` for the embedded mode)");
-  } catch (e) {
-    exitOnStartupError(e);
-  }
-  const opts = gatewayOptionsFrom(config);
-  const logger = createLogger("udp-gateway", config.LOG_LEVEL, { gatewayId: opts.gatewayId });
-  const registry = createRegistry("udp-gateway");
-  const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX, { maxBytesInFlight: config.PUBLISH_MAX_BYTES });
-  const gateway = new Gateway({ bus, logger, registry }, opts);
-  const health = new HealthServer({
-    host: config.HTTP_HOST,
-    port: config.HTTP_PORT,
-    registry,
-    logger,
-    checks: dependencyChecks({ bus }),
-    info: () => ({ service: "udp-gateway", gatewayId: opts.gatewayId, udp: gateway.address, pending: gateway.pendingCount() }),
-  });
-  await runComponents([closeOnly("redis", () => bus.close()), gateway, health], logger, config.SHUTDOWN_TIMEOUT_MS);
-}
-
-main().catch(exitOnStartupError);
+    return { ...config, REDIS_URL: config.REDIS_URL };
+  },
+  build: async (config) => {
+    const opts = gatewayOptionsFrom(config);
+    const logger = createLogger("udp-gateway", config.LOG_LEVEL, { gatewayId: opts.gatewayId });
+    const registry = createRegistry("udp-gateway");
+    const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX, { maxBytesInFlight: config.PUBLISH_MAX_BYTES });
+    const gateway = new Gateway({ bus, logger, registry }, opts);
+    const health = new HealthServer({
+      host: config.HTTP_HOST,
+      port: config.HTTP_PORT,
+      registry,
+      logger,
+      checks: dependencyChecks({ bus }),
+      info: () => ({ service: "udp-gateway", gatewayId: opts.gatewayId, udp: gateway.address, pending: gateway.pendingCount() }),
+    });
+    return { components: [closeOnly("redis", () => bus.close()), gateway, health], logger, deadlineMs: config.SHUTDOWN_TIMEOUT_MS };
+  },
+});

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
+import { HOST_PORT_RE, trailingPort } from "../names.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -61,8 +62,8 @@ export const redisUrl = () => z.string().regex(/^rediss?:\/\//, "must be a redis
 export const hostPort = () =>
   z
     .string()
-    .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, "must be host:port")
-    .refine((s) => Number(/:(\d{1,5})$/.exec(s)?.[1] ?? 0) <= 65535, "port must be 0-65535");
+    .regex(HOST_PORT_RE, "must be host:port")
+    .refine((s) => (trailingPort(s) ?? 0) <= 65535, "port must be 0-65535");
 
 /** Settings every service shares: logging, the health/metrics HTTP server, the bus namespace. */
 export const commonSettings = {

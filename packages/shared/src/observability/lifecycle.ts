@@ -7,19 +7,32 @@ export interface Lifecycle {
   close(): Promise<void>;
 }
 
+/** The parts of `process` runComponents uses; a test passes its own to signal and watch exits. */
+export interface ProcessHost {
+  once(event: "SIGTERM" | "SIGINT", fn: (signal: string) => void): void;
+  on(event: "uncaughtException" | "unhandledRejection", fn: (err: unknown) => void): void;
+  exit(code: number): void;
+}
+
+const realProcess: ProcessHost = {
+  once: (event, fn) => void process.once(event, fn),
+  on: (event, fn) => void process.on(event, fn),
+  exit: (code) => process.exit(code),
+};
+
 /**
  * Starts components in order and stops them in reverse on SIGTERM/SIGINT, within a deadline.
  * An uncaught exception is logged and ends the process: carrying on in an unknown state risks
  * acknowledging work that was never done; the supervisor restarts us and the streams redeliver.
  */
-export async function runComponents(components: Lifecycle[], logger: Logger, deadlineMs: number): Promise<() => Promise<void>> {
+export async function runComponents(components: Lifecycle[], logger: Logger, deadlineMs: number, host: ProcessHost = realProcess): Promise<() => Promise<void>> {
   const started: Lifecycle[] = [];
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       const timer = setTimeout(() => {
         logger.error({ deadlineMs }, "shutdown deadline passed, exiting");
-        process.exit(1);
+        host.exit(1);
       }, deadlineMs);
       timer.unref();
       for (const c of [...started].reverse()) {
@@ -37,18 +50,18 @@ export async function runComponents(components: Lifecycle[], logger: Logger, dea
     logger.info({ signal }, "shutting down");
     void stop().then(() => {
       logger.info("stopped");
-      process.exit(0);
+      host.exit(0);
     });
   };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
-  process.on("uncaughtException", (err) => {
+  host.once("SIGTERM", onSignal);
+  host.once("SIGINT", onSignal);
+  host.on("uncaughtException", (err) => {
     logger.fatal({ err }, "uncaught exception, exiting");
-    process.exit(1);
+    host.exit(1);
   });
-  process.on("unhandledRejection", (err) => {
+  host.on("unhandledRejection", (err) => {
     logger.fatal({ err }, "unhandled rejection, exiting");
-    process.exit(1);
+    host.exit(1);
   });
   try {
     for (const c of components) {
@@ -58,7 +71,7 @@ export async function runComponents(components: Lifecycle[], logger: Logger, dea
   } catch (e) {
     logger.fatal({ err: e }, "start-up failed");
     await stop();
-    process.exit(1);
+    host.exit(1);
   }
   return stop;
 }

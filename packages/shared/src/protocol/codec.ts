@@ -4,6 +4,7 @@
  * an error value the caller turns into an `ERR` reply.
  */
 import { PROTOCOL_ERRORS, type ProtocolErrorCode } from "../errors.ts";
+import { isUserName, USER_NAME_RULE } from "../names.ts";
 
 export const MAX_DATAGRAM_BYTES = 8192;
 export const MAX_TEXT_BYTES = 4000;
@@ -12,7 +13,6 @@ export const HEARTBEAT = "/@live?";
 export const HEARTBEAT_REPLY = "yes";
 
 const TAG_RE = /^@([A-Za-z0-9_-]{1,32}) /;
-const USER_RE = /^[A-Za-z0-9_.-]{1,32}$/;
 const ID_RE = /^[A-Za-z0-9_.:-]{1,40}$/;
 const TOKEN_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -48,7 +48,7 @@ export function byteLength(s: string): number {
 }
 
 export function isValidUser(name: string): boolean {
-  return USER_RE.test(name);
+  return isUserName(name);
 }
 
 export function isValidMessageId(id: string): boolean {
@@ -114,7 +114,7 @@ function parseCommand(tag: string | undefined, word: string, rest: string): Pars
     case "REGISTER": {
       const a = userAndRest(rest);
       if (!a) return bad(tag, "usage: REGISTER <user> <password>");
-      if (!isValidUser(a.user)) return bad(tag, "user name must be 1-32 of A-Z a-z 0-9 _ . -");
+      if (!isValidUser(a.user)) return bad(tag, `user name must be ${USER_NAME_RULE}`);
       const n = byteLength(a.rest);
       if (n < 6 || n > 128) return fail(tag, "BAD_PASSWORD", PROTOCOL_ERRORS.BAD_PASSWORD);
       return ok({ cmd: "REGISTER", user: a.user, password: a.rest });

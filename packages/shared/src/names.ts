@@ -1,0 +1,51 @@
+/**
+ * The name rules every part of pesan shares: a user name (client protocol, replicated frames,
+ * the monitor's probe user), a cluster name (SERVER_NAME, peer lists, signed peer headers,
+ * frames) and a `host:port` address. One definition each, so a cluster can never accept a name
+ * that its peers or its own router would refuse.
+ */
+
+/** A user name: 1-32 of A-Z a-z 0-9 _ . - (docs/protocol.md). */
+export const USER_NAME_RE = /^[A-Za-z0-9_.-]{1,32}$/;
+export const USER_NAME_RULE = "1-32 of A-Z a-z 0-9 _ . -";
+export function isUserName(s: string): boolean {
+  return USER_NAME_RE.test(s);
+}
+
+/**
+ * A cluster (server) name: 1-16 of A-Z a-z 0-9 _ -. No `.` (unlike user names): it is the
+ * prefix of message ids (`name.seq`) and sits in `name=...` list entries.
+ */
+export const CLUSTER_NAME_RE = /^[A-Za-z0-9_-]{1,16}$/;
+export const CLUSTER_NAME_RULE = "1-16 of A-Z a-z 0-9 _ -";
+export function isClusterName(s: string): boolean {
+  return CLUSTER_NAME_RE.test(s);
+}
+
+/**
+ * The shape of a `host:port` address: a bracketed IPv6 literal or a host name / IPv4, then 1-5
+ * digits. The shape only: the port's range is the caller's (configuration allows 0, a target
+ * to connect to needs 1-65535), see parseHostPort.
+ */
+export const HOST_PORT_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
+
+/**
+ * The trailing `:port` of a string, whatever comes before it: configuration checks the range
+ * of a port even when the host part is malformed, so an operator sees both problems at once.
+ */
+export function trailingPort(s: string): number | undefined {
+  const m = /:(\d{1,5})$/.exec(s);
+  return m ? Number(m[1]) : undefined;
+}
+
+export interface HostPort {
+  /** As written, brackets of an IPv6 literal included. */
+  host: string;
+  port: number;
+}
+
+/** Splits a `host:port` of HOST_PORT_RE's shape; undefined for anything else. The port is not range-checked. */
+export function parseHostPort(s: string): HostPort | undefined {
+  const m = HOST_PORT_RE.exec(s);
+  return m ? { host: m[1]!, port: Number(m[2]) } : undefined;
+}

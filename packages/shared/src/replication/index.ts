@@ -1,0 +1,2 @@
+export * from "./payloads.ts";
+export { enqueueFrame, enqueueFrames } from "./outbox.ts";
