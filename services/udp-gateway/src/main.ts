@@ -13,7 +13,7 @@ usage: node services/udp-gateway/src/main.ts [--help]
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   REDIS_URL (required)  redis://...     GATEWAY_ID (default gw-<hostname>-<port>)
   UDP_HOST=0.0.0.0  UDP_PORT=4999  RATE_LIMIT_PER_SEC=4000  RATE_LIMIT_BURST=4000
-  IP_RATE_LIMIT_PER_SEC=500  IP_RATE_LIMIT_BURST=1000 (addresses of one IP without a session)
+  IP_RATE_LIMIT_PER_SEC=500  IP_RATE_LIMIT_BURST=100 (addresses of one IP without a session)
   PLAIN_BYTES_PER_IP=65536 (bytes/s to one IP's plain sessions beyond the 3x bound)
   MAX_ENDPOINTS=100000  BACKEND_TIMEOUT_MS=2000  UDP_BUFFER_BYTES=4194304  MAX_PACK=1024  BUS_PREFIX=pesan:
   IN_STREAM_MAX_LEN=100000 (in stream entries before ERR UNAVAILABLE)  PUBLISH_MAX_BYTES=67108864
