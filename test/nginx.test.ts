@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { PesanClient } from "@pesan/client";
 import { COMPOSE_NGINX_FILES, composeNginxConfig, REPO_ROOT } from "@pesan/cluster";
-import { sendUntilAccepted, sleep, sql } from "./support/e2e.ts";
+import { sendsThroughKill, sleep, sql } from "./support/e2e.ts";
 import { useTopology } from "./support/fixture.ts";
 import { RawClient } from "./support/udp.ts";
 
@@ -73,22 +73,15 @@ test("kill -9 the gateway a client is on while it sends 50 messages/s: it resume
 
     // 50 SENDs a second for 6 s; each is retried with its own tag until it gets OK SENT.
     const total = 300;
-    const okAt: number[] = [];
-    let killedAt = 0;
-    const sendOne = async (i: number): Promise<void> => {
-      okAt.push(await sendUntilAccepted(sender, `SEND fo_bob fo ${i}`, `fo${i}`, { timeoutMs: 300, pauseMs: 50, deadlineMs: 30_000 }));
-    };
-    const inflight: Array<Promise<void>> = [];
-    const started = Date.now();
-    for (let i = 0; i < total; i++) {
-      inflight.push(sendOne(i));
-      if (i === 100) {
-        killedAt = Date.now();
-        await victim.kill9();
-      }
-      await sleep(Math.max(0, started + (i + 1) * 20 - Date.now()));
-    }
-    await Promise.all(inflight);
+    const { killedAt, gapMs } = await sendsThroughKill(sender, {
+      total,
+      everyMs: 20,
+      killAt: 100,
+      kill: () => victim.kill9(),
+      line: (i) => `SEND fo_bob fo ${i}`,
+      tag: (i) => `fo${i}`,
+      retry: { timeoutMs: 300, pauseMs: 50, deadlineMs: 30_000 },
+    });
 
     const deadline = Date.now() + 20_000;
     while (got.size < total && Date.now() < deadline) await sleep(100);
@@ -97,10 +90,6 @@ test("kill -9 the gateway a client is on while it sends 50 messages/s: it resume
     expect(count!.n).toBe(total);
 
     // The gap: from the last reply before the kill to the first after it.
-    okAt.sort((x, y) => x - y);
-    const before = okAt.filter((t) => t <= killedAt).pop() ?? killedAt;
-    const after = okAt.find((t) => t > killedAt)!;
-    const gapMs = after - before;
     process.stdout.write(`failover through nginx: gap ${gapMs} ms between replies around the kill\n`);
     expect(gapMs).toBeLessThan(10_000);
   } finally {

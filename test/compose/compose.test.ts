@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { freePorts } from "@pesan/cluster";
 import { PesanClient, type MsgLine } from "@pesan/client";
 import { FakeTelegram } from "../support/fake-telegram.ts";
-import { loginClient, sendUntilAccepted, sql } from "../support/e2e.ts";
+import { loginClient, sendsThroughKill, sql } from "../support/e2e.ts";
 import { startCountedLoad } from "../support/load.ts";
 import { expectExactlyOnce, firstAnswerAfter } from "../support/outage.ts";
 import { ComposeProject, createNetwork, docker, ensureImages, progress, randomSecret, run, sleep, waitUntil, type Container } from "./support.ts";
@@ -204,29 +204,22 @@ test("docker kill (SIGKILL) of the gateway a client is on: it resumes, nothing i
     await receiver.login("gk_budi", "secret22");
     victim = await gatewayOf("gk_ani");
     const total = 200;
-    let killedAt = 0;
-    const okAt: number[] = [];
-    const sendOne = async (i: number): Promise<void> => {
-      okAt.push(await sendUntilAccepted(sender, `SEND gk_budi gk ${i}`, `gk${i}`, { timeoutMs: 500, pauseMs: 100, deadlineMs: 60_000 }));
-    };
-    const inflight: Array<Promise<void>> = [];
-    const started = Date.now();
-    for (let i = 0; i < total; i++) {
-      inflight.push(sendOne(i));
-      if (i === 60) {
-        progress(`docker kill ${victim.name}`);
-        killedAt = Date.now();
-        await docker(["kill", victim.id]);
-      }
-      await sleep(Math.max(0, started + (i + 1) * 25 - Date.now()));
-    }
-    await Promise.all(inflight);
+    const { killedAt, gapMs } = await sendsThroughKill(sender, {
+      total,
+      everyMs: 25,
+      killAt: 60,
+      kill: async () => {
+        progress(`docker kill ${victim!.name}`);
+        await docker(["kill", victim!.id]);
+      },
+      line: (i) => `SEND gk_budi gk ${i}`,
+      tag: (i) => `gk${i}`,
+      retry: { timeoutMs: 500, pauseMs: 100, deadlineMs: 60_000 },
+    });
     await waitUntil("every message at the receiver", () => got.size === total || undefined, 30_000);
     const [n] = await sql<{ n: number }>(await dbUrl(), "SELECT count(*)::int AS n, count(DISTINCT body)::int AS d FROM messages WHERE sender = 'gk_ani'");
     expect(n).toEqual({ n: total, d: total });
-    okAt.sort((a, b) => a - b);
-    const before = okAt.filter((t) => t <= killedAt).pop() ?? killedAt;
-    figures.gatewayKillGapMs = okAt.find((t) => t > killedAt)! - before;
+    figures.gatewayKillGapMs = gapMs;
     progress(`gateway kill: gap ${figures.gatewayKillGapMs} ms between replies`);
 
     // The alert: the dead gateway's address in a DOWN message, within a probe round and one

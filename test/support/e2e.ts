@@ -172,3 +172,30 @@ export async function sendUntilAccepted(
   }
   throw new Error(`${tag} (${line.split(" ")[0]}) never accepted`);
 }
+
+/**
+ * `total` SENDs paced `everyMs` apart, each retried with its own tag until OK (sendUntilAccepted),
+ * with `kill()` run after the `killAt`-th is sent. Resolves once every one is accepted, with the
+ * kill's time and the gap between the last OK before it and the first OK after it.
+ */
+export async function sendsThroughKill(
+  c: Parameters<typeof sendUntilAccepted>[0],
+  o: { total: number; everyMs: number; killAt: number; kill: () => Promise<void>; line: (i: number) => string; tag: (i: number) => string; retry: { timeoutMs: number; pauseMs: number; deadlineMs: number } },
+): Promise<{ killedAt: number; gapMs: number }> {
+  const okAt: number[] = [];
+  const inflight: Array<Promise<void>> = [];
+  let killedAt = 0;
+  const started = Date.now();
+  for (let i = 0; i < o.total; i++) {
+    inflight.push(sendUntilAccepted(c, o.line(i), o.tag(i), o.retry).then((t) => void okAt.push(t)));
+    if (i === o.killAt) {
+      killedAt = Date.now();
+      await o.kill();
+    }
+    await sleep(Math.max(0, started + (i + 1) * o.everyMs - Date.now()));
+  }
+  await Promise.all(inflight);
+  okAt.sort((x, y) => x - y);
+  const before = okAt.filter((t) => t <= killedAt).pop() ?? killedAt;
+  return { killedAt, gapMs: okAt.find((t) => t > killedAt)! - before };
+}

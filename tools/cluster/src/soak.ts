@@ -15,7 +15,7 @@ import { numberOption, parseCli } from "./args.ts";
 import { Peer } from "./bench-client.ts";
 import { startCluster, type Cluster } from "./cluster.ts";
 import { peakRssMb } from "./proc-stats.ts";
-import { dropKeys } from "./redis-keys.ts";
+import { dropKeys, scanKeys } from "./redis-keys.ts";
 import { readFileSync } from "node:fs";
 
 const HELP = `usage: pnpm bench --mode soak [--minutes 30] [--kill-every-minutes 5] [--rate 500] [--pairs 20]
@@ -72,12 +72,7 @@ async function sizes(cluster: Cluster, db: pg.Client, redisUrl: string, prefix: 
   let used = 0;
   try {
     await redis.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
-      cursor = next;
-      for (const k of keys) if ((await redis.type(k)) === "stream") streams[k.slice(prefix.length)] = await redis.xlen(k);
-    } while (cursor !== "0");
+    for await (const keys of scanKeys(redis, prefix)) for (const k of keys) if ((await redis.type(k)) === "stream") streams[k.slice(prefix.length)] = await redis.xlen(k);
     used = Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1] ?? 0);
   } finally {
     redis.disconnect();
