@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { migrate, PgDb } from "@pesan/shared/db";
 import { createLogger, Registry } from "@pesan/shared/observability";
-import { buildApiApp } from "../services/monitor-bot/src/api.ts";
+import { buildApiApp } from "../services/monitor-bot/src/http/api.ts";
 import { createMonitorMetrics } from "../services/monitor-bot/src/metrics.ts";
 import { Monitor, parseMonitorConfig } from "../services/monitor-bot/src/index.ts";
-import { UserStats } from "../services/monitor-bot/src/user-stats.ts";
+import { UserStats } from "../services/monitor-bot/src/history/user-stats.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PgDb } from "@pesan/shared/db";
 import { createMonitorApp, parseMonitorConfig, type MonitorApp } from "../services/monitor-bot/src/index.ts";
-import { insertSamples } from "../services/monitor-bot/src/store.ts";
+import { insertSamples } from "../services/monitor-bot/src/history/store.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { MONITOR_DIR, testLogger } from "./support/monitor.ts";
 

@@ -7,9 +7,9 @@ import { createServer } from "node:net";
 import { migrate, PgDb, type Db, type Queryable } from "@pesan/shared/db";
 import { createLogger } from "@pesan/shared/observability";
 import { createMonitorApp, listDown, migrateMonitor, openConditions, parseMonitorConfig, type MonitorEvent } from "../services/monitor-bot/src/index.ts";
-import { HistoryWriter } from "../services/monitor-bot/src/history.ts";
-import { eventFrom } from "../services/monitor-bot/src/events.ts";
-import { insertEvents, insertSamples, pruneHistory } from "../services/monitor-bot/src/store.ts";
+import { HistoryWriter } from "../services/monitor-bot/src/history/history.ts";
+import { eventFrom } from "../services/monitor-bot/src/alerting/events.ts";
+import { insertEvents, insertSamples, pruneHistory } from "../services/monitor-bot/src/history/store.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
 

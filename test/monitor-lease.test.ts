@@ -5,8 +5,8 @@
  * records surviving a change of leader.
  */
 import { Redis } from "ioredis";
-import { RedisLease } from "../services/monitor-bot/src/lease.ts";
-import { RedisBotState } from "../services/monitor-bot/src/shared-state.ts";
+import { RedisLease } from "../services/monitor-bot/src/alerting/lease.ts";
+import { RedisBotState } from "../services/monitor-bot/src/alerting/shared-state.ts";
 import { deleteRedisKeys, uniquePrefix } from "./support/db.ts";
 import { testLogger, waitFor } from "./support/monitor.ts";
 

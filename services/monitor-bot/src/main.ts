@@ -2,7 +2,7 @@
 /** The monitor-bot process: wiring only. */
 import { runService } from "@pesan/shared/observability";
 import { createMonitorApp } from "./app.ts";
-import { loadMonitorConfig } from "./config.ts";
+import { loadMonitorConfig } from "./config/config.ts";
 import { MONITOR_PACKAGE_DIR } from "./package-dir.ts";
 
 const HELP = `pesan monitor-bot: probes hosts over SSH, services, gateways, Postgres, Redis and the

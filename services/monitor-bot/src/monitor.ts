@@ -5,11 +5,11 @@
  * history is buffered and actions are queued, so a probe's report returns at once.
  */
 import type { Logger } from "@pesan/shared/observability";
-import type { ComponentConfig, HostMetric, MonitorConfig, ThresholdRule } from "./config.ts";
-import { eventFrom, MonitorEvents, type MonitorEvent } from "./events.ts";
+import type { ComponentConfig, HostMetric, MonitorConfig, ThresholdRule } from "./config/config.ts";
+import { eventFrom, MonitorEvents, type MonitorEvent } from "./alerting/events.ts";
 import type { MonitorMetrics } from "./metrics.ts";
-import { StatusTracker, ThresholdTracker, type Transition } from "./state.ts";
-import type { OpenCondition, SampleRow } from "./store.ts";
+import { StatusTracker, ThresholdTracker, type Transition } from "./alerting/state.ts";
+import type { OpenCondition, SampleRow } from "./history/store.ts";
 
 export type MessagingStatus = "OK" | "FAIL" | "EXPIRED";
 

@@ -6,9 +6,9 @@
  */
 import { spawn } from "node:child_process";
 import type { Logger } from "@pesan/shared/observability";
-import type { ActionConfig } from "./config.ts";
+import type { ActionConfig } from "../config/config.ts";
 import { eventEnv, matchesPattern, type MonitorEvent } from "./events.ts";
-import type { MonitorMetrics } from "./metrics.ts";
+import type { MonitorMetrics } from "../metrics.ts";
 
 const MAX_QUEUE = 1000;
 const OUTPUT_LIMIT = 4096;

@@ -5,10 +5,10 @@
  */
 import { createLogger } from "@pesan/shared/observability";
 import { Alerter } from "./alerter.ts";
-import { parseMonitorConfig } from "./config.ts";
+import { parseMonitorConfig } from "../config/config.ts";
 import { LocalLease } from "./lease.ts";
-import { Monitor } from "./monitor.ts";
-import { Outbox } from "./outbox.ts";
+import { Monitor } from "../monitor.ts";
+import { Outbox } from "../telegram/outbox.ts";
 import { MemoryBotState } from "./shared-state.ts";
 
 const INTERVAL = 100;

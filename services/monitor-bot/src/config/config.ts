@@ -10,8 +10,8 @@ import ssh2 from "ssh2";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "@pesan/shared/errors";
 import { configSchema, type RawConfig, type ThresholdRule } from "./config-schema.ts";
-import { parseHostKeyPin, type HostKeyPin } from "./hostkey.ts";
-import type { SshTarget } from "./ssh.ts";
+import { parseHostKeyPin, type HostKeyPin } from "../probes/hostkey.ts";
+import type { SshTarget } from "../probes/ssh.ts";
 
 export type { ThresholdRule } from "./config-schema.ts";
 export type Env = Record<string, string | undefined>;

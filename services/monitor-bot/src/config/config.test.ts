@@ -143,13 +143,13 @@ describe("the file", () => {
   });
 
   test("monitor.compose.yaml is valid with only DATABASE_URL set", () => {
-    const c = loadMonitorConfig(join(__dirname, "..", "monitor.compose.yaml"), { DATABASE_URL: "postgres://postgres:pesan@postgres:5432/pesan" });
+    const c = loadMonitorConfig(join(__dirname, "..", "..", "monitor.compose.yaml"), { DATABASE_URL: "postgres://postgres:pesan@postgres:5432/pesan" });
     expect(c.http).toEqual({ host: "0.0.0.0", port: 8080 });
     expect(c.components.map((x) => `${x.type}:${x.name}`)).toEqual(["http:router", "http:gateway-health", "udp:gateway", "postgres:postgres", "redis:redis", "http:monitor-bot", "http:peer-sync", "udp:nginx"]);
   });
 
   test("monitor.example.yaml is valid (with its key files and variables provided)", () => {
-    const text = readFileSync(join(__dirname, "..", "monitor.example.yaml"), "utf8");
+    const text = readFileSync(join(__dirname, "..", "..", "monitor.example.yaml"), "utf8");
     const tree = parse(text) as { targets: Array<Record<string, unknown>>; actions: unknown[] };
     for (const t of tree.targets) if ("privateKeyFile" in t) t.privateKeyFile = keyFile;
     const c = parseMonitorConfig(tree, {

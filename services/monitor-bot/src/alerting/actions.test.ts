@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, Registry } from "@pesan/shared/observability";
 import { ActionRunner } from "./actions.ts";
-import type { ActionConfig } from "./config.ts";
+import type { ActionConfig } from "../config/config.ts";
 import { eventFrom, type MonitorEvent } from "./events.ts";
-import { createMonitorMetrics } from "./metrics.ts";
+import { createMonitorMetrics } from "../metrics.ts";
 
 const logger = createLogger("actions-test", "silent");
 const dir = mkdtempSync(join(tmpdir(), "pesan-actions-"));

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { createLogger } from "@pesan/shared/observability";
-import { parseMonitorConfig } from "./config.ts";
-import { Monitor } from "./monitor.ts";
+import { parseMonitorConfig } from "../config/config.ts";
+import { Monitor } from "../monitor.ts";
 import { hostViews, statusRows } from "./views.ts";
 
 const key = generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();

@@ -11,9 +11,9 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { Logger } from "@pesan/shared/observability";
 import { checkHttp, checkPostgres, checkRedis, checkUdp, type Endpoint } from "./checks.ts";
-import type { ComponentConfig } from "./config.ts";
-import { formatDuration } from "./duration.ts";
-import type { Monitor } from "./monitor.ts";
+import type { ComponentConfig } from "../config/config.ts";
+import { formatDuration } from "../config/duration.ts";
+import type { Monitor } from "../monitor.ts";
 import { Every, withTimeout } from "./schedule.ts";
 
 export type Resolver = (host: string) => Promise<Array<{ address: string; family: number }>>;

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { HOST_PORT_RE, parseHostPort, USER_NAME_RE, USER_NAME_RULE } from "@pesan/shared/names";
 import { parseDuration } from "./duration.ts";
-import { parseHostKeyPin } from "./hostkey.ts";
+import { parseHostKeyPin } from "../probes/hostkey.ts";
 
 export const EVENT_KINDS = ["down", "up", "threshold", "clear"] as const;
 

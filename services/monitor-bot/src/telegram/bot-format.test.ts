@@ -1,5 +1,5 @@
 import { bar, chunk, formatDownAlert, formatDuration, formatRecovery, formatResource, formatStatus, formatThreshold, formatTime } from "./bot-format.ts";
-import type { HostView } from "./views.ts";
+import type { HostView } from "../http/views.ts";
 
 const NOW = new Date("2026-11-25T12:00:00.000Z");
 const ago = (ms: number) => new Date(NOW.getTime() - ms);

@@ -7,7 +7,7 @@
  * is dropped and counted, so a long Telegram outage cannot eat the memory.
  */
 import type { Lifecycle, Logger } from "@pesan/shared/observability";
-import type { MonitorMetrics } from "./metrics.ts";
+import type { MonitorMetrics } from "../metrics.ts";
 
 export const MAX_PER_CHAT = 500;
 const BACKOFF_MIN_MS = 500;

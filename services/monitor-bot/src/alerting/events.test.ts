@@ -1,5 +1,5 @@
 import { expandUrl } from "./actions.ts";
-import { formatDuration, parseDuration } from "./duration.ts";
+import { formatDuration, parseDuration } from "../config/duration.ts";
 import { eventEnv, eventFrom, matchesPattern } from "./events.ts";
 
 const event = eventFrom(

@@ -3,7 +3,7 @@
  * sample: a component that stays down produces one `down`, and a value that stays high one
  * `threshold`. Repeating reminders is the alerting layer's job.
  */
-import type { ThresholdRule } from "./config-schema.ts";
+import type { ThresholdRule } from "../config/config-schema.ts";
 
 export interface Transition {
   component: string;

@@ -1,7 +1,7 @@
 /** All of the monitor's SQL: history writes, retention, the current-outage view, user counts. */
 import { join } from "node:path";
 import { loadMigrations, migrate, type Db, type Queryable } from "@pesan/shared/db";
-import type { EventKind, MonitorEvent } from "./events.ts";
+import type { EventKind, MonitorEvent } from "../alerting/events.ts";
 
 /** Its own version table and lock key: independent of the messaging schema's migrations. */
 export const MONITOR_MIGRATIONS_TABLE = "monitor_schema_migrations";

@@ -5,9 +5,9 @@
  */
 import type { FastifyInstance } from "fastify";
 import { buildHealthApp, type HealthCheck, type Logger, type Registry } from "@pesan/shared/observability";
-import type { HostMetric } from "./config.ts";
-import type { Monitor } from "./monitor.ts";
-import type { UserStats } from "./user-stats.ts";
+import type { HostMetric } from "../config/config.ts";
+import type { Monitor } from "../monitor.ts";
+import type { UserStats } from "../history/user-stats.ts";
 
 export interface ApiDeps {
   monitor: Monitor;

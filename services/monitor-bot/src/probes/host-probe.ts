@@ -4,8 +4,8 @@
  * target unreachable at once, so an unreachable host shows within one probe interval.
  */
 import type { Logger } from "@pesan/shared/observability";
-import { HOST_METRICS, type HostMetric, type TargetConfig } from "./config.ts";
-import type { Monitor } from "./monitor.ts";
+import { HOST_METRICS, type HostMetric, type TargetConfig } from "../config/config.ts";
+import type { Monitor } from "../monitor.ts";
 import { PARSERS } from "./parsers.ts";
 import { Every } from "./schedule.ts";
 import { SshConnectError, type SshConnector, type SshSession } from "./ssh.ts";

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Queryable } from "@pesan/shared/db";
 import type { Logger } from "@pesan/shared/observability";
-import type { MonitorConfig } from "./config.ts";
-import { hostId, type Monitor } from "./monitor.ts";
-import { sampleSeries } from "./store.ts";
-import type { UserCounts, UserStats } from "./user-stats.ts";
+import type { MonitorConfig } from "../config/config.ts";
+import { hostId, type Monitor } from "../monitor.ts";
+import { sampleSeries } from "../history/store.ts";
+import type { UserCounts, UserStats } from "../history/user-stats.ts";
 import { hostViews } from "./views.ts";
 
 export const LIVE_PERIOD_MS = 2000;

@@ -7,12 +7,12 @@
  */
 import type { Lifecycle, Logger } from "@pesan/shared/observability";
 import { planAlerts, type AlertRecord } from "./alert-plan.ts";
-import { formatDownAlert, formatRecovery, formatThreshold } from "./bot-format.ts";
+import { formatDownAlert, formatRecovery, formatThreshold } from "../telegram/bot-format.ts";
 import type { MonitorEvent } from "./events.ts";
 import type { Lease } from "./lease.ts";
-import type { MonitorMetrics } from "./metrics.ts";
-import type { Monitor } from "./monitor.ts";
-import type { Outbox } from "./outbox.ts";
+import type { MonitorMetrics } from "../metrics.ts";
+import type { Monitor } from "../monitor.ts";
+import type { Outbox } from "../telegram/outbox.ts";
 import type { BotState } from "./shared-state.ts";
 
 export interface AlerterDeps {

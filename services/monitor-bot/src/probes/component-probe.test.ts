@@ -6,9 +6,9 @@ import { createSocket, type Socket } from "node:dgram";
 import { createServer, type Server } from "node:http";
 import { createLogger } from "@pesan/shared/observability";
 import { ComponentProbe, endpointOf, systemResolver, type Resolver } from "./component-probe.ts";
-import { parseMonitorConfig, type ComponentConfig } from "./config.ts";
-import type { MonitorEvent } from "./events.ts";
-import { Monitor } from "./monitor.ts";
+import { parseMonitorConfig, type ComponentConfig } from "../config/config.ts";
+import type { MonitorEvent } from "../alerting/events.ts";
+import { Monitor } from "../monitor.ts";
 
 const logger = createLogger("component-probe-test", "silent");
 let clock = Date.parse("2026-11-23T10:00:00.000Z");

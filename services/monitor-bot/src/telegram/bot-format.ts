@@ -4,8 +4,8 @@
  * Pure functions of their arguments, so the unit tests pin the exact wording.
  */
 import type { ResourceQuery } from "./bot-logic.ts";
-import type { MonitorEvent } from "./events.ts";
-import type { HostView, MetricView, StatusRow } from "./views.ts";
+import type { MonitorEvent } from "../alerting/events.ts";
+import type { HostView, MetricView, StatusRow } from "../http/views.ts";
 
 /** Telegram's limit is 4096 characters per message; leave room for nothing to go wrong. */
 export const MAX_MESSAGE = 4000;

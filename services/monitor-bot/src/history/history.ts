@@ -5,9 +5,9 @@
  */
 import type { Db } from "@pesan/shared/db";
 import type { Logger } from "@pesan/shared/observability";
-import type { MonitorEvent } from "./events.ts";
-import type { MonitorMetrics } from "./metrics.ts";
-import { Every } from "./schedule.ts";
+import type { MonitorEvent } from "../alerting/events.ts";
+import type { MonitorMetrics } from "../metrics.ts";
+import { Every } from "../probes/schedule.ts";
 import { insertEvents, insertSamples, pruneHistory, type SampleRow } from "./store.ts";
 
 const MAX_BUFFERED = 50_000;

@@ -12,13 +12,13 @@ import { Bot, longPoll, webhookCallback, type Update } from "node-telegram-bot-a
 import type { Lifecycle, Logger } from "@pesan/shared/observability";
 import { codeMatches, decide, helpText, parseInput, type Decision, type Query } from "./bot-logic.ts";
 import { chunk, formatResource, formatStatus } from "./bot-format.ts";
-import type { TelegramConfig } from "./config.ts";
-import type { Lease } from "./lease.ts";
+import type { TelegramConfig } from "../config/config.ts";
+import type { Lease } from "../alerting/lease.ts";
 import type { MemberStore } from "./member-store.ts";
-import type { MonitorMetrics } from "./metrics.ts";
+import type { MonitorMetrics } from "../metrics.ts";
 import { abortableSleep, type Outbox } from "./outbox.ts";
-import type { BotState } from "./shared-state.ts";
-import type { HostView, StatusRow } from "./views.ts";
+import type { BotState } from "../alerting/shared-state.ts";
+import type { HostView, StatusRow } from "../http/views.ts";
 
 export interface TelegramBotDeps {
   config: TelegramConfig;

@@ -11,8 +11,8 @@
 import { randomBytes } from "node:crypto";
 import { PesanClient, PesanError, type MsgLine } from "@pesan/client";
 import type { Logger } from "@pesan/shared/observability";
-import type { MessagingConfig } from "./config.ts";
-import type { Monitor, MessagingStatus } from "./monitor.ts";
+import type { MessagingConfig } from "../config/config.ts";
+import type { Monitor, MessagingStatus } from "../monitor.ts";
 import { Every } from "./schedule.ts";
 
 export type MessagingSink = Pick<Monitor, "messaging">;

@@ -3,8 +3,8 @@
  * dashboard both start from these, so a phone and a browser never disagree. No I/O here; the
  * one fact that needs the history (since when a component has been up) is passed in.
  */
-import type { HostMetric } from "./config.ts";
-import { componentId, hostId, messagingId, serviceId, type Monitor } from "./monitor.ts";
+import type { HostMetric } from "../config/config.ts";
+import { componentId, hostId, messagingId, serviceId, type Monitor } from "../monitor.ts";
 
 export interface MetricView {
   /** Percent; null when the last probe failed, has not run, or the host is unreachable (old numbers would look live). */
