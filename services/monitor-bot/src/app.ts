@@ -148,7 +148,7 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
   );
 
   const probes: Lifecycle[] = [
-    ...config.targets.map((t) => new HostProbe(t, { sink: monitor, connect: opts.connect ?? connectSsh, logger })),
+    ...config.targets.map((t) => new HostProbe(t, { sink: monitor, connect: opts.connect ?? connectSsh, resolve: opts.resolve ?? systemResolver, logger, now })),
     ...config.components.map((c) => new ComponentProbe(c, { sink: monitor, resolve: opts.resolve ?? systemResolver, logger, now })),
     ...config.messaging.map((m) => new MessagingProbe(m, { sink: monitor, logger, ...(opts.createClient ? { createClient: opts.createClient } : {}) })),
   ];

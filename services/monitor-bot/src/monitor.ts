@@ -17,6 +17,8 @@ export interface Reading {
   value: number | null;
   at: Date;
   error: string | undefined;
+  /** The size behind the percentage in bytes (RAM, disk), when the probe's output tells it. */
+  total?: number | undefined;
 }
 
 export interface ServiceReading {
@@ -96,7 +98,12 @@ export class Monitor {
   private configured(id: string): boolean {
     const { targets, components, messaging } = this.deps.config;
     return (
-      targets.some((t) => id === hostId(t.name) || id.startsWith(`${hostId(t.name)}/`) || t.services.some((s) => id === serviceId(t.name, s.name))) ||
+      targets.some(
+        (t) =>
+          id === hostId(t.name) ||
+          id.startsWith(`${hostId(t.name)}/`) ||
+          t.services.some((s) => id === serviceId(t.name, s.name) || ("replicas" in s && s.replicas && id.startsWith(`${serviceId(t.name, s.name)}@`))),
+      ) ||
       components.some((c) => id === componentId(c.type, c.name, undefined) || id.startsWith(`${componentId(c.type, c.name, undefined)}@`)) ||
       messaging.some((m) => id === messagingId(m.name) || id.startsWith(`${messagingId(m.name)}/`))
     );
@@ -105,6 +112,15 @@ export class Monitor {
   /** Addresses of a component that are down now (seeded ones included), for its probe to keep probing. */
   downAddresses(type: string, name: string): string[] {
     const prefix = `${componentId(type, name, undefined)}@`;
+    return this.status
+      .down()
+      .filter((d) => d.component.startsWith(prefix))
+      .map((d) => d.component.slice(prefix.length));
+  }
+
+  /** Replicas (addresses) of a `replicas: true` service that are down now, for its probe to keep checking. */
+  downServiceReplicas(target: string, service: string): string[] {
+    const prefix = `${serviceId(target, service)}@`;
     return this.status
       .down()
       .filter((d) => d.component.startsWith(prefix))
@@ -120,10 +136,10 @@ export class Monitor {
     this.transition(this.status.observe(hostId(target), ok, at, detail), ok ? "reachable" : "unreachable", null);
   }
 
-  hostMetric(target: string, metric: HostMetric, value: number | null, latencyMs: number, error?: string): void {
+  hostMetric(target: string, metric: HostMetric, value: number | null, latencyMs: number, error?: string, total?: number): void {
     const at = this.deps.now();
     const host = this.hosts.get(target);
-    if (host) host.metrics[metric] = { value, at, error };
+    if (host) host.metrics[metric] = { value, at, error, total };
     if (value !== null) this.deps.metrics?.hostPercent.set({ target, resource: metric }, value);
     this.observeLatency(metric, value !== null, latencyMs);
     this.deps.history?.sample({ at, component: hostId(target), metric, value, ok: value !== null, latencyMs, detail: error ?? "" });
@@ -143,6 +159,19 @@ export class Monitor {
     this.deps.history?.sample({ at, component: serviceId(target, service), metric: "status", value: on === undefined ? null : on ? 1 : 0, ok: on === true, latencyMs, detail });
     if (on === undefined) return;
     this.transition(this.status.observe(serviceId(target, service), on, at, detail), on ? "On" : "Off", null);
+  }
+
+  /**
+   * A service replica (or the bare name of a `replicas: true` service) no longer reported: out
+   * of /api/svcstats, and an open outage closed with `up`/`gone`, as componentGone does.
+   */
+  serviceGone(target: string, service: string, detail: string, status: "gone" | "up" = "gone"): void {
+    const id = serviceId(target, service);
+    const since = this.status.downSince(id);
+    this.status.forget(id);
+    this.services.get(target)?.delete(service);
+    this.deps.metrics?.serviceUp.remove({ target, service });
+    if (since) this.transition({ component: id, kind: "up", at: this.deps.now(), since, detail }, status, null);
   }
 
   component(c: ComponentConfig, address: string | undefined, ok: boolean, latencyMs: number, detail = ""): void {

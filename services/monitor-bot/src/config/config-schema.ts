@@ -72,19 +72,80 @@ const hostKey = z
 
 const serviceName = () => z.string().regex(/^[A-Za-z0-9_.@:-]{1,128}$/, "must be 1-128 of A-Z a-z 0-9 _ . @ : - (a systemd unit name)");
 
-const service = z.union([
-  serviceName(),
-  z.strictObject({
-    name: serviceName(),
-    /** Exit code 0 means On. Default: the target's commands.service with {service} replaced. */
-    command: z.string().min(1).optional(),
-    interval: duration(50, 86_400_000).optional(),
-  }),
-]);
+/** The network checks a service may use instead of a command: the component probes' vocabulary. */
+export const SERVICE_CHECKS = ["http", "udp", "tcp", "postgres", "redis"] as const;
 
-const target = z
+/** A bare name is short for { name } (a systemd unit checked by commands.service). */
+const service = z.preprocess(
+  (v) => (typeof v === "string" ? { name: v } : v),
+  z
+    .strictObject({
+      name: serviceName(),
+      /** Exit code 0 means On. Default: the target's commands.service with {service} replaced. */
+      command: z.string().min(1).optional(),
+      /** Or a check from the monitor itself, no command on the host (as the components do). */
+      http: urlWith(["http:", "https:"], "http:// or https://").optional(),
+      udp: hostPort().optional(),
+      tcp: hostPort().optional(),
+      postgres: urlWith(["postgres:", "postgresql:"], "postgres://").optional(),
+      redis: urlWith(["redis:", "rediss:"], "redis:// or rediss://").optional(),
+      /** A network check of a name: one service per address it resolves to, `<name>@<address>`. */
+      replicas: z.boolean().default(false),
+      interval: duration(50, 86_400_000).optional(),
+      timeout: duration(50, 600_000).optional(),
+      forgetAfter: duration(0, 30 * 86_400_000).optional(),
+    })
+    .superRefine((s, ctx) => {
+      const given = (["command", ...SERVICE_CHECKS] as const).filter((k) => s[k] !== undefined);
+      if (given.length > 1) ctx.addIssue({ code: "custom", message: `give at most one of command, ${SERVICE_CHECKS.join(", ")} (got ${given.join(" and ")})`, path: [given[1]!] });
+      if (s.replicas && !SERVICE_CHECKS.some((k) => s[k] !== undefined)) {
+        ctx.addIssue({ code: "custom", message: `replicas needs a network check (${SERVICE_CHECKS.join(", ")}) whose host name resolves to the replicas`, path: ["replicas"] });
+      }
+    }),
+);
+
+const commands = z
+  .strictObject({
+    cpu: z.string().min(1).optional(),
+    mem: z.string().min(1).optional(),
+    hdd: z.string().min(1).optional(),
+    service: z.string().min(1).optional(),
+  })
+  .default({});
+
+const intervals = z
+  .strictObject({
+    cpu: duration(50, 86_400_000).optional(),
+    mem: duration(50, 86_400_000).optional(),
+    hdd: duration(50, 86_400_000).optional(),
+    service: duration(50, 86_400_000).optional(),
+  })
+  .default({});
+
+/**
+ * This machine, read without SSH: /proc/stat, /proc/meminfo and statfs of `disk`. A command
+ * given in commands runs here through /bin/sh instead.
+ */
+const localTarget = z.strictObject({
+  name: name(),
+  local: z.literal(true, { error: "must be true (a local target), or leave it out for an SSH target" }),
+  /** The paths whose filesystems make the disk figure (the fullest counts), like `df -P` of them. */
+  disk: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: "expected a path or a list of paths" })
+    .transform((v) => (Array.isArray(v) ? v : [v]))
+    .default(["/"]),
+  interval: duration(50, 86_400_000).optional(),
+  timeout: duration(50, 600_000).optional(),
+  commands,
+  intervals,
+  services: z.array(service).default([]),
+  thresholds: hostThresholds.optional(),
+});
+
+const sshTarget = z
   .strictObject({
     name: name(),
+    local: z.literal(false).optional(),
     host: z.string().min(1),
     port: int(1, 65535).default(22),
     username: z.string().min(1),
@@ -98,22 +159,8 @@ const target = z
     timeout: duration(50, 600_000).optional(),
     /** Commands run at once over the one connection (sshd's MaxSessions is 10 by default). */
     maxChannels: int(1, 64).default(4),
-    commands: z
-      .strictObject({
-        cpu: z.string().min(1).optional(),
-        mem: z.string().min(1).optional(),
-        hdd: z.string().min(1).optional(),
-        service: z.string().min(1).optional(),
-      })
-      .default({}),
-    intervals: z
-      .strictObject({
-        cpu: duration(50, 86_400_000).optional(),
-        mem: duration(50, 86_400_000).optional(),
-        hdd: duration(50, 86_400_000).optional(),
-        service: duration(50, 86_400_000).optional(),
-      })
-      .default({}),
+    commands,
+    intervals,
     services: z.array(service).default([]),
     thresholds: hostThresholds.optional(),
   })
@@ -122,6 +169,9 @@ const target = z
       ctx.addIssue({ code: "custom", message: "give exactly one of privateKey or privateKeyFile", path: ["privateKeyFile"] });
     }
   });
+
+/** `local: true` picks the local schema, so its errors name local settings, not missing SSH ones. */
+const target = z.discriminatedUnion("local", [localTarget, sshTarget], { error: () => "local must be true (this machine, no SSH) or left out (a host over SSH)" });
 
 const probeTiming = {
   interval: duration(50, 86_400_000).optional(),
@@ -135,10 +185,11 @@ const component = z.discriminatedUnion(
   [
     z.strictObject({ type: z.literal("http"), name: name(), url: urlWith(["http:", "https:"], "http:// or https://"), ...probeTiming }),
     z.strictObject({ type: z.literal("udp"), name: name(), address: hostPort(), ...probeTiming }),
+    z.strictObject({ type: z.literal("tcp"), name: name(), address: hostPort(), ...probeTiming }),
     z.strictObject({ type: z.literal("postgres"), name: name(), url: urlWith(["postgres:", "postgresql:"], "postgres://"), ...probeTiming }),
     z.strictObject({ type: z.literal("redis"), name: name(), url: urlWith(["redis:", "rediss:"], "redis:// or rediss://"), ...probeTiming }),
   ],
-  { error: () => 'expected type to be one of "http", "udp", "postgres", "redis"' },
+  { error: () => 'expected type to be one of "http", "udp", "tcp", "postgres", "redis"' },
 );
 
 const messaging = z.strictObject({
@@ -287,7 +338,7 @@ export const configSchema = z
     uniqueNames(c.components, (t) => `${t.type}:${t.name}`, ctx, ["components"], "component");
     uniqueNames(c.messaging, (t) => t.name, ctx, ["messaging"], "messaging probe");
     uniqueNames(c.actions, (t) => t.name, ctx, ["actions"], "action");
-    c.targets.forEach((t, i) => uniqueNames(t.services, (s) => (typeof s === "string" ? s : s.name), ctx, ["targets", i, "services"], "service"));
+    c.targets.forEach((t, i) => uniqueNames(t.services, (s) => s.name, ctx, ["targets", i, "services"], "service"));
   });
 
 export type RawConfig = z.infer<typeof configSchema>;

@@ -4,7 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ConfigError } from "@pesan/shared/errors";
-import { DEFAULT_COMMANDS, loadMonitorConfig, parseMonitorConfig, type Env } from "./config.ts";
+import { DEFAULT_COMMANDS, loadMonitorConfig, parseMonitorConfig, type Env, type SshTargetConfig, type TargetConfig } from "./config.ts";
+
+/** The resolved target as an SSH one (the test made it so). */
+function ssh(t: TargetConfig | undefined): SshTargetConfig {
+  if (t?.kind !== "ssh") throw new Error(`expected an SSH target, got ${t?.kind}`);
+  return t;
+}
 
 const FP = "SHA256:0mE4wOz/P//s0y1zv8svt4o9RjTmLlj6et85vKUAFkk";
 // At load time, not in beforeAll: the test.each table below is built when the module loads.
@@ -50,8 +56,58 @@ describe("a minimal config", () => {
       { name: "x", command: "true", intervalMs: 500 },
     ]);
     expect(t.thresholds).toEqual({ cpu: { high: 0, hysteresis: 0 }, mem: { high: 70, hysteresis: 0 }, hdd: { high: 90, hysteresis: 2 } });
-    expect(t.port).toBe(22);
-    expect(t.privateKey.toString()).toBe(keyText);
+    expect(ssh(t).port).toBe(22);
+    expect(ssh(t).privateKey.toString()).toBe(keyText);
+  });
+});
+
+describe("a local target", () => {
+  test("reads this machine: no SSH settings, built-in readings, the disk path made absolute", () => {
+    const c = parseMonitorConfig({ ...base(), defaults: { interval: "2s", timeout: "1s" }, targets: [{ name: "here", local: true, disk: ".", services: ["nginx"] }] }, {});
+    const t = c.targets[0]!;
+    expect(t.kind).toBe("local");
+    if (t.kind !== "local") return;
+    expect(t.disk).toEqual([process.cwd()]);
+    expect(t.metrics).toEqual({ cpu: { command: undefined, intervalMs: 2000 }, mem: { command: undefined, intervalMs: 2000 }, hdd: { command: undefined, intervalMs: 2000 } });
+    // A service without a check is still a command, run here.
+    expect(t.services).toEqual([{ name: "nginx", command: "systemctl is-active --quiet nginx", intervalMs: 2000 }]);
+    expect(parseMonitorConfig({ ...base(), targets: [{ name: "here", local: true }] }, {}).targets[0]).toMatchObject({ kind: "local", disk: ["/"], timeoutMs: 5000 });
+  });
+
+  test("services as network checks, with their own timing, and replicas", () => {
+    const c = parseMonitorConfig(
+      {
+        ...base(),
+        defaults: { interval: "2s", timeout: "1s", forgetAfter: "1m" },
+        targets: [
+          {
+            name: "here",
+            local: true,
+            services: [
+              { name: "gw", udp: "udp-gateway:4999", replicas: true },
+              { name: "api", http: "http://127.0.0.1:9090/healthz", interval: "5s", timeout: "2s", forgetAfter: 0 },
+              { name: "ssh", tcp: "127.0.0.1:22" },
+              { name: "pg", postgres: "postgres://u@db/x" },
+              { name: "kv", redis: "redis://redis:6379" },
+            ],
+          },
+        ],
+      },
+      {},
+    );
+    const timing = { intervalMs: 2000, timeoutMs: 1000, forgetAfterMs: 60_000 };
+    expect(c.targets[0]!.services).toEqual([
+      { name: "gw", intervalMs: 2000, replicas: true, check: { name: "gw", type: "udp", address: "udp-gateway:4999", ...timing } },
+      { name: "api", intervalMs: 5000, replicas: false, check: { name: "api", type: "http", url: "http://127.0.0.1:9090/healthz", intervalMs: 5000, timeoutMs: 2000, forgetAfterMs: 0 } },
+      { name: "ssh", intervalMs: 2000, replicas: false, check: { name: "ssh", type: "tcp", address: "127.0.0.1:22", ...timing } },
+      { name: "pg", intervalMs: 2000, replicas: false, check: { name: "pg", type: "postgres", url: "postgres://u@db/x", ...timing } },
+      { name: "kv", intervalMs: 2000, replicas: false, check: { name: "kv", type: "redis", url: "redis://redis:6379", ...timing } },
+    ]);
+  });
+
+  test("an SSH target may have network-checked services too", () => {
+    const c = parseMonitorConfig({ ...base(), targets: [target({ services: [{ name: "web", http: "http://10.0.0.11/" }] })] }, {});
+    expect(c.targets[0]!.services[0]).toMatchObject({ name: "web", check: { type: "http", url: "http://10.0.0.11/" } });
   });
 });
 
@@ -67,7 +123,7 @@ describe("secrets from the environment", () => {
     );
     expect(c.database!.url).toBe("postgres://monitor:s3cret@db:5432/pesan");
     expect(c.http.port).toBe(9999);
-    expect(c.targets[0]!.privateKey.toString()).toBe(keyText);
+    expect(ssh(c.targets[0]).privateKey.toString()).toBe(keyText);
   });
 
   test("an unset variable names the field and the variable", () => {
@@ -95,8 +151,8 @@ describe("broken configs name the field and what was expected", () => {
     ["unreadable key file", { ...base(), targets: [target({ privateKeyFile: "/nonexistent/key" })] }, /^targets\[0\]\.privateKeyFile: cannot read \/nonexistent\/key: ENOENT/],
     ["not a key", { ...base(), targets: [target({ privateKeyFile: undefined, privateKey: "hello" })] }, /^targets\[0\]\.privateKey: expected an OpenSSH or PEM private key/],
     ["duplicate target names", { ...base(), targets: [target(), target()] }, /^targets\[1\]\.name: duplicate target name "web1"/],
-    ["bad service name", { ...base(), targets: [target({ services: ["nginx; rm -rf /"] })] }, /^targets\[0\]\.services\[0\]: /],
-    ["unknown component type", { ...base(), components: [{ type: "ftp", name: "x" }] }, /^components\[0\]\.type: expected type to be one of "http", "udp", "postgres", "redis" \(got "ftp"\)$/],
+    ["bad service name", { ...base(), targets: [target({ services: ["nginx; rm -rf /"] })] }, /^targets\[0\]\.services\[0\]\.name: must be 1-128 of/],
+    ["unknown component type", { ...base(), components: [{ type: "ftp", name: "x" }] }, /^components\[0\]\.type: expected type to be one of "http", "udp", "tcp", "postgres", "redis" \(got "ftp"\)$/],
     ["component URL of the wrong kind", { ...base(), components: [{ type: "redis", name: "r", url: "http://x" }] }, /^components\[0\]\.url: must be a redis:\/\/ or rediss:\/\/ URL/],
     ["udp address without a port", { ...base(), components: [{ type: "udp", name: "g", address: "gateway" }] }, /^components\[0\]\.address: must be host:port/],
     ["messaging user name", { ...base(), messaging: [{ name: "m", gateway: "gw:1", user: "no spaces", password: "secret1" }] }, /^messaging\[0\]\.user: must be 1-32 of/],
@@ -105,6 +161,14 @@ describe("broken configs name the field and what was expected", () => {
     ["action with neither command nor http", { ...base(), actions: [{ name: "a" }] }, /^actions\[0\]\.command: give exactly one of command or http$/],
     ["action on an unknown event", { ...base(), actions: [{ name: "a", on: ["boom"], command: "true" }] }, /^actions\[0\]\.on\[0\]: Invalid option: expected one of "down"\|"up"\|"threshold"\|"clear"/],
     ["misspelt key in a target", { ...base(), targets: [target({ hots: "x" })] }, /^targets\[0\]: Unrecognized key: "hots"$/],
+    ["SSH settings on a local target", { ...base(), targets: [{ name: "here", local: true, host: "10.0.0.1" }] }, /^targets\[0\]: Unrecognized key: "host"$/],
+    ["local not a boolean", { ...base(), targets: [{ name: "here", local: "yes" }] }, /^targets\[0\]\.local: local must be true \(this machine, no SSH\) or left out \(a host over SSH\)/],
+    ["disk path that does not exist", { ...base(), targets: [{ name: "here", local: true, disk: "/nonexistent/disk" }] }, /^targets\[0\]\.disk: cannot read the filesystem of \/nonexistent\/disk: ENOENT/],
+    ["one bad disk path of several", { ...base(), targets: [{ name: "here", local: true, disk: ["/", "/nonexistent"] }] }, /^targets\[0\]\.disk\[1\]: cannot read the filesystem of \/nonexistent/],
+    ["two checks for one service", { ...base(), targets: [{ name: "here", local: true, services: [{ name: "x", http: "http://a/", tcp: "a:1" }] }] }, /^targets\[0\]\.services\[0\]\.tcp: give at most one of command, http, udp, tcp, postgres, redis \(got http and tcp\)/],
+    ["replicas of a command", { ...base(), targets: [{ name: "here", local: true, services: [{ name: "x", command: "true", replicas: true }] }] }, /^targets\[0\]\.services\[0\]\.replicas: replicas needs a network check/],
+    ["tcp service without a port", { ...base(), targets: [{ name: "here", local: true, services: [{ name: "x", tcp: "localhost" }] }] }, /^targets\[0\]\.services\[0\]\.tcp: must be host:port/],
+    ["duplicate local target names", { ...base(), targets: [{ name: "here", local: true }, { name: "here", local: true }] }, /^targets\[1\]\.name: duplicate target name "here"/],
   ];
   test.each(cases)("%s", (_name, tree, expected) => {
     const out = issues(tree);

@@ -4,8 +4,9 @@
  * probes need (intervals filled from defaults, host key pins parsed, private keys read). Any
  * problem is a ConfigError listing every bad field with what was expected.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statfsSync } from "node:fs";
 import { hostname } from "node:os";
+import { resolve as resolvePath } from "node:path";
 import ssh2 from "ssh2";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "@pesan/shared/errors";
@@ -37,13 +38,6 @@ export interface ScheduledCommand {
   intervalMs: number;
 }
 
-/** What the SSH connection needs (SshTarget), plus what to run over it. */
-export interface TargetConfig extends SshTarget {
-  metrics: Record<HostMetric, ScheduledCommand>;
-  services: Array<ScheduledCommand & { name: string }>;
-  thresholds: Partial<Record<HostMetric, ThresholdRule>>;
-}
-
 interface ProbeTiming {
   name: string;
   intervalMs: number;
@@ -53,9 +47,62 @@ interface ProbeTiming {
 export type ComponentConfig =
   | (ProbeTiming & { type: "http"; url: string })
   | (ProbeTiming & { type: "udp"; address: string })
+  | (ProbeTiming & { type: "tcp"; address: string })
   | (ProbeTiming & { type: "postgres"; url: string })
   | (ProbeTiming & { type: "redis"; url: string });
 export type ComponentType = ComponentConfig["type"];
+
+/** A service whose status is a command's exit code (0 = On), run on the target's host. */
+export interface CommandService extends ScheduledCommand {
+  name: string;
+}
+
+/**
+ * A service checked from the monitor over the network, as a component is (`check.name` is the
+ * service's name). With replicas, each address the check's host resolves to is a service of
+ * its own, `<name>@<address>`; without, the service is On when any of them passes.
+ */
+export interface NetworkService {
+  name: string;
+  intervalMs: number;
+  check: ComponentConfig;
+  replicas: boolean;
+}
+
+export type ServiceConfig = CommandService | NetworkService;
+
+interface TargetBase {
+  name: string;
+  timeoutMs: number;
+  /** The slowest probe interval. */
+  intervalMs: number;
+  services: ServiceConfig[];
+  thresholds: Partial<Record<HostMetric, ThresholdRule>>;
+}
+
+/** A host over SSH: what the connection needs (SshTarget), plus what to run over it. */
+export interface SshTargetConfig extends SshTarget, TargetBase {
+  kind: "ssh";
+  metrics: Record<HostMetric, ScheduledCommand>;
+}
+
+/**
+ * This machine, no SSH. A metric without a command is read by the monitor itself (/proc/stat,
+ * /proc/meminfo, statfs of the disk paths); one with a command runs it here through /bin/sh.
+ */
+export interface LocalTargetConfig extends TargetBase {
+  kind: "local";
+  /** Absolute paths; the fullest of their filesystems is the disk figure. */
+  disk: string[];
+  metrics: Record<HostMetric, { command: string | undefined; intervalMs: number }>;
+}
+
+export type TargetConfig = SshTargetConfig | LocalTargetConfig;
+
+/** The host name as a config name (A-Z a-z 0-9 _ . -): the default instance, and the embedded mode's local target. */
+export function defaultHostName(): string {
+  return hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 64) || "localhost";
+}
 
 export interface MessagingConfig {
   name: string;
@@ -185,18 +232,25 @@ function resolve(c: RawConfig, issues: string[]): MonitorConfig {
   const d = c.defaults;
   const targets = c.targets.map((t, i): TargetConfig => {
     const interval = t.interval ?? d.interval;
-    const metric = (m: "cpu" | "mem" | "hdd"): ScheduledCommand => ({ command: t.commands[m] ?? DEFAULT_COMMANDS[m], intervalMs: t.intervals[m] ?? interval });
+    const timeoutMs = t.timeout ?? d.timeout;
     const serviceTemplate = t.commands.service ?? DEFAULT_COMMANDS.service;
-    const services = t.services.map((s) => {
-      const o = typeof s === "string" ? { name: s } : s;
-      return {
-        name: o.name,
-        command: ("command" in o ? o.command : undefined) ?? serviceTemplate.replaceAll("{service}", o.name),
-        intervalMs: ("interval" in o ? o.interval : undefined) ?? t.intervals.service ?? interval,
-      };
+    const services = t.services.map((s): ServiceConfig => {
+      const intervalMs = s.interval ?? t.intervals.service ?? interval;
+      const check = networkCheck(s, intervalMs, s.timeout ?? timeoutMs, s.forgetAfter ?? d.forgetAfter);
+      if (check) return { name: s.name, intervalMs, check, replicas: s.replicas };
+      return { name: s.name, command: s.command ?? serviceTemplate.replaceAll("{service}", s.name), intervalMs };
     });
+    const thresholds = { ...DEFAULT_THRESHOLDS, ...c.thresholds, ...t.thresholds };
+    const slowest = (metrics: Record<HostMetric, { intervalMs: number }>) => Math.max(...[...Object.values(metrics), ...services].map((m) => m.intervalMs));
+    if (t.local === true) {
+      const metric = (m: HostMetric) => ({ command: t.commands[m], intervalMs: t.intervals[m] ?? interval });
+      const metrics = { cpu: metric("cpu"), mem: metric("mem"), hdd: metric("hdd") };
+      return { kind: "local", name: t.name, disk: diskPaths(t.disk, i, issues), timeoutMs, intervalMs: slowest(metrics), metrics, services, thresholds };
+    }
+    const metric = (m: HostMetric): ScheduledCommand => ({ command: t.commands[m] ?? DEFAULT_COMMANDS[m], intervalMs: t.intervals[m] ?? interval });
     const metrics = { cpu: metric("cpu"), mem: metric("mem"), hdd: metric("hdd") };
     return {
+      kind: "ssh",
       name: t.name,
       host: t.host,
       port: t.port,
@@ -204,17 +258,17 @@ function resolve(c: RawConfig, issues: string[]): MonitorConfig {
       privateKey: readKey(t, i, issues),
       passphrase: t.passphrase,
       hostKeys: t.hostKey.map((s) => parseHostKeyPin(s) as HostKeyPin),
-      timeoutMs: t.timeout ?? d.timeout,
-      intervalMs: Math.max(...[...Object.values(metrics), ...services].map((m) => m.intervalMs)),
+      timeoutMs,
+      intervalMs: slowest(metrics),
       maxChannels: t.maxChannels,
       metrics,
       services,
-      thresholds: { ...DEFAULT_THRESHOLDS, ...c.thresholds, ...t.thresholds },
+      thresholds,
     };
   });
   if (issues.length > 0) throw new ConfigError(issues);
   return {
-    instance: c.instance ?? (hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 64) || "monitor"),
+    instance: c.instance ?? defaultHostName(),
     http: c.http,
     logLevel: c.log.level,
     database: c.database && { url: c.database.url, usersUrl: c.database.usersUrl ?? c.database.url, poolMax: c.database.poolMax },
@@ -262,8 +316,34 @@ function resolveTelegram(t: NonNullable<RawConfig["telegram"]>): TelegramConfig 
   };
 }
 
+type RawService = RawConfig["targets"][number]["services"][number];
+
+/** The service's network check as a component config, or undefined for a command service. */
+function networkCheck(s: RawService, intervalMs: number, timeoutMs: number, forgetAfterMs: number): ComponentConfig | undefined {
+  const timing = { name: s.name, intervalMs, timeoutMs, forgetAfterMs };
+  if (s.http !== undefined) return { ...timing, type: "http", url: s.http };
+  if (s.udp !== undefined) return { ...timing, type: "udp", address: s.udp };
+  if (s.tcp !== undefined) return { ...timing, type: "tcp", address: s.tcp };
+  if (s.postgres !== undefined) return { ...timing, type: "postgres", url: s.postgres };
+  if (s.redis !== undefined) return { ...timing, type: "redis", url: s.redis };
+  return undefined;
+}
+
+/** Absolute, and checked now (statfs), so a mistyped path stops the start rather than every disk probe. */
+function diskPaths(paths: string[], i: number, issues: string[]): string[] {
+  return paths.map((p, j) => {
+    const abs = resolvePath(p);
+    try {
+      statfsSync(abs);
+    } catch (e) {
+      issues.push(`targets[${i}].disk${paths.length > 1 ? `[${j}]` : ""}: cannot read the filesystem of ${abs}: ${(e as Error).message}`);
+    }
+    return abs;
+  });
+}
+
 /** Reads and checks the private key now, so a bad key stops the start rather than every probe. */
-function readKey(t: RawConfig["targets"][number], i: number, issues: string[]): Buffer {
+function readKey(t: Extract<RawConfig["targets"][number], { host: string }>, i: number, issues: string[]): Buffer {
   const field = `targets[${i}].${t.privateKey !== undefined ? "privateKey" : "privateKeyFile"}`;
   let key: Buffer;
   if (t.privateKey !== undefined) key = Buffer.from(t.privateKey.replace(/\\n/g, "\n"));

@@ -56,6 +56,23 @@ export function checkUdp(ep: Endpoint, timeoutMs: number): Promise<string> {
   return askLive(ep.address, ep.port, timeoutMs);
 }
 
+/** A TCP connection is accepted at the pinned address (then closed at once). */
+export function checkTcp(ep: Endpoint, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: ep.address, port: ep.port });
+    const timer = setTimeout(() => socket.destroy(new TimeoutError(`no TCP connection within ${timeoutMs} ms`)), timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve("TCP connected");
+    });
+    socket.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
 /** Connects to the pinned address with the URL's credentials and runs SELECT 1. */
 export async function checkPostgres(url: string, ep: Endpoint, timeoutMs: number): Promise<string> {
   const u = new URL(url);

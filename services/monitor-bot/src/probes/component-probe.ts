@@ -1,5 +1,5 @@
 /**
- * Probes one configured component (an HTTP health URL, a UDP gateway, Postgres, Redis) at every
+ * Probes one configured component (an HTTP health URL, a UDP gateway, a TCP port, Postgres, Redis) at every
  * address its name resolves to, each reported on its own: under Compose a scaled service name
  * resolves to every replica, so one dead replica out of three shows as down.
  *
@@ -10,10 +10,11 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { Logger } from "@pesan/shared/observability";
-import { checkHttp, checkPostgres, checkRedis, checkUdp, type Endpoint } from "./checks.ts";
+import { checkHttp, checkPostgres, checkRedis, checkTcp, checkUdp, type Endpoint } from "./checks.ts";
 import type { ComponentConfig } from "../config/config.ts";
 import { formatDuration } from "../config/duration.ts";
 import type { Monitor } from "../monitor.ts";
+import { Replicas, type ResolvedAddress } from "./replicas.ts";
 import { Every, withTimeout } from "./schedule.ts";
 
 export type Resolver = (host: string) => Promise<Array<{ address: string; family: number }>>;
@@ -33,7 +34,7 @@ const DEFAULT_PORTS: Record<string, number> = { "http:": 80, "https:": 443, "pos
 
 /** The name to resolve and the port to probe. */
 export function endpointOf(c: ComponentConfig): { host: string; port: number } {
-  if (c.type === "udp") {
+  if (c.type === "udp" || c.type === "tcp") {
     const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(c.address)!;
     return { host: m[1]!, port: Number(m[2]) };
   }
@@ -45,16 +46,29 @@ export function formatAddress(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-function check(c: ComponentConfig, ep: Endpoint): Promise<string> {
+/** One check of one address; resolves with a short detail, rejects with the reason. */
+export function checkComponent(c: ComponentConfig, ep: Endpoint): Promise<string> {
   switch (c.type) {
     case "http":
       return checkHttp(c.url, ep, c.timeoutMs);
     case "udp":
       return checkUdp(ep, c.timeoutMs);
+    case "tcp":
+      return checkTcp(ep, c.timeoutMs);
     case "postgres":
       return checkPostgres(c.url, ep, c.timeoutMs);
     case "redis":
       return checkRedis(c.url, ep, c.timeoutMs);
+  }
+}
+
+/** The addresses of a check's host: an IP as is, a name through the resolver (bounded by the timeout). */
+export async function resolveHost(host: string, resolve: Resolver, timeoutMs: number): Promise<{ resolved: ResolvedAddress[]; error: string | undefined }> {
+  try {
+    const resolved = isIP(host) ? [{ address: host, family: isIP(host) }] : await withTimeout(resolve(host), timeoutMs, `resolving ${host}`);
+    return { resolved, error: resolved.length === 0 ? `${host} resolves to no address` : undefined };
+  } catch (e) {
+    return { resolved: [], error: `cannot resolve ${host}: ${(e as Error).message}` };
   }
 }
 
@@ -63,8 +77,7 @@ export class ComponentProbe {
   private readonly c: ComponentConfig;
   private readonly deps: ComponentProbeDeps;
   private readonly loop: Every;
-  /** Every address seen, with when it last resolved. */
-  private readonly known = new Map<string, { family: number; lastSeen: number }>();
+  private readonly replicas: Replicas;
   private bareReported = false;
   private closing = false;
 
@@ -72,17 +85,19 @@ export class ComponentProbe {
     this.name = `${c.type}:${c.name}`;
     this.c = c;
     this.deps = deps;
+    this.replicas = new Replicas(c.forgetAfterMs);
     this.loop = new Every(this.name, c.intervalMs, () => this.run(), deps.logger);
   }
 
   async start(): Promise<void> {
     // An address down before a restart is probed again (and forgotten in time) even if the
     // name no longer resolves to it; otherwise its outage would stay open forever.
-    const now = this.deps.now().getTime();
+    const seeded: ResolvedAddress[] = [];
     for (const a of this.deps.sink.downAddresses(this.c.type, this.c.name)) {
       const ip = /^\[?([^\]]+?)\]?:\d+$/.exec(a)?.[1];
-      if (ip && isIP(ip)) this.known.set(ip, { family: isIP(ip), lastSeen: now });
+      if (ip && isIP(ip)) seeded.push({ address: ip, family: isIP(ip) });
     }
+    this.replicas.seed(seeded, this.deps.now().getTime());
     await this.loop.start();
   }
 
@@ -90,23 +105,13 @@ export class ComponentProbe {
   async run(): Promise<void> {
     const { host, port } = endpointOf(this.c);
     const now = this.deps.now().getTime();
-    let resolved: Array<{ address: string; family: number }> = [];
-    let resolveError: string | undefined;
-    try {
-      resolved = isIP(host) ? [{ address: host, family: isIP(host) }] : await withTimeout(this.deps.resolve(host), this.c.timeoutMs, `resolving ${host}`);
-      if (resolved.length === 0) resolveError = `${host} resolves to no address`;
-    } catch (e) {
-      resolveError = `cannot resolve ${host}: ${(e as Error).message}`;
-    }
+    const { resolved, error: resolveError } = await resolveHost(host, this.deps.resolve, this.c.timeoutMs);
     if (this.closing) return;
-    for (const a of resolved) this.known.set(a.address, { family: a.family, lastSeen: now });
-    const current = new Set(resolved.map((a) => a.address));
-    for (const [address, k] of this.known) {
-      if (current.has(address) || now - k.lastSeen < this.c.forgetAfterMs) continue;
-      this.known.delete(address);
+    const { check, forgotten } = this.replicas.round(resolved, now);
+    for (const address of forgotten) {
       this.deps.sink.componentGone(this.c, formatAddress(address, port), `${host} no longer resolves to it (forgotten after ${formatDuration(this.c.forgetAfterMs)})`);
     }
-    if (this.known.size === 0) {
+    if (check.length === 0) {
       this.bareReported = true;
       this.deps.sink.component(this.c, undefined, false, 0, resolveError ?? `${host} resolves to no address`);
       return;
@@ -116,17 +121,17 @@ export class ComponentProbe {
       this.deps.sink.componentGone(this.c, undefined, `${host} resolves again`, "up");
     }
     await Promise.all(
-      [...this.known].map(async ([address, k]) => {
+      check.map(async ({ address, family, current }) => {
         const started = performance.now();
         let ok = true;
         let detail: string;
         try {
-          detail = await withTimeout(check(this.c, { address, family: k.family, port }), this.c.timeoutMs + 500, "check");
+          detail = await withTimeout(checkComponent(this.c, { address, family, port }), this.c.timeoutMs + 500, "check");
         } catch (e) {
           ok = false;
           detail = (e as Error).message || String(e);
         }
-        if (!current.has(address)) detail += ` (${host} no longer resolves to this address)`;
+        if (!current) detail += ` (${host} no longer resolves to this address)`;
         if (this.closing) return;
         this.deps.sink.component(this.c, formatAddress(address, port), ok, performance.now() - started, detail);
       }),

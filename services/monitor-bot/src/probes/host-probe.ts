@@ -1,21 +1,34 @@
 /**
- * The SSH probes of one target: CPU, memory, disk and each service, each on its own schedule,
- * all over the target's one reused connection. Any attempt that cannot get a session marks the
- * target unreachable at once, so an unreachable host shows within one probe interval.
+ * The probes of one target: CPU, memory, disk and each service, each on its own schedule. The
+ * same probe serves both kinds of target, only the way to the host differs:
+ *
+ * - ssh: every command runs over the target's one reused connection. Any attempt that cannot
+ *   get a session marks the target unreachable at once, so an unreachable host shows within
+ *   one probe interval.
+ * - local: this machine, no SSH (LocalHost). The metrics without a command read /proc and
+ *   statfs directly and go through the same parsers; a command runs here through /bin/sh.
+ *
+ * A service is a command (exit code 0 = On, run on the host) or a network check from the
+ * monitor (NetworkServiceProbe), whichever the config gives.
  */
 import type { Logger } from "@pesan/shared/observability";
-import { HOST_METRICS, type HostMetric, type TargetConfig } from "../config/config.ts";
+import { HOST_METRICS, type CommandService, type HostMetric, type TargetConfig } from "../config/config.ts";
 import type { Monitor } from "../monitor.ts";
-import { PARSERS } from "./parsers.ts";
+import type { Resolver } from "./component-probe.ts";
+import { LocalHost } from "./local.ts";
+import { PARSERS, TOTALS } from "./parsers.ts";
 import { Every } from "./schedule.ts";
-import { SshConnectError, type SshConnector, type SshSession } from "./ssh.ts";
+import { NetworkServiceProbe } from "./service-probe.ts";
+import { SshConnectError, type ExecResult, type SshConnector, type SshSession } from "./ssh.ts";
 
-export type HostSink = Pick<Monitor, "hostReachable" | "hostMetric" | "service">;
+export type HostSink = Pick<Monitor, "hostReachable" | "hostMetric" | "service" | "serviceGone" | "downServiceReplicas">;
 
 export interface HostProbeDeps {
   sink: HostSink;
   connect: SshConnector;
+  resolve: Resolver;
   logger: Logger;
+  now: () => Date;
 }
 
 export class HostProbe {
@@ -23,6 +36,8 @@ export class HostProbe {
   private readonly target: TargetConfig;
   private readonly deps: HostProbeDeps;
   private readonly session: SshSession;
+  private readonly local: LocalHost | undefined;
+  private readonly network: NetworkServiceProbe[] = [];
   private readonly loops: Every[];
   private closing = false;
 
@@ -31,40 +46,70 @@ export class HostProbe {
     this.target = target;
     this.deps = deps;
     const logger = deps.logger.child({ target: target.name });
-    this.session = deps.connect(target, logger);
-    this.loops = [
-      ...HOST_METRICS.map((m) => new Every(`${target.name}/${m}`, target.metrics[m].intervalMs, () => this.probeMetric(m), logger)),
-      ...target.services.map((s) => new Every(`${target.name}/${s.name}`, s.intervalMs, () => this.probeService(s.name, s.command), logger)),
-    ];
+    if (target.kind === "local") this.session = this.local = new LocalHost(target.disk);
+    else this.session = deps.connect(target, logger);
+    this.loops = HOST_METRICS.map((m) => new Every(`${target.name}/${m}`, target.metrics[m].intervalMs, () => this.probeMetric(m), logger));
+    for (const s of target.services) {
+      let run: () => Promise<void>;
+      if ("check" in s) {
+        const probe = new NetworkServiceProbe(target.name, s, { sink: deps.sink, resolve: deps.resolve, logger, now: deps.now });
+        this.network.push(probe);
+        run = () => probe.run();
+      } else run = () => this.probeService(s);
+      this.loops.push(new Every(`${target.name}/${s.name}`, s.intervalMs, run, logger));
+    }
   }
 
   async start(): Promise<void> {
+    for (const p of this.network) p.seed();
     for (const l of this.loops) await l.start();
+  }
+
+  /**
+   * Runs a command on the target's host: over its SSH connection, or here for a local target.
+   * For probes of other facts (a small hook: they need not care which kind the target is).
+   */
+  exec(command: string, timeoutMs = this.target.timeoutMs): Promise<ExecResult> {
+    return this.session.exec(command, timeoutMs);
   }
 
   private async probeMetric(metric: HostMetric): Promise<void> {
     const started = performance.now();
     const { command } = this.target.metrics[metric];
     let value: number | null = null;
+    let total: number | undefined;
     let error: string | undefined;
     try {
-      const r = await this.session.exec(command, this.target.timeoutMs);
-      this.deps.sink.hostReachable(this.target.name, true);
-      if (r.code !== 0) throw new Error(`exit code ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().slice(0, 300)}` : ""}`);
-      value = PARSERS[metric](r.stdout);
+      if (this.local) this.deps.sink.hostReachable(this.target.name, true);
+      if (command === undefined) {
+        // A local target's built-in reading: the file's text for the same parser the SSH command's output gets.
+        const r = await this.local!.read(metric, this.target.timeoutMs);
+        if ("text" in r) {
+          value = PARSERS[metric](r.text);
+          total = TOTALS[metric](r.text);
+        } else ({ percent: value, totalBytes: total } = r);
+      } else {
+        const r = await this.session.exec(command, this.target.timeoutMs);
+        this.deps.sink.hostReachable(this.target.name, true);
+        if (r.code !== 0) throw new Error(`exit code ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().slice(0, 300)}` : ""}`);
+        value = PARSERS[metric](r.stdout);
+        total = TOTALS[metric](r.stdout);
+      }
     } catch (e) {
+      value = null;
+      total = undefined;
       error = this.failure(e);
     }
     if (this.closing) return;
-    this.deps.sink.hostMetric(this.target.name, metric, value, performance.now() - started, error);
+    this.deps.sink.hostMetric(this.target.name, metric, value, performance.now() - started, error, total);
   }
 
-  private async probeService(service: string, command: string): Promise<void> {
+  private async probeService(s: CommandService): Promise<void> {
     const started = performance.now();
     let on: boolean | undefined;
     let detail = "";
     try {
-      const r = await this.session.exec(command, this.target.timeoutMs);
+      const r = await this.session.exec(s.command, this.target.timeoutMs);
       this.deps.sink.hostReachable(this.target.name, true);
       on = r.code === 0;
       if (!on) detail = `exit code ${r.code}${r.stdout.trim() ? `: ${r.stdout.trim().slice(0, 200)}` : ""}`;
@@ -75,7 +120,7 @@ export class HostProbe {
       if (!(e instanceof SshConnectError)) on = false;
     }
     if (this.closing) return;
-    this.deps.sink.service(this.target.name, service, on, performance.now() - started, detail);
+    this.deps.sink.service(this.target.name, s.name, on, performance.now() - started, detail);
   }
 
   /** Reports a connection failure as unreachability; returns the error text. */
@@ -88,6 +133,7 @@ export class HostProbe {
   /** Closing the session first cuts short any command in flight; their results are not reported. */
   async close(): Promise<void> {
     this.closing = true;
+    for (const p of this.network) p.close();
     await Promise.all([this.session.close(), ...this.loops.map((l) => l.close())]);
   }
 }

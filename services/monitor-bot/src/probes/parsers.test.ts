@@ -1,4 +1,4 @@
-import { parseCpu, parseDisk, parseMem } from "./parsers.ts";
+import { diskFromStatfs, diskTotalBytes, memTotalBytes, parseCpu, parseDisk, parseMem, statfsPercent } from "./parsers.ts";
 
 describe("parseCpu", () => {
   test("busy share between two /proc/stat reads", () => {
@@ -47,5 +47,35 @@ describe("parseDisk", () => {
   test("a plain number, or an error", () => {
     expect(parseDisk("5%")).toBe(5);
     expect(() => parseDisk("Filesystem Size\n")).toThrow(/df -P/);
+  });
+});
+
+describe("totals", () => {
+  test("MemTotal in bytes; none for a bare percentage", () => {
+    expect(memTotalBytes("MemTotal:       2048 kB\nMemAvailable:    1024 kB\n")).toBe(2048 * 1024);
+    expect(memTotalBytes("42")).toBeUndefined();
+  });
+  test("df -P: the size of the filesystem whose capacity counts", () => {
+    const out = [
+      "Filesystem     1024-blocks     Used Available Capacity Mounted on",
+      "/dev/vda         264212084 23951436  82439476      23% /",
+      "/dev/vdb              1000      900       100      90% /mnt/my data",
+    ].join("\n");
+    expect(diskTotalBytes(out)).toBe(1000 * 1024);
+    expect(diskTotalBytes("5%")).toBeUndefined();
+  });
+});
+
+describe("statfs, as df counts it", () => {
+  test("used / (used + available): root's reserved blocks count as full", () => {
+    // 1000 blocks, 300 free of which 250 available to users: 700 / 950
+    expect(statfsPercent({ bsize: 4096, blocks: 1000, bfree: 300, bavail: 250 })).toBe(73.68);
+    expect(statfsPercent({ bsize: 4096, blocks: 1000, bfree: 1000, bavail: 1000 })).toBe(0);
+  });
+  test("the fullest of several filesystems, with its size", () => {
+    expect(diskFromStatfs([{ bsize: 4096, blocks: 1000, bfree: 900, bavail: 900 }, { bsize: 1024, blocks: 500, bfree: 50, bavail: 50 }])).toEqual({ percent: 90, totalBytes: 500 * 1024 });
+  });
+  test("a filesystem with no blocks is an error, not NaN", () => {
+    expect(() => statfsPercent({ bsize: 4096, blocks: 0, bfree: 0, bavail: 0 })).toThrow(/no usable blocks/);
   });
 });
