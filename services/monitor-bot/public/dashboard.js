@@ -24,7 +24,18 @@ function level(v) {
 }
 
 // A ring: the arc's length is the percentage; grey with a dash when there is no value.
-function gauge(label, v) {
+/** 8589934592 -> "8.0 GiB" */
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i += 1;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function gauge(label, v, total) {
   const r = 30;
   const c = 2 * Math.PI * r;
   const has = v !== null && v !== undefined;
@@ -35,7 +46,7 @@ function gauge(label, v) {
     <svg width="80" height="80" viewBox="0 0 80 80" role="img" aria-label="${esc(label)} ${has ? num(v) + "%" : "unknown"}">
       <circle class="track" cx="40" cy="40" r="${r}" fill="none" stroke-width="9"/>${arc}
       <text x="40" y="45" text-anchor="middle">${has ? Math.round(v) + "%" : "–"}</text>
-    </svg><div class="label">${esc(label)}</div></div>`;
+    </svg><div class="label">${esc(label)}${total ? ` <span class="total">of ${esc(bytes(total))}</span>` : ""}</div></div>`;
 }
 
 function spanLabel(ms) {
@@ -98,7 +109,7 @@ function serverCard(s, now) {
   const chips = s.services.map((v) => `<span class="chip${v.status === "Off" ? " off" : ""}" title="${esc(v.status)} at ${time(v.updatetime)}">${esc(v.name)} ${esc(v.status)}</span>`).join("");
   return `<div class="card ${state}" data-server="${esc(s.name)}" data-state="${state}">
     <div class="card-head"><h3>${esc(s.name)}</h3><span class="pill">${esc(pill)}</span></div>${why}
-    <div class="gauges">${gauge("CPU", s.cpu)}${gauge("RAM", s.mem)}${gauge("Disk", s.hdd)}</div>
+    <div class="gauges">${gauge("CPU", s.cpu)}${gauge("RAM", s.mem, s.memTotal)}${gauge("Disk", s.hdd, s.hddTotal)}</div>
     ${chips ? `<div class="chips">${chips}</div>` : ""}
     <div class="chart"><div class="chart-svg">${chart(history.get(s.name)?.series)}</div></div>
     <div class="meta">last reading ${time(s.updatetime)}</div>
@@ -118,7 +129,7 @@ function render(snap) {
   badge.className = `badge ${down === 0 ? "ok" : "bad"}`;
   document.title = down === 0 ? "pesan monitor" : `(${down} down) pesan monitor`;
 
-  $("servers").innerHTML = snap.servers.length ? snap.servers.map((s) => serverCard(s, now)).join("") : `<p class="muted">No SSH targets in the config.</p>`;
+  $("servers").innerHTML = snap.servers.length ? snap.servers.map((s) => serverCard(s, now)).join("") : `<p class="muted">No servers in the config (targets: local or over SSH).</p>`;
   for (const s of snap.servers) void refreshHistory(s.name);
 
   const svc = [];

@@ -42,6 +42,9 @@ export interface DashboardSnapshot {
     cpu: number | null;
     mem: number | null;
     hdd: number | null;
+    /** Bytes of RAM and of the disk the percentages are of, when the probes tell them. */
+    memTotal: number | null;
+    hddTotal: number | null;
     updatetime: string | null;
     error: string | null;
     services: Array<{ name: string; status: "On" | "Off"; updatetime: string }>;
@@ -91,6 +94,8 @@ export async function buildSnapshot(deps: DashboardDeps): Promise<DashboardSnaps
         cpu: h.cpu.value,
         mem: h.mem.value,
         hdd: h.hdd.value,
+        memTotal: h.mem.total ?? null,
+        hddTotal: h.hdd.total ?? null,
         updatetime: iso(times[0]),
         error: h.reachable === false ? (monitor.down().find((d) => d.component === hostId(h.name))?.detail ?? "unreachable") : (errors[0] ?? null),
         services: h.services.map((s) => ({ name: s.name, status: s.status, updatetime: s.at.toISOString() })),

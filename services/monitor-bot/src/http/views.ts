@@ -11,11 +11,13 @@ export interface MetricView {
   value: number | null;
   at: Date | undefined;
   error: string | undefined;
+  /** Bytes behind the percentage (RAM, disk) when the probe tells it; null with the value. */
+  total?: number | null;
 }
 
 export interface HostView {
   name: string;
-  /** undefined until the first SSH attempt. */
+  /** undefined until the first SSH attempt (a local target is reachable from its first probe). */
   reachable: boolean | undefined;
   /** When it became unreachable. */
   since: Date | undefined;
@@ -42,7 +44,7 @@ export function hostViews(monitor: Monitor, targets: readonly string[]): HostVie
     const metric = (m: HostMetric): MetricView => {
       const r = h.metrics[m];
       const live = h.reachable !== false && r !== undefined && r.error === undefined;
-      return { value: live ? r.value : null, at: r?.at, error: h.reachable === false ? "unreachable" : r?.error };
+      return { value: live ? r.value : null, at: r?.at, error: h.reachable === false ? "unreachable" : r?.error, total: live ? (r.total ?? null) : null };
     };
     out.push({
       name,
