@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePorts, ServiceProcess } from "@pesan/cluster";
+import { defaultHostName } from "../services/monitor-bot/src/index.ts";
+import { waitFor } from "./support/monitor.ts";
 import { RawClient } from "./support/udp.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pesan-embedded-"));
@@ -88,3 +90,34 @@ test("the built-in monitor serves the API and watches this very process", async 
   expect(stats).toMatchObject({ today: 3, total: 3 });
   expect((await fetch(`${monitor}/healthz`)).status).toBe(200);
 }, 60_000);
+
+test("the dashboard shows this machine without SSH: gauges, a chart, and the gateway and router On", async () => {
+  type Server = { name: string; reachable: boolean | null; cpu: number | null; mem: number | null; hdd: number | null; services: Array<{ name: string; status: string }> };
+  const host = defaultHostName();
+  // What the page renders its first view from: one card per server.
+  const server = await waitFor("this machine's card with its numbers and both services On", async () => {
+    const snap = (await (await fetch(`${monitor}/api/dashboard`)).json()) as { servers: Server[] };
+    const s = snap.servers.find((x) => x.name === host);
+    const on = (n: string) => s?.services.find((v) => v.name === n)?.status === "On";
+    return s && s.cpu !== null && s.mem !== null && s.hdd !== null && on("gateway") && on("router") ? s : undefined;
+  }, 30_000, 500);
+  expect(server.reachable).toBe(true);
+  for (const v of [server.cpu, server.mem, server.hdd]) {
+    expect(v).toBeGreaterThanOrEqual(0);
+    expect(v).toBeLessThanOrEqual(100);
+  }
+  const rmon = await fetch(`${monitor}/api/rmon/${host}`);
+  expect(rmon.status).toBe(200);
+  expect(await rmon.json()).toEqual({ cpu: expect.any(Number), mem: expect.any(Number), hdd: expect.any(Number) });
+  const svc = (await (await fetch(`${monitor}/api/svcstats`)).json()) as Record<string, Record<string, { status: string; updatetime: string }>>;
+  expect(svc[host]).toEqual({ gateway: { status: "On", updatetime: expect.any(String) }, router: { status: "On", updatetime: expect.any(String) } });
+  // The chart's data: samples of this host in the history (PGlite).
+  const chart = await waitFor("chart points", async () => {
+    const h = (await (await fetch(`${monitor}/api/history/${host}?minutes=5`)).json()) as { cpu: unknown[]; mem: unknown[]; hdd: unknown[] };
+    return h.cpu.length > 0 && h.mem.length > 0 && h.hdd.length > 0 ? h : undefined;
+  }, 30_000, 500);
+  expect(chart.mem.length).toBeGreaterThan(0);
+  const page = await (await fetch(`${monitor}/`)).text();
+  expect(page).toMatch(/<html/i);
+}, 60_000);
+

@@ -58,6 +58,7 @@ describe("a bad config file stops the program with exit code 2 and names the fie
     ["misspelt key", "database:\n  url: postgres://u@h/x\n  poolmax: 3\n", {}, /- database: Unrecognized key: "poolmax"/],
     ["unset variable", "database:\n  url: ${ENV:PESAN_TEST_UNSET_DB}\n", {}, /- database\.url: environment variable PESAN_TEST_UNSET_DB is not set/],
     ["bad target", "database: { url: postgres://u@h/x }\ntargets:\n  - { name: web1, host: h, username: u, privateKey: x, hostKey: nope }\n", {}, /- targets\[0\]\.hostKey: expected a known_hosts line/],
+    ["bad local target", "database: { url: postgres://u@h/x }\ntargets:\n  - { name: here, local: true, disk: /nonexistent, services: [{ name: x, tcp: nowhere }] }\n", {}, /- targets\[0\]\.services\[0\]\.tcp: must be host:port/],
   ];
   test.each(cases)("%s", (name, text, env, expected) => {
     const path = name === "no such file" ? join(dir, "nope.yaml") : file(text);
@@ -83,6 +84,13 @@ test("runs as a process: migrations, /healthz, API, /metrics, actions, JSON logs
       "components:",
       `  - { type: http, name: self, url: "http://127.0.0.1:${httpPort}/healthz" }`,
       `  - { type: udp, name: dead-gateway, address: "127.0.0.1:${deadUdp}" }`,
+      // This machine, no SSH: its numbers, and the same two checks as services of it.
+      "targets:",
+      "  - name: here",
+      "    local: true",
+      "    services:",
+      `      - { name: self, http: "http://127.0.0.1:${httpPort}/healthz" }`,
+      `      - { name: dead-gateway, udp: "127.0.0.1:${deadUdp}" }`,
       "actions:",
       `  - { name: record, on: [down], command: 'echo "$PESAN_EVENT $PESAN_COMPONENT" >> ${actionsOut}' }`,
     ].join("\n"),
@@ -109,7 +117,16 @@ test("runs as a process: migrations, /healthz, API, /metrics, actions, JSON logs
     expect(await waitFor("the down action", () => lines(actionsOut).find((l) => l.startsWith("down udp:dead-gateway@")))).toBe(`down udp:dead-gateway@127.0.0.1:${deadUdp}`);
     const components = (await (await fetch(`${base}/api/components`)).json()) as Record<string, Record<string, { status: string }>>;
     expect(components.self?.[`127.0.0.1:${httpPort}`]?.status).toBe("up");
-    expect(await (await fetch(`${base}/api/svcstats`)).json()).toEqual({});
+    const svc = await waitFor("both services probed", async () => {
+      const r = (await (await fetch(`${base}/api/svcstats`)).json()) as Record<string, Record<string, { status: string }>>;
+      return r.here?.self?.status === "On" && r.here["dead-gateway"] ? r : undefined;
+    });
+    expect(svc).toEqual({ here: { self: { status: "On", updatetime: expect.any(String) }, "dead-gateway": { status: "Off", updatetime: expect.any(String) } } });
+    const rmon = await waitFor("this machine's numbers", async () => {
+      const r = (await (await fetch(`${base}/api/rmon/here`)).json()) as Record<string, number | null>;
+      return r.cpu !== null && r.mem !== null && r.hdd !== null ? r : undefined;
+    });
+    expect(rmon).toEqual({ cpu: expect.any(Number), mem: expect.any(Number), hdd: expect.any(Number) });
     expect((await fetch(`${base}/api/rmon/anything`)).status).toBe(404);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain(`pesan_monitor_component_up{type="udp",component="dead-gateway",address="127.0.0.1:${deadUdp}",service="monitor-bot"} 0`);

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { MemoryBus, RedisBus, type Bus } from "@pesan/shared/bus";
 import { loadConfig, port, type Env } from "@pesan/shared/config";
@@ -14,7 +14,7 @@ import { migrate, openDb, type Db } from "@pesan/shared/db";
 import { closeOnly, createLogger, createRegistry, dependencyChecks, HealthServer, type Lifecycle, type Logger } from "@pesan/shared/observability";
 import { Gateway, gatewayOptionsFrom, gatewaySettings } from "@pesan/udp-gateway";
 import { Router, routerOptionsFrom, routerSettings } from "@pesan/router";
-import { createMonitorApp, loadMonitorConfig } from "@pesan/monitor-bot";
+import { createMonitorApp, defaultHostName, loadMonitorConfig } from "@pesan/monitor-bot";
 import { MONITOR_PACKAGE_DIR } from "@pesan/monitor-bot/package-dir";
 
 /** The built-in monitor config: it watches this very process. */
@@ -104,7 +104,8 @@ export async function createEmbedded(config: EmbeddedConfig, logger = createLogg
 }
 
 /**
- * The monitor runs in the same process and keeps its history in the same database. Its probe
+ * The monitor runs in the same process and keeps its history in the same database. It watches
+ * this machine as a local target (no SSH) with the gateway and the router as its services. Its probe
  * account's password is made once and kept in DATA_DIR, so the account works after a restart.
  */
 function createEmbeddedMonitor(config: EmbeddedConfig, db: Db, logger: Logger) {
@@ -116,6 +117,9 @@ function createEmbeddedMonitor(config: EmbeddedConfig, db: Db, logger: Logger) {
     PROBE_PASSWORD: process.env.PROBE_PASSWORD ?? readFileSync(secretFile, "utf8").trim(),
     UDP_PORT: String(config.UDP_PORT),
     HTTP_PORT: String(config.HTTP_PORT),
+    // The local target: this machine under its own name, the disk the data lives on.
+    MONITOR_TARGET_NAME: process.env.MONITOR_TARGET_NAME ?? defaultHostName(),
+    DATA_DIR: resolve(config.DATA_DIR),
   };
   const monitorConfig = loadMonitorConfig(config.MONITOR_CONFIG ?? EMBEDDED_MONITOR_CONFIG, env, { requireDatabase: false });
   return createMonitorApp(monitorConfig, { packageDir: MONITOR_PACKAGE_DIR, db, logger: logger.child({ component: "monitor" }) });

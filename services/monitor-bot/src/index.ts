@@ -1,5 +1,5 @@
 export { createMonitorApp, type MonitorApp, type MonitorAppOptions } from "./app.ts";
-export { loadMonitorConfig, parseMonitorConfig, type MonitorConfig, type TargetConfig, type ComponentConfig, type MessagingConfig, type TelegramConfig } from "./config/config.ts";
+export { defaultHostName, loadMonitorConfig, parseMonitorConfig, type MonitorConfig, type TargetConfig, type LocalTargetConfig, type SshTargetConfig, type ComponentConfig, type MessagingConfig, type TelegramConfig } from "./config/config.ts";
 export { Monitor, hostId, serviceId, componentId, messagingId, type MessagingStatus } from "./monitor.ts";
 export { MonitorEvents, type MonitorEvent, type MonitorEventMap, type EventKind } from "./alerting/events.ts";
 export { listDown, openConditions, migrateMonitor, type OpenCondition } from "./history/store.ts";
