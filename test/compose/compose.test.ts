@@ -4,7 +4,8 @@
  * message arrives at the next login, SIGKILL of a gateway or a router and restarts of Postgres
  * and Redis lose nothing and need no hand, the dashboard shows every container, a Telegram
  * alert (fake Bot API on a network of the test's own) goes out once for two monitor replicas,
- * and `--scale udp-gateway=3` is balanced over without restarting nginx.
+ * and `--scale udp-gateway=3` is balanced over without restarting nginx (and the new replica
+ * shows in /api/svcstats as a service of its own).
  */
 import { randomBytes } from "node:crypto";
 import { freePorts } from "@pesan/cluster";
@@ -17,7 +18,7 @@ import { ComposeProject, createNetwork, docker, ensureImages, progress, randomSe
 
 const HEALTHY_WITHIN_MS = 120_000;
 const ALERT_INTERVAL_MS = 5000;
-/** The monitor's component probes run every 5 s with a 3 s timeout (monitor.compose.yaml). */
+/** The monitor's component and service probes run every 5 s with a 3 s timeout (monitor.compose.yaml). */
 const PROBE_MS = 5000 + 3000;
 const CHAT = 4242;
 const PESAN_SERVICES = ["udp-gateway", "router", "peer-sync", "monitor-bot", "nginx"];
@@ -169,10 +170,39 @@ test("the dashboard and the API through nginx on HTTP show every container", asy
   const page = await fetch(`${httpUrl}/`, { signal: AbortSignal.timeout(5000) });
   expect(page.status).toBe(200);
   expect(await page.text()).toMatch(/<html/i);
-  // /api/svcstats lists the services of SSH targets; the Compose config has none (add yours).
-  const svc = await fetch(`${httpUrl}/api/svcstats`, { signal: AbortSignal.timeout(5000) });
-  expect(svc.status).toBe(200);
   const cs = await project.containers();
+  // The monitor's local target (its own container, monitor.compose.yaml) has every container
+  // of the stack as a service, one per replica address: `<compose service>@<container ip>`.
+  const expected = cs.map((c) => `${c.service}@${c.ip}`).sort();
+  expect(cs.every((c) => c.ip !== "")).toBe(true);
+  type Snapshot = { instance: string; servers: Array<{ name: string; cpu: number | null; mem: number | null; hdd: number | null; services: Array<{ name: string; status: string }> }> };
+  // nginx spreads the requests over both monitor replicas: the first view of each (its
+  // snapshot names the replica) shows this host with its gauges and every container On.
+  const seen = new Map<string, Snapshot>();
+  await waitUntil(
+    "both monitor replicas' dashboards showing every container On",
+    async () => {
+      const r = await fetch(`${httpUrl}/api/dashboard`, { signal: AbortSignal.timeout(5000) });
+      if (r.status !== 200) return undefined;
+      const snap = (await r.json()) as Snapshot;
+      const host = snap.servers.find((x) => x.name === "docker-host");
+      const on = new Set(host?.services.filter((v) => v.status === "On").map((v) => v.name));
+      if (host && host.cpu !== null && host.mem !== null && host.hdd !== null && expected.every((n) => on.has(n))) seen.set(snap.instance, snap);
+      return seen.size >= 2 || undefined;
+    },
+    30_000,
+    500,
+  );
+  expect([...seen.keys()].sort()).toEqual(cs.filter((c) => c.service === "monitor-bot").map((c) => c.hostname).sort());
+  // /api/svcstats, whichever replica answers: the same host, every container On.
+  for (let i = 0; i < 4; i++) {
+    const r = await fetch(`${httpUrl}/api/svcstats`, { signal: AbortSignal.timeout(5000) });
+    expect(r.status).toBe(200);
+    const svc = (await r.json()) as Record<string, Record<string, { status: string; updatetime: string }>>;
+    expect(Object.keys(svc)).toEqual(["docker-host"]);
+    expect(expected.filter((n) => svc["docker-host"]![n]?.status !== "On")).toEqual([]);
+  }
+  // The components (HTTP, UDP, Postgres, Redis probes) cover every container too.
   const probed = await waitUntil(
     "every container among /api/components, up",
     async () => {
@@ -305,6 +335,18 @@ test("`up -d --scale udp-gateway=3`: nginx balances over 3 gateways without bein
   const newest = cs.filter((c) => c.service === "udp-gateway").sort((a, b) => b.startedAt.localeCompare(a.startedAt))[0]!;
   // nginx/run.sh sees the new address (every 2 s) and reloads nginx.
   await waitUntil("nginx's reload for the new gateway", async () => (await nginxLog(nginxBefore!.id)).split("\n").some((l) => l.includes("changed from") && l.includes(` ${newest.ip} `)), 15_000, 500);
+  // The monitor's DNS-expanded service lists the new replica on its own, On.
+  const gateways = cs.filter((c) => c.service === "udp-gateway").map((c) => `udp-gateway@${c.ip}`);
+  expect(gateways).toHaveLength(3);
+  await waitUntil(
+    "3 udp-gateway replicas On in /api/svcstats",
+    async () => {
+      const svc = (await (await fetch(`${httpUrl}/api/svcstats`, { signal: AbortSignal.timeout(5000) })).json()) as Record<string, Record<string, { status: string }>>;
+      return gateways.every((g) => svc["docker-host"]?.[g]?.status === "On") || undefined;
+    },
+    PROBE_MS + 10_000,
+    500,
+  );
   // Fresh clients (one source port each: the hash spreads them) log in until all 3 hold some.
   const gatewaysUsed = new Set<string>();
   const clients: Array<Awaited<ReturnType<typeof loginClient>>["c"]> = [];

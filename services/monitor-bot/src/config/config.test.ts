@@ -212,6 +212,17 @@ describe("the file", () => {
     expect(c.components.map((x) => `${x.type}:${x.name}`)).toEqual(["http:router", "http:gateway-health", "udp:gateway", "postgres:postgres", "redis:redis", "http:monitor-bot", "http:peer-sync", "udp:nginx"]);
   });
 
+  test("the Compose configs watch their container as a local target, with every service of docker-compose.yml as replicas", () => {
+    const compose = parse(readFileSync(join(__dirname, "..", "..", "..", "..", "docker-compose.yml"), "utf8"), { merge: true }) as { services: Record<string, unknown> };
+    const env = { DATABASE_URL: "postgres://postgres:pesan@postgres:5432/pesan", TELEGRAM_BOT_TOKEN: "123456:AAH-example-token-0123456789", TELEGRAM_ADMIN_CODE: "example-admin-code" };
+    const targets = ["monitor.compose.yaml", "monitor.compose-telegram.yaml"].map((f) => loadMonitorConfig(join(__dirname, "..", "..", f), env).targets);
+    expect(targets[1]).toEqual(targets[0]);
+    const [t] = targets[0]!;
+    expect(t).toMatchObject({ kind: "local", name: "docker-host", disk: ["/"] });
+    expect(t!.services.map((s) => s.name).sort()).toEqual(Object.keys(compose.services).sort());
+    for (const s of t!.services) expect(s).toMatchObject({ replicas: true, check: { name: s.name } });
+  });
+
   test("monitor.example.yaml is valid (with its key files and variables provided)", () => {
     const text = readFileSync(join(__dirname, "..", "..", "monitor.example.yaml"), "utf8");
     const tree = parse(text) as { targets: Array<Record<string, unknown>>; actions: unknown[] };
