@@ -5,8 +5,8 @@ import { createMonitorApp } from "./app.ts";
 import { loadMonitorConfig } from "./config/config.ts";
 import { MONITOR_PACKAGE_DIR } from "./package-dir.ts";
 
-const HELP = `pesan monitor-bot: probes hosts over SSH, services, gateways, Postgres, Redis and the
-messaging path; keeps history in Postgres; runs actions on failures and thresholds; serves the
+const HELP = `pesan monitor-bot: probes hosts over SSH and this machine (a local target, no SSH),
+services, gateways, Postgres, Redis and the messaging path; keeps history in Postgres; runs actions on failures and thresholds; serves the
 monitoring API and a live dashboard; alerts members on Telegram (optional telegram section).
 
 usage: node services/monitor-bot/src/main.ts [--config FILE] [--check] [--help]

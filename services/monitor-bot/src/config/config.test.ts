@@ -236,7 +236,7 @@ describe("the file", () => {
       TELEGRAM_ADMIN_CODE: "example-admin-code",
       TELEGRAM_WEBHOOK_SECRET: "example-webhook-secret-0123",
     });
-    expect(c.targets.map((t) => t.name)).toEqual(["web1", "db1"]);
+    expect(c.targets.map((t) => `${t.kind}:${t.name}`)).toEqual(["ssh:web1", "ssh:db1", "local:monitor-host"]);
     expect(c.components).toHaveLength(5);
     expect(c.messaging[0]).toMatchObject({ name: "msg1", expiryMs: 30_000, timeoutMs: 3000 });
     expect(c.actions.map((a) => a.name)).toEqual(["log-everything", "sms", "restart-nginx"]);
