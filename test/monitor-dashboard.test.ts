@@ -1,7 +1,8 @@
 /**
  * The live dashboard in a real headless Chromium (Debian's chromium, driven by playwright-core):
  * the page loads from the monitor itself (no other origin is contacted), shows a card for a
- * target watched over SSH through a real sshd, turns it red when sshd is stopped and back when
+ * target watched over SSH through a real sshd and one for this machine (a local target), turns
+ * the SSH one red when sshd is stopped and back when
  * it is restarted, all without a reload. Screenshots go to test-artifacts/ for a person to look at.
  */
 import { existsSync, mkdirSync } from "node:fs";
@@ -64,6 +65,8 @@ beforeAll(async () => {
           { name: "backup", command: "false" },
         ],
       },
+      // This machine, no SSH: a card like any other.
+      { name: "here", local: true, interval: 300, services: [{ name: "redis", redis: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" }] },
     ],
     components: [{ type: "redis", name: "redis", url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379", interval: 500 }],
     // Nothing answers there: a failing probe, which must stand out.
@@ -120,6 +123,17 @@ describeUi("the dashboard in Chromium", () => {
     }
     await shot("dashboard-up.png");
     expect(foreign).toEqual([]);
+  });
+
+  test("a local target has its card too: gauges with the RAM and disk sizes, a chart, its services", async () => {
+    const here = page.locator('.card[data-server="here"]');
+    await page.waitForSelector('.card[data-server="here"][data-state="reachable"] .gauge[data-metric="Disk"] .arc', { timeout: 20_000 });
+    expect(await here.locator(".gauge").count()).toBe(3);
+    expect(await here.locator('.gauge[data-metric="RAM"] .label').textContent()).toMatch(/^RAM of \d+\.\d (MiB|GiB|TiB)$/);
+    expect(await here.locator('.gauge[data-metric="Disk"] .label').textContent()).toMatch(/^Disk of \d+\.\d (MiB|GiB|TiB|PiB)$/);
+    await page.waitForSelector('.card[data-server="here"] .chip:text("redis On")', { timeout: 10_000 });
+    await here.locator(".chart polyline.line-mem").waitFor({ state: "attached", timeout: 15_000 });
+    await shot("dashboard-local.png");
   });
 
   test("the card turns red when the server's sshd stops, without a reload", async () => {
