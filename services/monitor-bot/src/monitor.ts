@@ -111,16 +111,16 @@ export class Monitor {
 
   /** Addresses of a component that are down now (seeded ones included), for its probe to keep probing. */
   downAddresses(type: string, name: string): string[] {
-    const prefix = `${componentId(type, name, undefined)}@`;
-    return this.status
-      .down()
-      .filter((d) => d.component.startsWith(prefix))
-      .map((d) => d.component.slice(prefix.length));
+    return this.downAfter(`${componentId(type, name, undefined)}@`);
   }
 
   /** Replicas (addresses) of a `replicas: true` service that are down now, for its probe to keep checking. */
   downServiceReplicas(target: string, service: string): string[] {
-    const prefix = `${serviceId(target, service)}@`;
+    return this.downAfter(`${serviceId(target, service)}@`);
+  }
+
+  /** What follows the prefix in the ids down now. */
+  private downAfter(prefix: string): string[] {
     return this.status
       .down()
       .filter((d) => d.component.startsWith(prefix))

@@ -100,8 +100,8 @@ export interface LocalTargetConfig extends TargetBase {
 export type TargetConfig = SshTargetConfig | LocalTargetConfig;
 
 /** The host name as a config name (A-Z a-z 0-9 _ . -): the default instance, and the embedded mode's local target. */
-export function defaultHostName(): string {
-  return hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 64) || "localhost";
+export function defaultHostName(fallback = "localhost"): string {
+  return hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 64) || fallback;
 }
 
 export interface MessagingConfig {
@@ -268,7 +268,7 @@ function resolve(c: RawConfig, issues: string[]): MonitorConfig {
   });
   if (issues.length > 0) throw new ConfigError(issues);
   return {
-    instance: c.instance ?? defaultHostName(),
+    instance: c.instance ?? defaultHostName("monitor"),
     http: c.http,
     logLevel: c.log.level,
     database: c.database && { url: c.database.url, usersUrl: c.database.usersUrl ?? c.database.url, poolMax: c.database.poolMax },
