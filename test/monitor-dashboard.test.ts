@@ -125,10 +125,11 @@ describeUi("the dashboard in Chromium", () => {
     expect(foreign).toEqual([]);
   });
 
-  test("a local target has its card too: gauges with the RAM and disk sizes, a chart, its services", async () => {
+  test("a local target has its card too: gauges with the load and the RAM and disk sizes, a chart, its services", async () => {
     const here = page.locator('.card[data-server="here"]');
     await page.waitForSelector('.card[data-server="here"][data-state="reachable"] .gauge[data-metric="Disk"] .arc', { timeout: 20_000 });
     expect(await here.locator(".gauge").count()).toBe(3);
+    expect(await here.locator('.gauge[data-metric="CPU"] .label').textContent()).toMatch(/^CPU load \d+\.\d\d \d+\.\d\d \d+\.\d\d$/);
     expect(await here.locator('.gauge[data-metric="RAM"] .label').textContent()).toMatch(/^RAM of \d+\.\d (MiB|GiB|TiB)$/);
     expect(await here.locator('.gauge[data-metric="Disk"] .label').textContent()).toMatch(/^Disk of \d+\.\d (MiB|GiB|TiB|PiB)$/);
     await page.waitForSelector('.card[data-server="here"] .chip:text("redis On")', { timeout: 10_000 });

@@ -123,9 +123,13 @@ test("/api/rmon has this machine's CPU, RAM and disk; RAM and disk agree with /p
   const used = fs.blocks - fs.bfree;
   expect(Math.abs(rmon.hdd! - (100 * used) / (used + fs.bavail))).toBeLessThan(0.5);
 
-  const snap = await get<{ servers: Array<{ name: string; reachable: boolean; cpu: number; memTotal: number; hddTotal: number; services: unknown[] }> }>("/api/dashboard");
+  const snap = await get<{ servers: Array<{ name: string; reachable: boolean; cpu: number; memTotal: number; hddTotal: number; load: number[]; services: unknown[] }> }>("/api/dashboard");
   const here = snap.body.servers.find((s) => s.name === "here")!;
   expect(here).toMatchObject({ reachable: true, memTotal: kb("MemTotal") * 1024, hddTotal: fs.blocks * fs.bsize });
+  // The load averages as /proc/loadavg has them (the 15-minute one barely moves between two reads).
+  const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).map(Number);
+  expect(here.load).toHaveLength(3);
+  expect(Math.abs(here.load[2]! - load[2]!)).toBeLessThan(0.5);
 
   // The chart's history: the samples are stored like an SSH target's.
   await waitFor("stored samples", async () => {

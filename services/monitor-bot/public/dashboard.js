@@ -35,7 +35,8 @@ function bytes(n) {
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-function gauge(label, v, total) {
+/** label: the gauge's name; note: a small line under it (a size, the load). */
+function gauge(label, v, note) {
   const r = 30;
   const c = 2 * Math.PI * r;
   const has = v !== null && v !== undefined;
@@ -46,7 +47,7 @@ function gauge(label, v, total) {
     <svg width="80" height="80" viewBox="0 0 80 80" role="img" aria-label="${esc(label)} ${has ? num(v) + "%" : "unknown"}">
       <circle class="track" cx="40" cy="40" r="${r}" fill="none" stroke-width="9"/>${arc}
       <text x="40" y="45" text-anchor="middle">${has ? Math.round(v) + "%" : "–"}</text>
-    </svg><div class="label">${esc(label)}${total ? ` <span class="total">of ${esc(bytes(total))}</span>` : ""}</div></div>`;
+    </svg><div class="label">${esc(label)}${note ? ` <span class="total">${esc(note)}</span>` : ""}</div></div>`;
 }
 
 function spanLabel(ms) {
@@ -109,7 +110,7 @@ function serverCard(s, now) {
   const chips = s.services.map((v) => `<span class="chip${v.status === "Off" ? " off" : ""}" title="${esc(v.status)} at ${time(v.updatetime)}">${esc(v.name)} ${esc(v.status)}</span>`).join("");
   return `<div class="card ${state}" data-server="${esc(s.name)}" data-state="${state}">
     <div class="card-head"><h3>${esc(s.name)}</h3><span class="pill">${esc(pill)}</span></div>${why}
-    <div class="gauges">${gauge("CPU", s.cpu)}${gauge("RAM", s.mem, s.memTotal)}${gauge("Disk", s.hdd, s.hddTotal)}</div>
+    <div class="gauges">${gauge("CPU", s.cpu, s.load ? `load ${s.load.map((n) => n.toFixed(2)).join(" ")}` : "")}${gauge("RAM", s.mem, s.memTotal ? `of ${bytes(s.memTotal)}` : "")}${gauge("Disk", s.hdd, s.hddTotal ? `of ${bytes(s.hddTotal)}` : "")}</div>
     ${chips ? `<div class="chips">${chips}</div>` : ""}
     <div class="chart"><div class="chart-svg">${chart(history.get(s.name)?.series)}</div></div>
     <div class="meta">last reading ${time(s.updatetime)}</div>

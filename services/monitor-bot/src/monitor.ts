@@ -19,6 +19,14 @@ export interface Reading {
   error: string | undefined;
   /** The size behind the percentage in bytes (RAM, disk), when the probe's output tells it. */
   total?: number | undefined;
+  /** The 1, 5 and 15 minute load averages, read with the CPU when the output has them. */
+  load?: [number, number, number] | undefined;
+}
+
+/** What a host probe's output told besides the percentage. */
+export interface HostFacts {
+  total?: number | undefined;
+  load?: [number, number, number] | undefined;
 }
 
 export interface ServiceReading {
@@ -136,10 +144,10 @@ export class Monitor {
     this.transition(this.status.observe(hostId(target), ok, at, detail), ok ? "reachable" : "unreachable", null);
   }
 
-  hostMetric(target: string, metric: HostMetric, value: number | null, latencyMs: number, error?: string, total?: number): void {
+  hostMetric(target: string, metric: HostMetric, value: number | null, latencyMs: number, error?: string, facts: HostFacts = {}): void {
     const at = this.deps.now();
     const host = this.hosts.get(target);
-    if (host) host.metrics[metric] = { value, at, error, total };
+    if (host) host.metrics[metric] = { value, at, error, total: facts.total, load: facts.load };
     if (value !== null) this.deps.metrics?.hostPercent.set({ target, resource: metric }, value);
     this.observeLatency(metric, value !== null, latencyMs);
     this.deps.history?.sample({ at, component: hostId(target), metric, value, ok: value !== null, latencyMs, detail: error ?? "" });

@@ -21,7 +21,7 @@ export const HOST_METRICS: readonly HostMetric[] = ["cpu", "mem", "hdd"];
 
 /** Linux defaults; a command printing one number is read as the percentage instead. */
 export const DEFAULT_COMMANDS = {
-  cpu: "grep '^cpu ' /proc/stat; sleep 1; grep '^cpu ' /proc/stat",
+  cpu: "grep '^cpu ' /proc/stat; sleep 1; grep '^cpu ' /proc/stat; cat /proc/loadavg",
   mem: "grep -E '^(MemTotal|MemAvailable|MemFree|Buffers|Cached):' /proc/meminfo",
   hdd: "LC_ALL=C df -P /",
   service: "systemctl is-active --quiet {service}",

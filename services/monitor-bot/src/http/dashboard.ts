@@ -45,6 +45,8 @@ export interface DashboardSnapshot {
     /** Bytes of RAM and of the disk the percentages are of, when the probes tell them. */
     memTotal: number | null;
     hddTotal: number | null;
+    /** The 1, 5 and 15 minute load averages, read with the CPU. */
+    load: [number, number, number] | null;
     updatetime: string | null;
     error: string | null;
     services: Array<{ name: string; status: "On" | "Off"; updatetime: string }>;
@@ -96,6 +98,7 @@ export async function buildSnapshot(deps: DashboardDeps): Promise<DashboardSnaps
         hdd: h.hdd.value,
         memTotal: h.mem.total ?? null,
         hddTotal: h.hdd.total ?? null,
+        load: h.cpu.load ?? null,
         updatetime: iso(times[0]),
         error: h.reachable === false ? (monitor.down().find((d) => d.component === hostId(h.name))?.detail ?? "unreachable") : (errors[0] ?? null),
         services: h.services.map((s) => ({ name: s.name, status: s.status, updatetime: s.at.toISOString() })),

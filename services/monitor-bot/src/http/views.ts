@@ -13,6 +13,8 @@ export interface MetricView {
   error: string | undefined;
   /** Bytes behind the percentage (RAM, disk) when the probe tells it; null with the value. */
   total?: number | null;
+  /** CPU only: the 1, 5 and 15 minute load averages when the probe read them. */
+  load?: [number, number, number] | null;
 }
 
 export interface HostView {
@@ -44,7 +46,7 @@ export function hostViews(monitor: Monitor, targets: readonly string[]): HostVie
     const metric = (m: HostMetric): MetricView => {
       const r = h.metrics[m];
       const live = h.reachable !== false && r !== undefined && r.error === undefined;
-      return { value: live ? r.value : null, at: r?.at, error: h.reachable === false ? "unreachable" : r?.error, total: live ? (r.total ?? null) : null };
+      return { value: live ? r.value : null, at: r?.at, error: h.reachable === false ? "unreachable" : r?.error, total: live ? (r.total ?? null) : null, load: live ? (r.load ?? null) : null };
     };
     out.push({
       name,

@@ -13,10 +13,10 @@
  */
 import type { Logger } from "@pesan/shared/observability";
 import { HOST_METRICS, type CommandService, type HostMetric, type TargetConfig } from "../config/config.ts";
-import type { Monitor } from "../monitor.ts";
+import type { HostFacts, Monitor } from "../monitor.ts";
 import type { Resolver } from "./component-probe.ts";
 import { LocalHost } from "./local.ts";
-import { PARSERS, TOTALS } from "./parsers.ts";
+import { parseLoadavg, PARSERS, TOTALS } from "./parsers.ts";
 import { Every } from "./schedule.ts";
 import { NetworkServiceProbe } from "./service-probe.ts";
 import { SshConnectError, type ExecResult, type SshConnector, type SshSession } from "./ssh.ts";
@@ -77,31 +77,35 @@ export class HostProbe {
     const started = performance.now();
     const { command } = this.target.metrics[metric];
     let value: number | null = null;
-    let total: number | undefined;
+    let facts: HostFacts = {};
     let error: string | undefined;
+    const read = (text: string) => {
+      value = PARSERS[metric](text);
+      facts = { total: TOTALS[metric](text), ...(metric === "cpu" ? { load: parseLoadavg(text) } : {}) };
+    };
     try {
       if (this.local) this.deps.sink.hostReachable(this.target.name, true);
       if (command === undefined) {
         // A local target's built-in reading: the file's text for the same parser the SSH command's output gets.
         const r = await this.local!.read(metric, this.target.timeoutMs);
-        if ("text" in r) {
-          value = PARSERS[metric](r.text);
-          total = TOTALS[metric](r.text);
-        } else ({ percent: value, totalBytes: total } = r);
+        if ("text" in r) read(r.text);
+        else {
+          value = r.percent;
+          facts = { total: r.totalBytes };
+        }
       } else {
         const r = await this.session.exec(command, this.target.timeoutMs);
         this.deps.sink.hostReachable(this.target.name, true);
         if (r.code !== 0) throw new Error(`exit code ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().slice(0, 300)}` : ""}`);
-        value = PARSERS[metric](r.stdout);
-        total = TOTALS[metric](r.stdout);
+        read(r.stdout);
       }
     } catch (e) {
       value = null;
-      total = undefined;
+      facts = {};
       error = this.failure(e);
     }
     if (this.closing) return;
-    this.deps.sink.hostMetric(this.target.name, metric, value, performance.now() - started, error, total);
+    this.deps.sink.hostMetric(this.target.name, metric, value, performance.now() - started, error, facts);
   }
 
   private async probeService(s: CommandService): Promise<void> {

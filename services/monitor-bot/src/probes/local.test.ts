@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalHost } from "./local.ts";
-import { parseCpu, parseMem } from "./parsers.ts";
+import { parseCpu, parseLoadavg, parseMem } from "./parsers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pesan-local-host-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,8 +51,10 @@ test("reads: /proc text for the same parsers, the share since the previous read,
   const first = await host.read("cpu", 100);
   expect("text" in first && (() => parseCpu(first.text))).toThrow(/no CPU time passed/);
   writeFileSync(join(proc, "stat"), "cpu  150 0 150 850 50 0 0 0 0 0\n");
+  writeFileSync(join(proc, "loadavg"), "0.94 0.80 0.36 3/189 22142\n");
   const second = await host.read("cpu", 1000);
   expect("text" in second && parseCpu(second.text)).toBe(50);
+  expect("text" in second && parseLoadavg(second.text)).toEqual([0.94, 0.8, 0.36]);
   const fs = statfsSync(dir);
   expect(await host.read("hdd", 1000)).toEqual({ percent: expect.any(Number), totalBytes: fs.blocks * fs.bsize });
   await host.close();
@@ -69,6 +71,7 @@ test("the real /proc: numbers the parsers accept", async () => {
   const host = new LocalHost(["/"]);
   const cpu = await host.read("cpu", 400);
   expect("text" in cpu && parseCpu(cpu.text)).toBeGreaterThanOrEqual(0);
+  expect("text" in cpu && parseLoadavg(cpu.text)).toEqual([expect.any(Number), expect.any(Number), expect.any(Number)]);
   const mem = await host.read("mem", 1000);
   expect("text" in mem && parseMem(mem.text)).toBeGreaterThan(0);
   await host.close();

@@ -50,7 +50,9 @@ export class LocalHost implements SshSession {
       last = await this.cpuLine();
     }
     this.lastCpu = { line: last, at: Date.now() };
-    return { text: `${first}\n${last}` };
+    // The load averages ride along, as the SSH default command prints them after the two reads.
+    const load = await this.proc("loadavg").catch(() => "");
+    return { text: `${first}\n${last}\n${load}` };
   }
 
   private async cpuLine(): Promise<string> {

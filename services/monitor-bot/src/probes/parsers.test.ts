@@ -1,4 +1,4 @@
-import { diskFromStatfs, diskTotalBytes, memTotalBytes, parseCpu, parseDisk, parseMem, statfsPercent } from "./parsers.ts";
+import { diskFromStatfs, diskTotalBytes, memTotalBytes, parseCpu, parseDisk, parseLoadavg, parseMem, statfsPercent } from "./parsers.ts";
 
 describe("parseCpu", () => {
   test("busy share between two /proc/stat reads", () => {
@@ -47,6 +47,18 @@ describe("parseDisk", () => {
   test("a plain number, or an error", () => {
     expect(parseDisk("5%")).toBe(5);
     expect(() => parseDisk("Filesystem Size\n")).toThrow(/df -P/);
+  });
+});
+
+describe("parseLoadavg", () => {
+  test("the /proc/loadavg line after the CPU probe's two reads; the CPU share is unaffected", () => {
+    const out = "cpu  100 0 100 800 0 0 0 0 0 0\ncpu  150 0 150 850 50 0 0 0 0 0\n0.94 0.80 12.36 3/189 22142\n";
+    expect(parseLoadavg(out)).toEqual([0.94, 0.8, 12.36]);
+    expect(parseCpu(out)).toBe(50);
+  });
+  test("none without the line", () => {
+    expect(parseLoadavg("42")).toBeUndefined();
+    expect(parseLoadavg("cpu  1 2 3 4\ncpu  2 3 4 5\n")).toBeUndefined();
   });
 });
 

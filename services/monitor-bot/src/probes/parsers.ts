@@ -126,5 +126,15 @@ export function diskTotalBytes(out: string): number | undefined {
   return kb === undefined ? undefined : kb * 1024;
 }
 
+/**
+ * /proc/loadavg's line (`0.94 0.80 0.36 3/189 22142`) anywhere in the output: the 1, 5 and 15
+ * minute load averages. The CPU probe prints it after its two /proc/stat lines; undefined
+ * without it (a custom command, a kernel without the file).
+ */
+export function parseLoadavg(out: string): [number, number, number] | undefined {
+  const m = /^(\d+(?:\.\d+)?) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?) \d+\/\d+ \d+\s*$/m.exec(out);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
 /** The size behind a percentage (bytes), where the output tells it: RAM and disk, not CPU. */
 export const TOTALS: Record<keyof typeof PARSERS, (out: string) => number | undefined> = { cpu: () => undefined, mem: memTotalBytes, hdd: diskTotalBytes };
