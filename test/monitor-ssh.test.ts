@@ -5,7 +5,7 @@
  * back (recovery action runs), and a threshold action that runs once per crossing.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { freePorts } from "@pesan/cluster";
@@ -57,7 +57,7 @@ beforeAll(async () => {
     interval: INTERVAL_MS,
     timeout: 2000,
     // A shorter pause between the two /proc/stat reads than the default's second.
-    commands: { cpu: "grep '^cpu ' /proc/stat; sleep 0.1; grep '^cpu ' /proc/stat" },
+    commands: { cpu: "grep '^cpu ' /proc/stat; sleep 0.1; grep '^cpu ' /proc/stat; cat /proc/loadavg" },
     ...over,
   });
   const config = parseMonitorConfig({
@@ -103,6 +103,12 @@ describeSsh("SSH probes against a real sshd", () => {
       expect(host.metrics[m]!.value).toBeGreaterThanOrEqual(0);
       expect(host.metrics[m]!.value).toBeLessThanOrEqual(100);
     }
+    // The facts beside the percentages, read by the same parsers a local target uses: sshd runs
+    // on this machine, so they are this machine's.
+    const memTotal = Number(/^MemTotal:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"))![1]) * 1024;
+    expect(host.metrics.mem!.total).toBe(memTotal);
+    expect(host.metrics.hdd!.total).toBeGreaterThan(0);
+    expect(host.metrics.cpu!.load).toEqual([expect.any(Number), expect.any(Number), expect.any(Number)]);
     const res = await app.api.app.inject({ method: "GET", url: "/api/rmon/box" });
     expect(res.statusCode).toBe(200);
     const body = res.json() as Record<string, unknown>;
