@@ -20,6 +20,8 @@ export interface CommandLineSpec {
   options?: ParseArgsOptionsConfig;
   /** Whether words that are not options are accepted (default: no, they are an error). */
   allowPositionals?: boolean;
+  /** What --version names before the number (default "pesan"). */
+  name?: string;
 }
 
 /** What a command line asks for: run with these values, or print and exit with this code. */
@@ -66,7 +68,7 @@ export function readCommandLine(argv: string[], spec: CommandLineSpec, version: 
     return { run: false, code: 2, stdout: "", stderr: `${(e as Error).message}\n\n${spec.usage}` };
   }
   if (parsed.values.help) return { run: false, code: 0, stdout: spec.usage, stderr: "" };
-  if (parsed.values.version) return { run: false, code: 0, stdout: `pesan ${version()}\n`, stderr: "" };
+  if (parsed.values.version) return { run: false, code: 0, stdout: `${spec.name ?? "pesan"} ${version()}\n`, stderr: "" };
   return { run: true, values: parsed.values, positionals: parsed.positionals };
 }
 
