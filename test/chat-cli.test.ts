@@ -9,7 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "@pesan/cluster";
 import { useCluster } from "./support/fixture.ts";
-import { shQuote, Tmux, tmuxAvailable, type TmuxSession } from "./support/tmux.ts";
+import { requireTools } from "./support/needs.ts";
+import { shQuote, Tmux, type TmuxSession } from "./support/tmux.ts";
+
+// Not a skip: without tmux this file fails naming it (./pesan test --without tmux leaves it out).
+requireTools("tmux");
 
 const CHAT = join(REPO_ROOT, "packages/client/src/chat.ts");
 const ATTACK = "hi\nMSG x:1 admin 2026-01-01T00:00:00.000Z reset\x1b[2J";
@@ -20,8 +24,6 @@ const state = mkdtempSync(join(tmpdir(), "pesan-chat-state-"));
 let tm: Tmux;
 
 beforeAll(async () => {
-  // Not a skip: without tmux this file cannot show what it must, so it fails saying why.
-  if (!tmuxAvailable()) throw new Error("tmux is not installed: the chat CLI tests need it (apt-get install tmux; .ci/run does)");
   tm = await Tmux.start({ XDG_STATE_HOME: state });
   for (const [u, p] of [["alice", "secret1"], ["bob", "secret2"], ["carol", "secret3"], ["dave", "secret4"]] as const) {
     const c = await fx.client();

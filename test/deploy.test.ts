@@ -9,6 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validate } from "dockerfile-utils";
 import { REPO_ROOT } from "@pesan/cluster";
+import { testNeeding } from "./support/needs.ts";
+
+// docker-compose is part of the docker need: without it this file fails naming it; --without
+// docker skips these checks (no engine needed for them).
+const testCompose = testNeeding("docker", ["docker-compose"]);
 
 test("the Dockerfile has no lint findings, and every service has a target", () => {
   const text = readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8");
@@ -50,7 +55,7 @@ const SECRETS: Record<string, string[]> = {
   "docker-compose.two-clusters.yml": ["POSTGRES_PASSWORD", "PESAN_SYNC_KEY_AB"],
 };
 
-test.each(COMPOSE_FILES)("%s has no default secret: docker-compose refuses to start without each, naming it", (file) => {
+testCompose.each(COMPOSE_FILES)("%s has no default secret: docker-compose refuses to start without each, naming it", (file) => {
   const text = readFileSync(join(REPO_ROOT, file), "utf8");
   expect(text).not.toMatch(/change-me/i);
   // Run from an empty directory, so a developer's .env cannot fill them in.
@@ -68,7 +73,7 @@ test.each(COMPOSE_FILES)("%s has no default secret: docker-compose refuses to st
   }
 });
 
-test.each(COMPOSE_FILES)("%s: every service rotates its logs, takes its image from a variable or pesan/, and the ones with children run an init", (file) => {
+testCompose.each(COMPOSE_FILES)("%s: every service rotates its logs, takes its image from a variable or pesan/, and the ones with children run an init", (file) => {
   const env = { ...process.env, POSTGRES_PASSWORD: "x".repeat(40), PESAN_PROBE_PASSWORD: "x".repeat(40), PESAN_SYNC_KEY_AB: "x".repeat(64) };
   const r = spawnSync("docker-compose", ["-f", join(REPO_ROOT, file), "config"], { encoding: "utf8", env });
   expect(r.status).toBe(0);

@@ -11,12 +11,15 @@ import { createMonitorApp, parseMonitorConfig, type MonitorApp } from "../servic
 import { createTestDatabase, deleteRedisKeys, uniquePrefix, type TestDatabase } from "./support/db.ts";
 import { FakeTelegram } from "./support/fake-telegram.ts";
 import { MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
-import { sshdAvailable, TestSshd } from "./support/sshd.ts";
+import { leftOut, testNeeding } from "./support/needs.ts";
+import { TestSshd } from "./support/sshd.ts";
 
 const INTERVAL_MS = 300;
 const ADMIN_CODE = "open-sesame-42";
 const ANI = 1001;
 const BUDI = 1002;
+// A missing sshd fails this file naming it; only --without sshd skips the one test that needs it.
+const testSsh = testNeeding("sshd");
 
 let db: TestDatabase;
 let fake: FakeTelegram;
@@ -59,10 +62,11 @@ beforeAll(async () => {
   const [sshPort, port] = await freePorts(2);
   webPort = port!;
   web = await listen(webPort);
-  if (sshdAvailable()) {
+  // Left out (--without sshd): /ram and /cpu are checked on an empty target list.
+  if (!leftOut("sshd")) {
     sshd = await TestSshd.create(sshPort!);
     await sshd.start();
-  } else process.stderr.write("monitor-telegram: sshd not installed; /ram and /cpu are checked on an empty target list\n");
+  }
   const config = parseMonitorConfig({
     instance: "tg-test",
     http: { port: 0 },
@@ -142,8 +146,7 @@ describe("commands", () => {
     expect(await rows("SELECT is_admin FROM monitor_members WHERE chat_id = $1", [ANI])).toEqual([{ is_admin: true }]);
   });
 
-  const describeSsh = sshdAvailable() ? test : test.skip;
-  describeSsh("/ram and /cpu report the target's latest sample (read over real SSH)", async () => {
+  testSsh("/ram and /cpu report the target's latest sample (read over real SSH)", async () => {
     await waitFor("box measured", () => app.monitor.host("box")?.metrics.mem?.value === 42.5 && app.monitor.host("box")?.metrics.cpu?.value === 37.25);
     const [ram] = await fake.ask(ANI, "/ram box");
     expect(ram).toMatch(/^🧠 RAM · \d\d:\d\d:\d\d UTC\n\nbox\nRAM: 42\.5% ▓▓▓▓░░░░░░\nmeasured \d\d:\d\d:\d\d UTC$/);

@@ -9,8 +9,11 @@ import { PesanClient } from "@pesan/client";
 import { COMPOSE_NGINX_FILES, composeNginxConfig, REPO_ROOT } from "@pesan/cluster";
 import { sendsThroughKill, sleep, sql } from "./support/e2e.ts";
 import { useTopology } from "./support/fixture.ts";
+import { requireTools } from "./support/needs.ts";
 import { RawClient } from "./support/udp.ts";
 
+// Not a skip: without nginx this file fails naming it (./pesan test --without nginx leaves it out).
+requireTools("nginx");
 const fx = useTopology("nginx", { gateways: 2, routers: 2, env: { RESEND_BASE_MS: "100" }, setupTimeoutMs: 60_000 });
 
 test("the committed Compose nginx configs are the template's renderings", () => {

@@ -9,6 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { newNonce, signedHeaders } from "../services/peer-sync/src/signing.ts";
 import { eventually, sqlOn, startLinkedClusters, type LinkedClusters } from "./support/clusters.ts";
+import { requireTools } from "./support/needs.ts";
+
+requireTools("openssl");
 
 let lc: LinkedClusters;
 const dir = mkdtempSync(join(tmpdir(), "pesan-tls-"));

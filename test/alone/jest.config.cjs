@@ -10,6 +10,6 @@ module.exports = {
   ...main,
   rootDir: "../..",
   testMatch: ["<rootDir>/test/alone/**/*.test.ts"],
-  testPathIgnorePatterns: [],
+  testPathIgnorePatterns: main.testPathIgnorePatterns.filter((p) => !/test\/(compose|alone)\/$/.test(p)),
   maxWorkers: 1,
 };

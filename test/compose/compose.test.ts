@@ -15,6 +15,11 @@ import { loginClient, sendsThroughKill, sql } from "../support/e2e.ts";
 import { startCountedLoad } from "../support/load.ts";
 import { expectExactlyOnce, firstAnswerAfter } from "../support/outage.ts";
 import { ComposeProject, createNetwork, docker, ensureImages, progress, randomSecret, run, sleep, waitUntil, type Container } from "./support.ts";
+import { requireTools } from "../support/needs.ts";
+
+// Not a skip: without Docker this file fails naming what is missing (./pesan test --without
+// docker leaves it out).
+requireTools("docker");
 
 const HEALTHY_WITHIN_MS = 120_000;
 const ALERT_INTERVAL_MS = 5000;

@@ -8,7 +8,8 @@ module.exports = {
   ...main,
   rootDir: "../..",
   testMatch: ["<rootDir>/test/compose/**/*.test.ts"],
-  testPathIgnorePatterns: [],
+  // Only the files of a tool the run left out (--without docker: all of them).
+  testPathIgnorePatterns: main.testPathIgnorePatterns.filter((p) => !/test\/(compose|alone)\/$/.test(p)),
   // No shared test database or Redis prefix: each stack has its own Postgres and Redis.
   globalSetup: undefined,
   globalTeardown: undefined,

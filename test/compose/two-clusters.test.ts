@@ -14,6 +14,11 @@ import { freePorts } from "@pesan/cluster";
 import { PesanClient, type FailoverEvent } from "@pesan/client";
 import { RawClient } from "../support/udp.ts";
 import { ComposeProject, docker, ensureImages, progress, randomSecret, sleep, waitUntil } from "./support.ts";
+import { requireTools } from "../support/needs.ts";
+
+// Not a skip: without Docker this file fails naming what is missing (./pesan test --without
+// docker leaves it out).
+requireTools("docker");
 
 let project: ComposeProject;
 let addrA = "";

@@ -6,16 +6,12 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 
 export const SSHD = "/usr/sbin/sshd";
-
-export function sshdAvailable(): boolean {
-  return existsSync(SSHD) && existsSync("/usr/bin/ssh-keygen");
-}
 
 export class TestSshd {
   readonly dir: string;

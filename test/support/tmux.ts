@@ -18,7 +18,7 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
-/** Whether tmux is installed (the tests need it; .ci/run installs it). */
+/** Whether tmux is installed (the tests need it; ./pesan test installs it). */
 export function tmuxAvailable(): boolean {
   return spawnSync("tmux", ["-V"], { encoding: "utf8" }).status === 0;
 }

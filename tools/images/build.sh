@@ -18,6 +18,7 @@ cd "$(dirname "$0")/../.."
 usage() {
   cat <<'HELP'
 usage: ./pesan images [--local | --official] [--no-env-file] [--print-env] [--rebuild-bases]
+                      [--help] [--version]
 
   (default)        pull each official base image; build a Debian stand-in where that fails
   --local          do not try Docker Hub: always use the Debian stand-ins
@@ -39,6 +40,7 @@ for a in "$@"; do
     --print-env) print_env=1 ;;
     --rebuild-bases) rebuild_bases=1 ;;
     -h | --help) usage; exit 0 ;;
+    -V | --version) echo "pesan $(sed -n 's/^  "version": *"\([^"]*\)".*/\1/p' package.json | head -n 1)"; exit 0 ;;
     *) echo "pesan images: unknown option $a" >&2; usage >&2; exit 2 ;;
   esac
 done

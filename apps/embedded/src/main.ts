@@ -5,7 +5,7 @@ import { createEmbedded, loadEmbeddedConfig } from "./embedded.ts";
 
 const HELP = `pesan, all in one process: UDP gateway + router.
 
-usage: pnpm start [--help]
+usage: pnpm start [--help] [--version]
 
 With no settings it keeps data in PGlite (embedded Postgres) under .pesan-data/ and uses an
 in-process bus. Set DATABASE_URL and REDIS_URL to use a real Postgres and Redis instead.

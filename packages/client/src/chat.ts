@@ -7,13 +7,12 @@
  * message can forge a line or drive the terminal. stderr: the client's own notices, prefixed
  * with `* `. Colours only on a terminal, and never with NO_COLOR (cli/style.ts).
  */
-import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { Writable } from "node:stream";
-import { parseArgs } from "node:util";
 import readline from "node:readline";
 import type tty from "node:tty";
 import { setTimeout as delay } from "node:timers/promises";
+import { readCommandLine, type CliValues } from "@pesan/shared/cli";
 import { PesanClient, PesanError, parseServerAddress } from "./client.ts";
 import { carriesSecret, parseCommand } from "./cli/commands.ts";
 import { HISTORY_MAX, historyPath, keptLines, loadHistory, saveHistory } from "./cli/history.ts";
@@ -73,52 +72,41 @@ interface Args {
   history: boolean;
 }
 
-function parse(argv: string[]): Args | "help" | "version" {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      server: { type: "string", multiple: true },
-      user: { type: "string" },
-      password: { type: "string" },
-      register: { type: "boolean", default: false },
-      "heartbeat-ms": { type: "string" },
-      "no-cap-ack": { type: "boolean", default: false },
-      "no-history": { type: "boolean", default: false },
-      version: { type: "boolean", short: "V", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) return "help";
-  if (values.version) return "version";
-  const servers = (values.server ?? ["127.0.0.1:4999"])
+const OPTIONS = {
+  server: { type: "string", multiple: true },
+  user: { type: "string" },
+  password: { type: "string" },
+  register: { type: "boolean", default: false },
+  "heartbeat-ms": { type: "string" },
+  "no-cap-ack": { type: "boolean", default: false },
+  "no-history": { type: "boolean", default: false },
+} as const;
+
+/** The checked arguments; --help, --version and unknown flags were answered by readCommandLine. */
+function parse(values: CliValues): Args {
+  const str = (k: string): string | undefined => (typeof values[k] === "string" ? values[k] : undefined);
+  const servers = ((values.server as string[] | undefined) ?? ["127.0.0.1:4999"])
     .flatMap((s) => s.split(","))
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   if (servers.length === 0) throw new Error("--server needs at least one host:port");
   for (const s of servers) parseServerAddress(s);
   let heartbeatMs = 5000;
-  if (values["heartbeat-ms"] !== undefined) {
-    heartbeatMs = Number(values["heartbeat-ms"]);
+  if (str("heartbeat-ms") !== undefined) {
+    heartbeatMs = Number(str("heartbeat-ms"));
     if (!Number.isInteger(heartbeatMs) || heartbeatMs < 0) throw new Error("--heartbeat-ms must be an integer >= 0");
   }
-  if (values.password !== undefined && values.user === undefined) throw new Error("--password needs --user");
-  if (values.register && values.user === undefined) throw new Error("--register needs --user");
+  if (str("password") !== undefined && str("user") === undefined) throw new Error("--password needs --user");
+  if (values.register === true && str("user") === undefined) throw new Error("--register needs --user");
   return {
     servers,
-    user: values.user,
-    password: values.password,
-    register: values.register ?? false,
+    user: str("user"),
+    password: str("password"),
+    register: values.register === true,
     heartbeatMs,
     capAck: !values["no-cap-ack"],
     history: !values["no-history"],
   };
-}
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
-  return `pesan chat ${pkg.version ?? "unknown"}`;
 }
 
 /**
@@ -151,20 +139,19 @@ class MutableOutput extends Writable {
 }
 
 async function main(): Promise<void> {
-  let args: Args | "help" | "version";
+  const cl = readCommandLine(process.argv.slice(2), { usage: `${USAGE}\n`, name: "pesan chat", options: OPTIONS });
+  if (!cl.run) {
+    process.stdout.write(cl.stdout);
+    process.stderr.write(cl.stderr);
+    if (cl.code !== 0) process.exit(cl.code);
+    return;
+  }
+  let args: Args;
   try {
-    args = parse(process.argv.slice(2));
+    args = parse(cl.values);
   } catch (err) {
     process.stderr.write(`* ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
     process.exit(2);
-  }
-  if (args === "help") {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
-  if (args === "version") {
-    process.stdout.write(`${version()}\n`);
-    return;
   }
 
   // The terminal the user types at: prompt, echo and password prompts go there, so stdout

@@ -9,7 +9,7 @@ const HELP = `pesan monitor-bot: probes hosts over SSH and this machine (a local
 services, gateways, Postgres, Redis and the messaging path; keeps history in Postgres; runs actions on failures and thresholds; serves the
 monitoring API and a live dashboard; alerts members on Telegram (optional telegram section).
 
-usage: node services/monitor-bot/src/main.ts [--config FILE] [--check] [--help]
+usage: node services/monitor-bot/src/main.ts [--config FILE] [--check] [--help] [--version]
 
   --config FILE  the config file, YAML or JSON (default: $MONITOR_CONFIG, else monitor.yaml)
   --check        validate the config file, print a summary and exit (0 valid, 2 invalid)

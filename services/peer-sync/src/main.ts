@@ -8,7 +8,7 @@ import { PeerSync } from "./peer-sync.ts";
 
 const HELP = `pesan peer-sync: links this cluster with the others (Update Server, Update User, Update Connected).
 
-usage: node services/peer-sync/src/main.ts [--help]
+usage: node services/peer-sync/src/main.ts [--help] [--version]
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   DATABASE_URL (required)  this cluster's postgres://...

@@ -9,7 +9,7 @@ import { Router } from "./router.ts";
 
 const HELP = `pesan router: consumes the gateways' stream, runs every command, keeps state in Postgres.
 
-usage: node services/router/src/main.ts [--help]
+usage: node services/router/src/main.ts [--help] [--version]
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   DATABASE_URL (required)  postgres://...          REDIS_URL (required)  redis://...

@@ -8,7 +8,7 @@ import { gatewayOptionsFrom } from "./options.ts";
 
 const HELP = `pesan udp-gateway: the UDP endpoint clients talk to; forwards to routers over Redis streams.
 
-usage: node services/udp-gateway/src/main.ts [--help]
+usage: node services/udp-gateway/src/main.ts [--help] [--version]
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   REDIS_URL (required)  redis://...     GATEWAY_ID (default gw-<hostname>-<port>)

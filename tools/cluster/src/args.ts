@@ -1,25 +1,15 @@
 /** Command-line plumbing shared by pnpm cluster, topology and bench. */
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
+import { parseCommandLine } from "@pesan/shared/cli";
 
 type StringOptions = Record<string, { type: "string"; default?: string }>;
 
 /**
- * Parses `--name value` options plus `--help`; prints `help` and returns undefined for --help.
- * A malformed command line is a clear message and exit code 2, like a bad setting.
+ * Parses `--name value` options (@pesan/shared/cli: --help and --version print and return
+ * undefined; a malformed command line is the error and the usage on stderr, exit code 2).
  */
-export function parseCli<O extends StringOptions>(options: O, help: string): { [K in keyof O]: O[K]["default"] extends string ? string : string | undefined } | undefined {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ options: { ...options, help: { type: "boolean", short: "h" } } as ParseArgsConfig["options"] }));
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n\n${help}`);
-    process.exit(2);
-  }
-  if (values.help) {
-    process.stdout.write(help);
-    return undefined;
-  }
-  return values as never;
+export function parseCli<O extends StringOptions>(options: O, help: string, argv: string[] = process.argv.slice(2)): { [K in keyof O]: O[K]["default"] extends string ? string : string | undefined } | undefined {
+  return parseCommandLine(argv, { usage: help, options: options as ParseArgsOptionsConfig })?.values as never;
 }
 
 /** A whole number option >= min (or any number when whole is false), or exit 2 naming it. */

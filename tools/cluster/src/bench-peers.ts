@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { PesanClient, RequestTimeoutError, Transport } from "@pesan/client";
+import { numberOption, parseCli } from "./args.ts";
 import { freePorts, ServiceProcess, startCluster, type Cluster } from "./cluster.ts";
 import { dropKeys } from "./redis-keys.ts";
 
@@ -18,13 +19,18 @@ function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
-const arg = (argv: string[], name: string, def: number): number => {
-  const i = argv.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(argv[i + 1]);
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name}: a number, got ${argv[i + 1]}`);
-  return v;
-};
+/** Each mode's options and their defaults (numbers >= 0). */
+const MODE_OPTIONS = {
+  cross: { pairs: "20", window: "32", seconds: "10" },
+  failover: { rate: "50", seconds: "3", "after-seconds": "4" },
+} as const;
+
+type Num = (name: string) => number;
+
+function usage(mode: keyof typeof MODE_OPTIONS): string {
+  const opts = Object.entries(MODE_OPTIONS[mode]).map(([k, v]) => `[--${k} ${v}]`);
+  return `usage: pnpm bench --mode ${mode} ${opts.join(" ")} [--help] [--version]\n\nTwo linked clusters (a, b) as processes; one JSON line on stdout, progress on stderr.\nNeeds Postgres and Redis (DATABASE_URL, REDIS_URL; see pnpm bench --help).\n`;
+}
 
 interface Linked {
   a: { cluster: Cluster; peerSync: ServiceProcess; address: string; health: number };
@@ -190,10 +196,10 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
-async function cross(argv: string[], l: Linked): Promise<Record<string, unknown>> {
-  const pairs = arg(argv, "pairs", 20);
-  const window = arg(argv, "window", 32);
-  const seconds = arg(argv, "seconds", 10);
+async function cross(arg: Num, l: Linked): Promise<Record<string, unknown>> {
+  const pairs = arg("pairs");
+  const window = arg("window");
+  const seconds = arg("seconds");
   const run = randomBytes(2).toString("hex");
   const senders: Raw[] = [];
   const receivers: Raw[] = [];
@@ -261,10 +267,10 @@ async function cross(argv: string[], l: Linked): Promise<Record<string, unknown>
   };
 }
 
-async function failover(argv: string[], l: Linked): Promise<Record<string, unknown>> {
-  const rate = arg(argv, "rate", 50);
-  const before = arg(argv, "seconds", 3);
-  const after = arg(argv, "after-seconds", 4);
+async function failover(arg: Num, l: Linked): Promise<Record<string, unknown>> {
+  const rate = arg("rate");
+  const before = arg("seconds");
+  const after = arg("after-seconds");
   const run = randomBytes(2).toString("hex");
   (await account(l.a.address, `fs${run}`, false)).close();
   const receiver = await account(l.b.address, `fr${run}`, true);
@@ -330,11 +336,15 @@ async function failover(argv: string[], l: Linked): Promise<Record<string, unkno
 }
 
 export async function main(mode: string, argv: string[]): Promise<void> {
-  if (mode !== "cross" && mode !== "failover") throw new Error(`--mode: single, cross or failover (got ${mode})`);
+  if (mode !== "cross" && mode !== "failover") throw new Error(`--mode: single, cross, failover or soak (got ${mode})`);
+  const options = Object.fromEntries(Object.entries(MODE_OPTIONS[mode]).map(([k, v]) => [k, { type: "string" as const, default: v as string }]));
+  const values = parseCli(options, usage(mode), argv) as Record<string, string> | undefined;
+  if (!values) return;
+  const arg: Num = (name) => numberOption(name, values[name]!, 0, false);
   log(`starting two linked clusters (a, b) for --mode ${mode}`);
   const l = await startLinked();
   try {
-    const result = mode === "cross" ? await cross(argv, l) : await failover(argv, l);
+    const result = mode === "cross" ? await cross(arg, l) : await failover(arg, l);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await l.stop();

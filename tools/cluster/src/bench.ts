@@ -183,6 +183,10 @@ async function main(): Promise<void> {
   if (mi >= 0) {
     const mode = process.argv[mi + 1] ?? "";
     process.argv.splice(mi, 2);
+    if (!["single", "cross", "failover", "soak"].includes(mode)) {
+      process.stderr.write(`--mode: single, cross, failover or soak (got ${JSON.stringify(mode)})\n\n${HELP}`);
+      process.exit(2);
+    }
     if (mode === "soak") return (await import("./soak.ts")).main(process.argv.slice(2));
     if (mode !== "single") return (await import("./bench-peers.ts")).main(mode, process.argv.slice(2));
   }

@@ -75,6 +75,19 @@ describe("runService", () => {
     expect(out).toEqual(["usage: x\n"]);
   });
 
+  it("answers --version, and an unknown flag with the usage on stderr and exit code 2, without reading the configuration", async () => {
+    const def = { help: "usage: x\n", config: () => { throw new Error("not read"); }, build: async () => undefined };
+    const v = fakeHost(["--version"]);
+    expect(await runService(def, v.host)).toBeUndefined();
+    expect(v.out).toEqual([expect.stringMatching(/^pesan \S+\n$/)]);
+    expect(v.exits).toEqual([]);
+    const bad = fakeHost(["--bogus"]);
+    const err: string[] = [];
+    expect(await runService(def, { ...bad.host, writeErr: (s) => void err.push(s) })).toBeUndefined();
+    expect(bad.exits).toEqual([2]);
+    expect(err.join("")).toMatch(/^Unknown option '--bogus'[\s\S]*\n\nusage: x\n$/);
+  });
+
   it("passes its own options to config and build, and runs nothing when build says so", async () => {
     const { host } = fakeHost(["--check", "--config", "f.yaml"]);
     const seen: unknown[] = [];

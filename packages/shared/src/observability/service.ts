@@ -1,9 +1,11 @@
 /**
- * The skeleton every pesan process shares, so each main.ts only wires: `--help`, configuration
+ * The skeleton every pesan process shares, so each main.ts only wires: `--help`, `--version`
+ * and usage on a bad flag (@pesan/shared/cli, answered before any configuration), configuration
  * (a bad one is one clear line and exit code 2), building the components, then runComponents
  * (start in order, stop in reverse on SIGTERM/SIGINT, exit on an uncaught exception).
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
+import { readCommandLine } from "../cli.ts";
 import { exitOnStartupError, runComponents, type Lifecycle, type ProcessHost } from "./lifecycle.ts";
 import type { Logger } from "./log.ts";
 
@@ -19,9 +21,9 @@ export interface ServiceParts {
 }
 
 export interface ServiceDefinition<C> {
-  /** Printed for --help / -h. */
+  /** Printed for --help / -h, and on stderr after a bad command line. */
   help: string;
-  /** Options besides --help, as node:util parseArgs takes them. */
+  /** Options besides --help and --version, as node:util parseArgs takes them. */
   options?: ParseArgsOptionsConfig;
   /** Reads and validates the configuration; a throw ends the process with code 2 and the message. */
   config: (args: ArgValues) => C;
@@ -32,11 +34,14 @@ export interface ServiceDefinition<C> {
 export interface RunServiceHost extends ProcessHost {
   argv: string[];
   writeOut: (s: string) => void;
+  /** Where a bad command line's error and usage go (default: process.stderr). */
+  writeErr?: (s: string) => void;
 }
 
 const defaultHost = (): RunServiceHost => ({
   argv: process.argv.slice(2),
   writeOut: (s) => void process.stdout.write(s),
+  writeErr: (s) => void process.stderr.write(s),
   once: (event, fn) => void process.once(event, fn),
   on: (event, fn) => void process.on(event, fn),
   exit: (code) => process.exit(code),
@@ -49,11 +54,15 @@ const defaultHost = (): RunServiceHost => ({
  */
 export async function runService<C>(def: ServiceDefinition<C>, host: RunServiceHost = defaultHost()): Promise<(() => Promise<void>) | undefined> {
   try {
-    const { values } = parseArgs({ args: host.argv, options: { help: { type: "boolean", short: "h" }, ...def.options } });
-    if (values.help) {
-      host.writeOut(def.help);
+    const cl = readCommandLine(host.argv, { usage: def.help, ...(def.options ? { options: def.options } : {}) });
+    if (!cl.run) {
+      // --help, --version (exit 0), or a bad flag (usage on stderr, exit 2): nothing was read yet.
+      host.writeOut(cl.stdout);
+      (host.writeErr ?? ((s: string) => void process.stderr.write(s)))(cl.stderr);
+      if (cl.code !== 0) host.exit(cl.code);
       return undefined;
     }
+    const { values } = cl;
     const config = def.config(values);
     const parts = await def.build(config, values);
     if (!parts) return undefined;
