@@ -114,15 +114,21 @@ describe("the dashboard in Chromium", () => {
     // The chart fills in from /api/history/box: a CPU line through at least two samples. (Not
     // "visible": a flat line, as a machine at a steady 100% draws, has a zero-height box, which
     // Playwright calls hidden though its stroke shows.)
+    // History is averaged per `step` seconds (15 s for the chart's 30 minutes), so a second
+    // point comes at most one step after the first, plus a probe round and the page's 2 s
+    // refresh: waiting less (as this test once did, 15 s) fails whenever the first sample
+    // falls at the start of a bucket and the machine is busy.
     const cpuLine = card().locator(".chart polyline.line-cpu");
     await cpuLine.waitFor({ state: "attached", timeout: 15_000 });
-    for (const deadline = Date.now() + 15_000; ((await cpuLine.getAttribute("points")) ?? "").trim().split(/\s+/).length < 2; ) {
+    const { step } = (await (await fetch(`${app.api.address}/api/history/box?minutes=30`)).json()) as { step: number };
+    expect(step).toBe(15);
+    for (const deadline = Date.now() + step * 1000 + 10_000; ((await cpuLine.getAttribute("points")) ?? "").trim().split(/\s+/).length < 2; ) {
       if (Date.now() > deadline) throw new Error(`the CPU chart has fewer than 2 points: ${await cpuLine.getAttribute("points")}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     await shot("dashboard-up.png");
     expect(foreign).toEqual([]);
-  });
+  }, 90_000);
 
   test("a local target has its card too: gauges with the load and the RAM and disk sizes, a chart, its services", async () => {
     const here = page.locator('.card[data-server="here"]');
