@@ -144,25 +144,37 @@ export class Batch {
     return this.deps.settings;
   }
 
-  /** Bulk reads that serve most of the batch: sessions of every sender, every SEND target. */
+  /**
+   * Bulk reads that serve most of the batch, in one round trip (store.batchView): the sessions
+   * at every sender's address, every SEND target with its session and box size, and the stored
+   * replies of tagged SENDs (a retry is answered with its first reply).
+   */
   async prefetch(): Promise<void> {
     const endpoints = new Map<string, { gateway: string; addr: string }>();
     for (const r of this.reqs) endpoints.set(endpointKey(r.in.gateway, r.in.addr), { gateway: r.in.gateway, addr: r.in.addr });
-    for (const k of endpoints.keys()) this.sessByEndpoint.set(k, null);
-    for (const s of await store.sessionsByEndpoints(this.tx, [...endpoints.values()])) this.setSession(s);
-
     const targets = new Set<string>();
-    for (const r of this.reqs) if (r.req?.cmd === "SEND") targets.add(r.req.to);
-    await this.loadUsers([...targets].filter((t) => !this.sessByUser.get(t)));
-    if (this.settings.boxLimit > 0) for (const [name, n] of await store.boxSizes(this.tx, [...targets], this.settings.boxLimit)) this.boxes.set(name, n);
-
-    const tagged: Array<{ token: string; tag: string }> = [];
+    const tagged: Array<{ gateway: string; addr: string; tag: string }> = [];
     for (const r of this.reqs) {
-      if (r.req?.cmd !== "SEND" || r.tag === undefined) continue;
-      const s = this.sessionAtCached(r.in.gateway, r.in.addr);
-      if (s) tagged.push({ token: s.token, tag: r.tag });
+      if (r.req?.cmd !== "SEND") continue;
+      targets.add(r.req.to);
+      if (r.tag !== undefined) tagged.push({ gateway: r.in.gateway, addr: r.in.addr, tag: r.tag });
     }
-    this.freshReplies = await store.sendReplies(this.tx, tagged, this.staleBefore());
+    if (endpoints.size === 0) return;
+    const view = await store.batchView(this.tx, { endpoints: [...endpoints.values()], targets: [...targets], boxLimit: this.settings.boxLimit, tagged, staleBefore: this.staleBefore() });
+    for (const k of endpoints.keys()) this.sessByEndpoint.set(k, null);
+    for (const s of view.sessions) this.setSession(s);
+    for (const n of targets) {
+      if (this.userExists.has(n)) continue;
+      this.userExists.set(n, false);
+      if (!this.sessByUser.has(n)) this.sessByUser.set(n, null);
+    }
+    for (const u of view.users) {
+      this.userExists.set(u.name, true);
+      // A target that also sent in this batch already has its session from its endpoint.
+      if (u.session && !this.sessByUser.get(u.name)) this.setSession(u.session);
+    }
+    for (const [name, n] of view.boxes) this.boxes.set(name, n);
+    this.freshReplies = view.replies;
   }
 
   staleBefore(): Date {
@@ -343,16 +355,17 @@ export class Batch {
     this.pendingProven = [];
     await store.markProven(this.tx, proven);
     if (sends.length > 0) {
-      const tagged = sends.filter((p) => p.ctx.tag !== undefined && p.token !== undefined);
-      const owned = await store.claimSendTags(
+      const dedupOf = (p: PendingSend) => (p.ctx.tag !== undefined && p.token !== undefined ? { token: p.token, tag: p.ctx.tag, reply: p.ctx.reply! } : undefined);
+      // Claiming the tags and storing the messages is one statement (one round trip).
+      const owned = await store.storeSends(
         this.tx,
-        tagged.map((p) => ({ token: p.token!, tag: p.ctx.tag!, reply: p.ctx.reply! })),
+        sends.map((p) => ({ msg: p.msg, dedup: dedupOf(p) })),
         this.now,
         this.staleBefore(),
       );
       // A tag another router holds means this SEND is the client's retry racing the first try:
-      // it is not stored or delivered; it gets the first reply once that one is committed.
-      const lost = tagged.filter((p) => !owned.has(`${p.token} ${p.ctx.tag}`));
+      // it was not stored and is not delivered; it gets the first reply once that one is committed.
+      const lost = sends.filter((p) => dedupOf(p) !== undefined && !owned.has(`${p.token} ${p.ctx.tag}`));
       if (lost.length > 0) {
         const replies = await store.sendReplies(this.tx, lost.map((p) => ({ token: p.token!, tag: p.ctx.tag! })), this.staleBefore());
         for (const p of lost) {
@@ -365,12 +378,7 @@ export class Batch {
         }
       }
       const lostSet = new Set(lost);
-      const kept = sends.filter((p) => !lostSet.has(p));
-      await store.insertMessages(
-        this.tx,
-        kept.map((p) => p.msg),
-      );
-      for (const p of kept) if (p.frame) frames.push(p.frame);
+      for (const p of sends) if (!lostSet.has(p) && p.frame) frames.push(p.frame);
     }
     await enqueueFrames(this.tx, frames);
     await store.ackMessages(this.tx, acks);
