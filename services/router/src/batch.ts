@@ -5,7 +5,7 @@
  * command that reads messages and at the end. Replies are released only after COMMIT.
  */
 import type { Db, Queryable } from "@pesan/shared/db";
-import { parseText, withTag, type PlainSessionPolicy, type Request } from "@pesan/shared/protocol";
+import { parseText, withTag, type Parsed, type PlainSessionPolicy, type Request } from "@pesan/shared/protocol";
 import { WITHHELD, type OutboundLine } from "@pesan/shared/bus";
 import { enqueueFrames, type OutgoingFrame } from "@pesan/shared/replication";
 import * as store from "./store.ts";
@@ -44,6 +44,13 @@ export interface Incoming {
   msgId: string;
   /** The id of the proof key the gateway verified on this datagram, if it carried a valid proof. */
   proof?: string;
+  /** text parsed, once per datagram (parsedOf): the password split, the batch and the metrics all need it. */
+  parsed?: Parsed;
+}
+
+/** The request in inc, parsed on first use and kept on it. */
+export function parsedOf(inc: Incoming): Parsed {
+  return (inc.parsed ??= parseText(inc.text));
 }
 
 /** A line for a client, through the gateway that holds its address. */
@@ -133,7 +140,7 @@ export class Batch {
         if (inc.text.startsWith(WITHHELD)) this.pendingWithheld.push({ id: inc.text.slice(WITHHELD.length), gateway: inc.gateway, addr: inc.addr });
         return { index, in: inc, tag: undefined, req: undefined, lines: [] };
       }
-      const p = parseText(inc.text);
+      const p = parsedOf(inc);
       const ctx: ReqCtx = { index, in: inc, tag: p.tag, req: p.ok ? p.req : undefined, lines: [] };
       if (!p.ok) this.reply(ctx, `ERR ${p.code} ${p.message}`);
       return ctx;
