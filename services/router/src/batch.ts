@@ -433,10 +433,28 @@ export class Batch {
  */
 export async function processBatch(deps: CoreDeps, incoming: Incoming[], run: (b: Batch) => Promise<void>, prepared: Prepared = emptyPrepared()): Promise<Outgoing[]> {
   const now = deps.clock();
-  return deps.db.withTransaction(async (tx) => {
-    const b = new Batch(deps, incoming, prepared, tx, now);
-    await b.prefetch();
-    await run(b);
-    return b.output();
-  });
+  return deps.db.withTransaction(
+    async (tx) => {
+      const b = new Batch(deps, incoming, prepared, tx, now);
+      await b.prefetch();
+      await run(b);
+      return b.output();
+    },
+    { durable: !incoming.every(isRepeatable) },
+  );
+}
+
+/** Requests whose writes a crash may lose at no cost but a repetition (see isRepeatable). */
+const REPEATABLE = new Set<Request["cmd"]>(["ACK", "LIVE", "PING"]);
+
+/**
+ * A batch of only these need not wait for its WAL flush (half the batches of a steady chat are
+ * the receivers' ACKs): a lost ACK makes the message pushed again, with its id, which the
+ * client recognises; a lost lease renewal is renewed by the next heartbeat. Anything else
+ * (a SEND's OK, a login, the gateway's notices) waits, as every answer a client relies on must.
+ */
+function isRepeatable(inc: Incoming): boolean {
+  if (inc.reqId === 0 && inc.text.charCodeAt(0) === 0) return false;
+  const p = parsedOf(inc);
+  return p.ok && REPEATABLE.has(p.req.cmd);
 }
