@@ -19,7 +19,7 @@ import type { Db, Queryable } from "@pesan/shared/db";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
 import { Counter, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatErr, isAcceptablePassHash, withTag, type Request } from "@pesan/shared/protocol";
-import { emptyPrepared, parsedOf, processBatch, type Batch, type CoreDeps, type Incoming, type Outgoing } from "./batch.ts";
+import { emptyPrepared, parsedOf, processBatch, type Batch, type CoreDeps, type Incoming, type Outgoing } from "./batch/index.ts";
 import type { PasswordChecker } from "./passwords.ts";
 import { PasswordQueue, type DropReason, type QueuedJob, type QueueLimits } from "./password-queue.ts";
 import {

@@ -9,7 +9,7 @@ import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listen
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatMsg } from "@pesan/shared/protocol";
 import { enqueueFrame, sessionDownPayload } from "@pesan/shared/replication";
-import { parsedOf, processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
+import { parsedOf, processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch/index.ts";
 import { runCommands } from "./commands.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
 import { PasswordChecker } from "./passwords.ts";

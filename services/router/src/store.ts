@@ -77,6 +77,15 @@ function toMessage(r: MessageRow): StoredMessage {
   return { id: r.id, sender: r.sender, recipient: r.recipient, sentAt: new Date(r.sent_at), body: r.body, read: r.read };
 }
 
+/** A tagged SEND's first reply, and the id of the message it stored. */
+export interface StoredReply {
+  reply: string;
+  messageId: string;
+}
+
+/** Rows claimed before migration 011 carry no message id; their reply line ("OK SENT <id> ...") names it. */
+const storedReply = (reply: string, messageId: string | null): StoredReply => ({ reply, messageId: messageId ?? reply.split(" ")[2] ?? "" });
+
 /** What a batch reads before its first command (Batch.prefetch), in one round trip. */
 export interface BatchView {
   /** Sessions at the batch's endpoints. */
@@ -86,7 +95,7 @@ export interface BatchView {
   /** Undelivered messages per SEND target, counted up to the box limit (empty when boxLimit is 0). */
   boxes: Map<string, number>;
   /** First replies of tagged SENDs still in the dedup window, by `token tag`. */
-  replies: Map<string, string>;
+  replies: Map<string, StoredReply>;
 }
 
 const SESSION_JSON = (a: string): string => `json_build_object(${SESSION_COLS.split(", ").map((c) => `'${c}', ${a}.${c}`).join(", ")})`;
@@ -101,7 +110,7 @@ export async function batchView(
   q: Queryable,
   v: { endpoints: Array<{ gateway: string; addr: string }>; targets: string[]; boxLimit: number; tagged: Array<{ gateway: string; addr: string; tag: string }>; staleBefore: Date },
 ): Promise<BatchView> {
-  const r = await q.query<{ sessions: SessionRow[]; users: Array<{ name: string; s: SessionRow | null }>; boxes: Array<{ name: string; n: number }>; replies: Array<{ token: string; tag: string; reply: string }> }>(
+  const r = await q.query<{ sessions: SessionRow[]; users: Array<{ name: string; s: SessionRow | null }>; boxes: Array<{ name: string; n: number }>; replies: Array<{ token: string; tag: string; reply: string; message_id: string | null }> }>(
     `SELECT
        (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]') FROM sessions s
          WHERE (s.gateway, s.addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS sessions,
@@ -110,7 +119,7 @@ export async function batchView(
        (SELECT coalesce(json_agg(json_build_object('name', t.name,
                  'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
           FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
-       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply)), '[]')
+       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id)), '[]')
           FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
           JOIN sessions s ON s.gateway = t.gateway AND s.addr = t.addr
           JOIN send_dedup d ON d.token = s.token AND d.tag = t.tag AND d.created_at >= $8) AS replies`,
@@ -130,7 +139,7 @@ export async function batchView(
     sessions: row.sessions.map(toSession),
     users: row.users.map((u) => ({ name: u.name, session: u.s ? toSession(u.s) : undefined })),
     boxes: new Map(row.boxes.map((x) => [x.name, Number(x.n)])),
-    replies: new Map(row.replies.map((x) => [`${x.token} ${x.tag}`, x.reply])),
+    replies: new Map(row.replies.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id)])),
   };
 }
 
@@ -418,7 +427,7 @@ export async function deleteMessage(q: Queryable, user: string, id: string, now:
  */
 export async function storeSends(
   q: Queryable,
-  sends: Array<{ msg: NewMessage; dedup: { token: string; tag: string; reply: string } | undefined }>,
+  sends: Array<{ msg: NewMessage; dedup: { token: string; tag: string; reply: string; messageId: string } | undefined }>,
   now: Date,
   staleBefore: Date,
 ): Promise<Set<string>> {
@@ -427,9 +436,9 @@ export async function storeSends(
   const ms = sends.map((x) => x.msg);
   const r = await q.query<{ token: string; tag: string }>(
     `WITH claimed AS (
-       INSERT INTO send_dedup (token, tag, reply, created_at)
-       SELECT t, g, r, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, g, r)
-       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, created_at = EXCLUDED.created_at
+       INSERT INTO send_dedup (token, tag, reply, message_id, created_at)
+       SELECT t, g, r, i, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $17::text[]) AS x(t, g, r, i)
+       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, created_at = EXCLUDED.created_at
          WHERE send_dedup.created_at < $5::timestamptz
        RETURNING token, tag
      ), stored AS (
@@ -458,19 +467,20 @@ export async function storeSends(
       ms.map((m) => m.replicated === true),
       sends.map((x) => x.dedup?.token ?? null),
       sends.map((x) => x.dedup?.tag ?? null),
+      tagged.map((x) => x.messageId),
     ],
   );
   return new Set(r.rows.map((x) => `${x.token} ${x.tag}`));
 }
 
 /** First replies of tagged SENDs still inside the dedup window. */
-export async function sendReplies(q: Queryable, pairs: Array<{ token: string; tag: string }>, staleBefore: Date): Promise<Map<string, string>> {
+export async function sendReplies(q: Queryable, pairs: Array<{ token: string; tag: string }>, staleBefore: Date): Promise<Map<string, StoredReply>> {
   if (pairs.length === 0) return new Map();
-  const r = await q.query<{ token: string; tag: string; reply: string }>(
-    "SELECT token, tag, reply FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
+  const r = await q.query<{ token: string; tag: string; reply: string; message_id: string | null }>(
+    "SELECT token, tag, reply, message_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
     [pairs.map((p) => p.token), pairs.map((p) => p.tag), staleBefore],
   );
-  return new Map(r.rows.map((x) => [`${x.token} ${x.tag}`, x.reply]));
+  return new Map(r.rows.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id)]));
 }
 
 export interface ServerRow {
