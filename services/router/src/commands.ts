@@ -20,7 +20,7 @@ import { BIND, UNBIND } from "@pesan/shared/bus";
 import { insertUser } from "@pesan/shared/db";
 import { enqueueFrame, sessionDownPayload, type SessionDown } from "@pesan/shared/replication";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
-import type { Batch, ReqCtx } from "./batch.ts";
+import type { Batch, ReqCtx } from "./batch/index.ts";
 import { decideRoute } from "./route.ts";
 import * as store from "./store.ts";
 import type { Session, StoredMessage } from "./store.ts";
@@ -38,8 +38,8 @@ export async function runCommands(b: Batch): Promise<void> {
   for (const ctx of b.reqs) {
     const req = ctx.req;
     if (!req) continue;
-    if (!FAST.has(req.cmd)) await b.flush();
-    const at = await b.sessionAt(ctx.in.gateway, ctx.in.addr);
+    if (!FAST.has(req.cmd)) await b.writes.flush();
+    const at = await b.view.sessionAt(ctx.in.gateway, ctx.in.addr);
     const s = sessionOf(b, ctx, req, at);
     if (s === "refused") continue;
     if (!s && !NO_SESSION.has(req.cmd)) {
@@ -49,9 +49,7 @@ export async function runCommands(b: Batch): Promise<void> {
     if (s) ctx.session = s;
     await handle(b, ctx, req, s);
   }
-  await b.flush();
-  b.settleInBatchRepeats();
-  await b.touchLeases();
+  await b.finish();
 }
 
 /** Text of the reply to a datagram with a proof that no session here at its address holds. */
@@ -93,8 +91,8 @@ function notInSessionText(at: Session): string {
  * for that (the stored messages the amplification bound withheld) goes out now.
  */
 function validated(b: Batch, ctx: ReqCtx, s: Session): void {
-  b.bufferProven(s);
-  b.afterFlush(async () => {
+  b.writes.bufferProven(s);
+  b.writes.afterFlush(async () => {
     const nextPush = new Date(b.now.getTime() + b.settings.resendBaseMs);
     for (const m of await store.takeUndelivered(b.tx, s.user, s.capAck, nextPush, MAX_LOGIN_PUSH_COUNT)) pushMsg(b, ctx, s, m);
   });
@@ -127,7 +125,7 @@ async function handle(b: Batch, ctx: ReqCtx, req: Request, s: Session | undefine
     case "ALL":
       return broadcast(b, ctx, s!, req.text);
     case "ACK":
-      b.bufferAck(req.id, s!.user);
+      b.writes.bufferAck(req.id, s!.user);
       return;
     case "WHO": {
       const users = await store.onlineUsers(b.tx, b.settings.cluster);
@@ -149,7 +147,7 @@ async function handle(b: Batch, ctx: ReqCtx, req: Request, s: Session | undefine
       await store.deleteSession(b.tx, s!.user);
       await store.logConnection(b.tx, s!.user, "logout", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
       await sessionDown(b, s!, "logout");
-      b.removeSession(s!.user);
+      b.view.removeSession(s!.user);
       b.reply(ctx, formatOk("BYE"));
       return unbind(b, ctx, s!);
     case "UNREGISTER":
@@ -163,7 +161,7 @@ async function register(b: Batch, ctx: ReqCtx, user: string): Promise<void> {
   if (hash === undefined) throw new Error("REGISTER without a prepared hash");
   if (await insertUser(b.tx, { name: user, passHash: hash, createdAt: b.now, home: b.settings.cluster }, { ifAbsent: true })) {
     await enqueueFrame(b.tx, "user.register", { name: user, passHash: hash, createdAt: b.now.toISOString(), home: b.settings.cluster });
-    b.markRegistered(user);
+    b.view.markRegistered(user);
     return b.reply(ctx, formatOk("REGISTERED", user));
   }
   b.reply(ctx, formatErr("TAKEN"));
@@ -237,13 +235,13 @@ async function bind(b: Batch, ctx: ReqCtx, bound: Session & { proofKey: string }
     await store.deleteSession(b.tx, squatter.user);
     await store.logConnection(b.tx, squatter.user, "replaced", cluster, squatter.gateway, squatter.addr, b.now);
     await sessionDown(b, squatter, "replaced");
-    b.removeSession(squatter.user);
+    b.view.removeSession(squatter.user);
   }
   await store.upsertSession(b.tx, s, cluster, b.now);
   await store.logConnection(b.tx, s.user, event, cluster, s.gateway, s.addr, b.now);
   // reach: where a survivor may send REDIRECT should this cluster die (docs/peer-protocol.md).
   await enqueueFrame(b.tx, "session.up", { user: s.user, token: s.token, cluster, capAck: s.capAck, at: b.now.toISOString(), reach: s.addr });
-  b.setSession(s);
+  b.view.setSession(s);
   ctx.session = s;
   // The gateway learns the key first (same stream, in order), so it can check the proofs that
   // follow the reply; the key goes to the client only in the reply, to this address.
@@ -270,35 +268,35 @@ function pushMsg(b: Batch, ctx: ReqCtx, to: Session, m: StoredMessage): void {
 }
 
 async function send(b: Batch, ctx: ReqCtx, s: Session, to: string, text: string): Promise<void> {
-  const repeated = b.repeatedSend(ctx, s);
+  const repeated = b.once.repeated(ctx, s);
   if (repeated === "in-batch") return;
   if (repeated !== undefined) {
-    b.reply(ctx, repeated);
+    b.reply(ctx, repeated.reply);
     // The stored reply names this very request's message: this is our own stream entry again,
     // taken over after a router died between COMMIT and publishing. Its push may never have
     // gone out, so push again (clients drop a MSG id they already have); a client's retry has
     // a different entry and so a different id, and is not pushed twice.
-    if (repeated.split(" ")[2] === ctx.in.msgId) await pushStored(b, ctx, ctx.in.msgId, to);
+    if (repeated.messageId === ctx.in.msgId) await pushStored(b, ctx, ctx.in.msgId, to);
     return;
   }
-  if (!(await b.userExistsNamed(to))) return b.reply(ctx, formatErr("NO_SUCH_USER", `no such user: ${to}`));
+  if (!(await b.view.userExistsNamed(to))) return b.reply(ctx, formatErr("NO_SUCH_USER", `no such user: ${to}`));
   const id = ctx.in.msgId;
   const self = b.settings.cluster;
-  const session = await b.sessionOfUser(to);
+  const session = await b.view.sessionOfUser(to);
   const remote = session !== undefined && session.cluster !== self;
-  const linked = session?.cluster === self ? false : await b.linked();
-  const where = decideRoute(self, session, linked, remote && linked ? await b.clusterUp(session.cluster) : false);
+  const linked = session?.cluster === self ? false : await b.view.linked();
+  const where = decideRoute(self, session, linked, remote && linked ? await b.view.clusterUp(session.cluster) : false);
   const target = where.kind === "local" ? where.session : undefined;
   const capAck = target?.capAck === true;
   // Only a message that stays undelivered takes a place in the box (a plain session's push
   // counts as delivered at once). Refused before anything is stored, so a retry may succeed.
-  if ((target === undefined || capAck) && !(await b.boxTakes(to))) return b.reply(ctx, formatErr("BOX_FULL", `${to}'s box is full (${b.settings.boxLimit} undelivered messages); try again after they log in`));
+  if ((target === undefined || capAck) && !(await b.view.boxTakes(to))) return b.reply(ctx, formatErr("BOX_FULL", `${to}'s box is full (${b.settings.boxLimit} undelivered messages); try again after they log in`));
   if (target) pushMsg(b, ctx, target, { id, sender: s.user, recipient: to, sentAt: b.now, body: text, read: false });
   // Not delivered here at once (offline, or online in another cluster): every other cluster
   // gets a copy (message.new), so it is delivered wherever the recipient is or logs in; the
   // cluster that holds the session pushes it. See docs/peer-protocol.md.
   const replicate = where.kind !== "local" && where.linked;
-  b.bufferSend(
+  b.writes.bufferSend(
     ctx,
     {
       id,
@@ -319,7 +317,7 @@ async function send(b: Batch, ctx: ReqCtx, s: Session, to: string, text: string)
 }
 
 async function pushStored(b: Batch, ctx: ReqCtx, id: string, to: string): Promise<void> {
-  const target = local(b, await b.sessionOfUser(to));
+  const target = local(b, await b.view.sessionOfUser(to));
   const m = target ? await store.messageById(b.tx, id) : undefined;
   if (target && m) pushMsg(b, ctx, target, m);
 }
@@ -338,8 +336,8 @@ async function broadcast(b: Batch, ctx: ReqCtx, s: Session, text: string): Promi
     b.push(ctx, t, formatMsg(id, `*${s.user}`, b.now, text));
     n++;
   }
-  if (await b.linked()) {
-    b.bufferFrame({ kind: "broadcast", payload: { id, sentAt: b.now.toISOString(), sender: s.user, body: text } });
+  if (await b.view.linked()) {
+    b.writes.bufferFrame({ kind: "broadcast", payload: { id, sentAt: b.now.toISOString(), sender: s.user, body: text } });
     n += await store.countRemoteOnline(b.tx, self, s.user);
   }
   b.reply(ctx, formatOk("SENT", "ALL", n));
@@ -370,7 +368,7 @@ async function unregister(b: Batch, ctx: ReqCtx, s: Session): Promise<void> {
   await store.logConnection(b.tx, s.user, "unregistered", b.settings.cluster, ctx.in.gateway, ctx.in.addr, b.now);
   await sessionDown(b, s, "unregistered");
   unbind(b, ctx, s);
-  b.forgetUser(s.user);
+  b.view.forgetUser(s.user);
   b.reply(ctx, formatOk("UNREGISTERED"));
 }
 

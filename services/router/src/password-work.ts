@@ -18,8 +18,8 @@
 import type { Db, Queryable } from "@pesan/shared/db";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
 import { Counter, type Logger, type Registry } from "@pesan/shared/observability";
-import { formatErr, isAcceptablePassHash, parseText, withTag, type Request } from "@pesan/shared/protocol";
-import { emptyPrepared, processBatch, type Batch, type CoreDeps, type Incoming, type Outgoing } from "./batch.ts";
+import { formatErr, isAcceptablePassHash, withTag, type Request } from "@pesan/shared/protocol";
+import { emptyPrepared, parsedOf, processBatch, type Batch, type CoreDeps, type Incoming, type Outgoing } from "./batch/index.ts";
 import type { PasswordChecker } from "./passwords.ts";
 import { PasswordQueue, type DropReason, type QueuedJob, type QueueLimits } from "./password-queue.ts";
 import {
@@ -139,7 +139,7 @@ export class PasswordWork {
     incoming.forEach((inc, index) => {
       // The gateway's own notices (a NUL first): never a password request.
       if (inc.reqId === 0 && inc.text.charCodeAt(0) === 0) return void out.batch.push(inc);
-      const p = parseText(inc.text);
+      const p = parsedOf(inc);
       const ep = endpointKey(inc);
       const password = p.ok && PASSWORD_COMMANDS.has(p.req.cmd);
       const live = p.ok && p.req.cmd === "LIVE";

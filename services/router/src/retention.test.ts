@@ -1,6 +1,6 @@
 /** The retention sweep's pure parts: which instants and ids bound the deletes. */
 import { connectionLogCutoffId, retentionCutoffs, UNLINKED_OUTBOX_RETENTION_MS } from "./retention.ts";
-import { DEDUP_WINDOW_MS } from "./batch.ts";
+import { DEDUP_WINDOW_MS } from "./batch/index.ts";
 
 const now = new Date("2026-11-22T12:00:00.000Z");
 

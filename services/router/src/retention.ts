@@ -21,7 +21,7 @@
  */
 import type { Db, Queryable } from "@pesan/shared/db";
 import { Loop, type Lifecycle, type Logger } from "@pesan/shared/observability";
-import { DEDUP_WINDOW_MS } from "./batch.ts";
+import { DEDUP_WINDOW_MS } from "./batch/index.ts";
 import type { RouterMetrics } from "./metrics.ts";
 
 export interface RetentionSettings {

@@ -9,7 +9,7 @@ import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listen
 import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatMsg } from "@pesan/shared/protocol";
 import { enqueueFrame, sessionDownPayload } from "@pesan/shared/replication";
-import { processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
+import { parsedOf, processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch/index.ts";
 import { runCommands } from "./commands.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
 import { PasswordChecker } from "./passwords.ts";
@@ -198,7 +198,7 @@ export class Router implements Lifecycle {
     await this.publish([...out, ...split.replies]);
     this.metrics.batchSize.observe(incoming.length);
     this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    for (const inc of incoming) if (inc.reqId !== 0) this.metrics.requests.inc({ command: commandLabel(inc.text) });
+    for (const inc of incoming) if (inc.reqId !== 0) this.metrics.requests.inc({ command: commandLabel(inc) });
     return { held: split.held.map((h) => ({ id: entryOf[h.index]!, done: h.done })) };
   }
 
@@ -285,15 +285,8 @@ export class Router implements Lifecycle {
   }
 }
 
-const COMMANDS = new Set(["REGISTER", "LOGIN", "RESUME", "WHO", "SEND", "ALL", "INBOX", "READ", "DELETE", "ACK", "CAP", "SERVERS", "LOGOUT", "UNREGISTER", "PING"]);
-
-/** A bounded label: a protocol command word, LIVE, or "other". */
-function commandLabel(text: string): string {
-  let t = text;
-  if (t.startsWith("@")) t = t.slice(t.indexOf(" ") + 1);
-  if (t.startsWith("/@live?") || t.startsWith("@live?")) return "LIVE";
-  let w = t.slice(0, 12).split(/[ \n]/, 1)[0]!.toUpperCase();
-  if (w.startsWith("/")) w = w.slice(1);
-  return COMMANDS.has(w) ? w : "other";
+/** A bounded label: the protocol command (LIVE for a heartbeat), or "other" for what does not parse. */
+function commandLabel(inc: Incoming): string {
+  const p = parsedOf(inc);
+  return p.ok ? p.req.cmd : "other";
 }
-

@@ -77,13 +77,70 @@ function toMessage(r: MessageRow): StoredMessage {
   return { id: r.id, sender: r.sender, recipient: r.recipient, sentAt: new Date(r.sent_at), body: r.body, read: r.read };
 }
 
-export async function sessionsByEndpoints(q: Queryable, endpoints: Array<{ gateway: string; addr: string }>): Promise<Session[]> {
-  if (endpoints.length === 0) return [];
-  const r = await q.query<SessionRow>(
-    `SELECT ${SESSION_COLS} FROM sessions WHERE (gateway, addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [endpoints.map((e) => e.gateway), endpoints.map((e) => e.addr)],
+/** A tagged SEND's first reply, and the id of the message it stored. */
+export interface StoredReply {
+  reply: string;
+  messageId: string;
+}
+
+/** Rows claimed before migration 011 carry no message id; their reply line ("OK SENT <id> ...") names it. */
+const storedReply = (reply: string, messageId: string | null): StoredReply => ({ reply, messageId: messageId ?? reply.split(" ")[2] ?? "" });
+
+/** What a batch reads before its first command (Batch.prefetch), in one round trip. */
+export interface BatchView {
+  /** Sessions at the batch's endpoints. */
+  sessions: Session[];
+  /** The SEND targets that exist, each with its session if online. */
+  users: Array<{ name: string; session: Session | undefined }>;
+  /** Undelivered messages per SEND target, counted up to the box limit (empty when boxLimit is 0). */
+  boxes: Map<string, number>;
+  /** First replies of tagged SENDs still in the dedup window, by `token tag`. */
+  replies: Map<string, StoredReply>;
+}
+
+const SESSION_JSON = (a: string): string => `json_build_object(${SESSION_COLS.split(", ").map((c) => `'${c}', ${a}.${c}`).join(", ")})`;
+
+/**
+ * The four reads every batch starts with (its sessions by endpoint, usersWithSessions, boxSizes,
+ * sendReplies) as one statement: each round trip to Postgres costs a few tenths of a
+ * millisecond here, and a one-message batch is mostly round trips (issue 13). Each part is
+ * the same query as its single-purpose function; the JSON aggregates keep it one row.
+ */
+export async function batchView(
+  q: Queryable,
+  v: { endpoints: Array<{ gateway: string; addr: string }>; targets: string[]; boxLimit: number; tagged: Array<{ gateway: string; addr: string; tag: string }>; staleBefore: Date },
+): Promise<BatchView> {
+  const r = await q.query<{ sessions: SessionRow[]; users: Array<{ name: string; s: SessionRow | null }>; boxes: Array<{ name: string; n: number }>; replies: Array<{ token: string; tag: string; reply: string; message_id: string | null }> }>(
+    `SELECT
+       (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]') FROM sessions s
+         WHERE (s.gateway, s.addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS sessions,
+       (SELECT coalesce(json_agg(json_build_object('name', u.name, 's', CASE WHEN s.user_name IS NULL THEN NULL ELSE ${SESSION_JSON("s")} END)), '[]')
+          FROM users u LEFT JOIN sessions s ON s.user_name = u.name WHERE u.name = ANY($3::text[])) AS users,
+       (SELECT coalesce(json_agg(json_build_object('name', t.name,
+                 'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
+          FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
+       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id)), '[]')
+          FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
+          JOIN sessions s ON s.gateway = t.gateway AND s.addr = t.addr
+          JOIN send_dedup d ON d.token = s.token AND d.tag = t.tag AND d.created_at >= $8) AS replies`,
+    [
+      v.endpoints.map((e) => e.gateway),
+      v.endpoints.map((e) => e.addr),
+      v.targets,
+      v.boxLimit,
+      v.tagged.map((t) => t.gateway),
+      v.tagged.map((t) => t.addr),
+      v.tagged.map((t) => t.tag),
+      v.staleBefore,
+    ],
   );
-  return r.rows.map(toSession);
+  const row = r.rows[0]!;
+  return {
+    sessions: row.sessions.map(toSession),
+    users: row.users.map((u) => ({ name: u.name, session: u.s ? toSession(u.s) : undefined })),
+    boxes: new Map(row.boxes.map((x) => [x.name, Number(x.n)])),
+    replies: new Map(row.replies.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id)])),
+  };
 }
 
 /** Existing users among names, with their session if online. */
@@ -287,27 +344,6 @@ export async function countOnline(q: Queryable, cluster: string, exceptUser?: st
   return Number(r.rows[0]?.n ?? 0);
 }
 
-export async function insertMessages(q: Queryable, ms: NewMessage[]): Promise<void> {
-  if (ms.length === 0) return;
-  // One statement per batch: unnest of column arrays beats a multi-row VALUES list.
-  await q.query(
-    `INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated)
-     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::int[], $8::timestamptz[], $9::boolean[])
-     ON CONFLICT (id) DO NOTHING`,
-    [
-      ms.map((m) => m.id),
-      ms.map((m) => m.sentAt),
-      ms.map((m) => m.sender),
-      ms.map((m) => m.recipient),
-      ms.map((m) => m.body),
-      ms.map((m) => m.delivered),
-      ms.map((m) => m.pushAttempts),
-      ms.map((m) => m.nextPushAt),
-      ms.map((m) => m.replicated === true),
-    ],
-  );
-}
-
 /** Marks acknowledged pushes delivered; only the recipient's own messages. */
 export async function ackMessages(q: Queryable, acks: Array<{ id: string; recipient: string }>): Promise<void> {
   if (acks.length === 0) return;
@@ -383,30 +419,68 @@ export async function deleteMessage(q: Queryable, user: string, id: string, now:
 }
 
 /**
- * Claims the (session, tag) pairs for exactly-once SEND. Returns the pairs this call now owns;
- * a pair another transaction holds (fresh, under 60 s) is not returned: that SEND is a retry.
+ * A batch's SENDs in one statement: claims the (session, tag) pairs of the tagged ones for
+ * exactly-once SEND (a pair another transaction holds fresh, under 60 s, is not claimed) and
+ * stores the messages of the untagged ones and of those whose tag it claimed (one unnest of
+ * column arrays, which beats a multi-row VALUES list). Returns the pairs it claimed; a tagged SEND not among them is a retry
+ * racing its first try (or our own entry replayed), and its message is not stored again.
  */
-export async function claimSendTags(q: Queryable, rows: Array<{ token: string; tag: string; reply: string }>, now: Date, staleBefore: Date): Promise<Set<string>> {
-  if (rows.length === 0) return new Set();
+export async function storeSends(
+  q: Queryable,
+  sends: Array<{ msg: NewMessage; dedup: { token: string; tag: string; reply: string; messageId: string } | undefined }>,
+  now: Date,
+  staleBefore: Date,
+): Promise<Set<string>> {
+  if (sends.length === 0) return new Set();
+  const tagged = sends.filter((x) => x.dedup !== undefined).map((x) => x.dedup!);
+  const ms = sends.map((x) => x.msg);
   const r = await q.query<{ token: string; tag: string }>(
-    `INSERT INTO send_dedup (token, tag, reply, created_at)
-     SELECT t, g, r, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, g, r)
-     ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, created_at = EXCLUDED.created_at
-       WHERE send_dedup.created_at < $5::timestamptz
-     RETURNING token, tag`,
-    [rows.map((x) => x.token), rows.map((x) => x.tag), rows.map((x) => x.reply), now, staleBefore],
+    `WITH claimed AS (
+       INSERT INTO send_dedup (token, tag, reply, message_id, created_at)
+       SELECT t, g, r, i, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $17::text[]) AS x(t, g, r, i)
+       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, created_at = EXCLUDED.created_at
+         WHERE send_dedup.created_at < $5::timestamptz
+       RETURNING token, tag
+     ), stored AS (
+       INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated)
+       SELECT id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated
+         FROM unnest($6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::int[], $13::timestamptz[], $14::boolean[], $15::text[], $16::text[])
+              AS m(id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated, token, tag)
+        WHERE m.tag IS NULL OR EXISTS (SELECT 1 FROM claimed c WHERE c.token = m.token AND c.tag = m.tag)
+       ON CONFLICT (id) DO NOTHING
+     )
+     SELECT token, tag FROM claimed`,
+    [
+      tagged.map((x) => x.token),
+      tagged.map((x) => x.tag),
+      tagged.map((x) => x.reply),
+      now,
+      staleBefore,
+      ms.map((m) => m.id),
+      ms.map((m) => m.sentAt),
+      ms.map((m) => m.sender),
+      ms.map((m) => m.recipient),
+      ms.map((m) => m.body),
+      ms.map((m) => m.delivered),
+      ms.map((m) => m.pushAttempts),
+      ms.map((m) => m.nextPushAt),
+      ms.map((m) => m.replicated === true),
+      sends.map((x) => x.dedup?.token ?? null),
+      sends.map((x) => x.dedup?.tag ?? null),
+      tagged.map((x) => x.messageId),
+    ],
   );
   return new Set(r.rows.map((x) => `${x.token} ${x.tag}`));
 }
 
 /** First replies of tagged SENDs still inside the dedup window. */
-export async function sendReplies(q: Queryable, pairs: Array<{ token: string; tag: string }>, staleBefore: Date): Promise<Map<string, string>> {
+export async function sendReplies(q: Queryable, pairs: Array<{ token: string; tag: string }>, staleBefore: Date): Promise<Map<string, StoredReply>> {
   if (pairs.length === 0) return new Map();
-  const r = await q.query<{ token: string; tag: string; reply: string }>(
-    "SELECT token, tag, reply FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
+  const r = await q.query<{ token: string; tag: string; reply: string; message_id: string | null }>(
+    "SELECT token, tag, reply, message_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
     [pairs.map((p) => p.token), pairs.map((p) => p.tag), staleBefore],
   );
-  return new Map(r.rows.map((x) => [`${x.token} ${x.tag}`, x.reply]));
+  return new Map(r.rows.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id)]));
 }
 
 export interface ServerRow {

@@ -18,10 +18,20 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
+export interface TransactionOptions {
+  /**
+   * false: COMMIT returns without waiting for the WAL flush (synchronous_commit off for this
+   * transaction only). Only for writes whose loss in a server crash costs nothing but a
+   * repetition (an acknowledgement, a lease renewal); never for anything a client was told is
+   * stored. The transaction is still atomic and ordered; only its last ~200 ms may be lost.
+   */
+  durable?: boolean;
+}
+
 export interface Db extends Queryable {
   readonly kind: "pg" | "pglite";
   /** Runs fn in one transaction; retried on serialization failure or deadlock. */
-  withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  withTransaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /**
    * Calls onNotify for each NOTIFY on the channel, and once more after every (re)connect, for
    * what was committed while nobody listened. A wake-up, not a delivery: callers still poll.
@@ -110,7 +120,9 @@ export class PgDb implements Db {
     await this.pool.query(sql);
   }
 
-  async withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async withTransaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    // One simple-protocol query for both statements: no extra round trip for the setting.
+    const begin = opts.durable === false ? "BEGIN; SET LOCAL synchronous_commit TO off" : "BEGIN";
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
@@ -122,7 +134,7 @@ export class PgDb implements Db {
       };
       client.on("error", onError);
       try {
-        await client.query("BEGIN");
+        await client.query(begin);
         const tx: Queryable = {
           query: async <R extends Row>(sql: string, params?: unknown[]) => {
             const r = await client.query(sql, params);
@@ -242,7 +254,8 @@ export class PgliteDb implements Db {
     await this.pg.exec(sql);
   }
 
-  async withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  /** PGlite writes in this process: durable or not is the same to it (opts ignored). */
+  async withTransaction<T>(fn: (tx: Queryable) => Promise<T>, _opts?: TransactionOptions): Promise<T> {
     return this.pg.transaction(async (t) =>
       fn({
         query: async <R extends Row>(sql: string, params?: unknown[]) => {

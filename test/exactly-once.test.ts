@@ -1,0 +1,59 @@
+/**
+ * Exactly-once SEND in the router's batch (services/router/src/batch/exactly-once.ts) against a
+ * real Postgres: the same stream entry processed twice (its router died between COMMIT and
+ * publishing, and another took the entry over) answers the same and pushes its MSG again, under
+ * the one id; a client's retry (a new entry, the same tag) gets the first reply and no second
+ * message. What a user would see: one message, however often the SEND went.
+ */
+import { insertUser, migrate, PgDb } from "@pesan/shared/db";
+import { processBatch, type CoreDeps, type Incoming } from "../services/router/src/batch/index.ts";
+import { runCommands } from "../services/router/src/commands.ts";
+import * as store from "../services/router/src/store.ts";
+import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+
+let tdb: TestDatabase;
+let db: PgDb;
+const now = new Date("2026-12-03T10:00:00.000Z");
+let deps: CoreDeps;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  db = new PgDb(tdb.url, { max: 2, applicationName: "pesan-exactly-once-test" });
+  await migrate(db);
+  deps = {
+    db,
+    clock: () => now,
+    settings: { cluster: "local", publicAddress: "127.0.0.1:4999", quota: 0, leaseMs: 60_000, resendBaseMs: 1000, inboxLimit: 100, plainSessions: "all", sessionsPerIp: 0, boxLimit: 100 },
+  };
+  for (const [user, addr] of [
+    ["alice", "127.0.0.1:1001"],
+    ["bob", "127.0.0.1:1002"],
+  ] as const) {
+    await insertUser(db, { name: user, passHash: "x", createdAt: now, home: "local" }, { ifAbsent: false });
+    await store.upsertSession(db, { user, token: `tok-${user}`, cluster: "local", gateway: "gw1", addr, capAck: false, lastHeard: now, proofKeyId: "", proven: false, plainOk: true }, "local", now);
+  }
+}, 30_000);
+
+afterAll(async () => {
+  await db?.close();
+  await tdb?.drop();
+});
+
+const sendFromAlice = (msgId: string): Incoming => ({ gateway: "gw1", addr: "127.0.0.1:1001", reqId: 7, text: "@t1 SEND bob hello once", msgId });
+const lines = async (inc: Incoming) => (await processBatch(deps, [inc], runCommands)).map((o) => o.line[1]);
+const stored = async () => (await db.query<{ id: string; body: string }>("SELECT id, body FROM messages ORDER BY id")).rows;
+
+test("a replayed entry answers the same and pushes again under one id; a client's retry gets the first reply, nothing new", async () => {
+  const first = await lines(sendFromAlice("local:e1-000-000"));
+  expect(first).toEqual(["MSG local:e1-000-000 alice 2026-12-03T10:00:00.000Z hello once", "@t1 OK SENT local:e1-000-000 DELIVERED"]);
+  expect(await stored()).toEqual([{ id: "local:e1-000-000", body: "hello once" }]);
+
+  // The same entry again: its push may never have gone out, so it goes again (bob's client
+  // drops an id it has). The reply may come first this time.
+  expect((await lines(sendFromAlice("local:e1-000-000"))).sort()).toEqual([...first].sort());
+
+  // A retry from the client is a new stream entry: the first reply, no push, no new message.
+  expect(await lines(sendFromAlice("local:e2-000-000"))).toEqual(["@t1 OK SENT local:e1-000-000 DELIVERED"]);
+  expect(await stored()).toEqual([{ id: "local:e1-000-000", body: "hello once" }]);
+  expect((await db.query("SELECT message_id FROM send_dedup")).rows).toEqual([{ message_id: "local:e1-000-000" }]);
+});
