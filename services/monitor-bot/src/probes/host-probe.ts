@@ -7,10 +7,11 @@ import type { Logger } from "@pesan/shared/observability";
 import { HOST_METRICS, type HostMetric, type TargetConfig } from "../config/config.ts";
 import type { Monitor } from "../monitor.ts";
 import { PARSERS } from "./parsers.ts";
+import { collectFacts, commandFactSource, type FactSource } from "./facts.ts";
 import { Every } from "./schedule.ts";
 import { SshConnectError, type SshConnector, type SshSession } from "./ssh.ts";
 
-export type HostSink = Pick<Monitor, "hostReachable" | "hostMetric" | "service">;
+export type HostSink = Pick<Monitor, "hostReachable" | "hostMetric" | "service" | "setHostFacts">;
 
 export interface HostProbeDeps {
   sink: HostSink;
@@ -24,6 +25,7 @@ export class HostProbe {
   private readonly deps: HostProbeDeps;
   private readonly session: SshSession;
   private readonly loops: Every[];
+  private readonly facts: FactSource;
   private closing = false;
 
   constructor(target: TargetConfig, deps: HostProbeDeps) {
@@ -32,7 +34,10 @@ export class HostProbe {
     this.deps = deps;
     const logger = deps.logger.child({ target: target.name });
     this.session = deps.connect(target, logger);
+    this.facts = commandFactSource(target.facts.commands, (c) => this.session.exec(c, target.timeoutMs), (e) => e instanceof SshConnectError);
     this.loops = [
+      // Rarely: the processor and the installed system do not change between probes.
+      new Every(`${target.name}/facts`, target.facts.intervalMs, () => this.probeFacts(), logger),
       ...HOST_METRICS.map((m) => new Every(`${target.name}/${m}`, target.metrics[m].intervalMs, () => this.probeMetric(m), logger)),
       ...target.services.map((s) => new Every(`${target.name}/${s.name}`, s.intervalMs, () => this.probeService(s.name, s.command), logger)),
     ];
@@ -57,6 +62,17 @@ export class HostProbe {
     }
     if (this.closing) return;
     this.deps.sink.hostMetric(this.target.name, metric, value, performance.now() - started, error);
+  }
+
+  /** A failed command fails only its own fact; a failed connection marks the host unreachable. */
+  private async probeFacts(): Promise<void> {
+    try {
+      const facts = await collectFacts(this.facts, () => new Date());
+      if (this.closing) return;
+      this.deps.sink.setHostFacts(this.target.name, facts);
+    } catch (e) {
+      this.failure(e);
+    }
   }
 
   private async probeService(service: string, command: string): Promise<void> {

@@ -6,6 +6,7 @@
 import type { ResourceQuery } from "./bot-logic.ts";
 import type { MonitorEvent } from "../alerting/events.ts";
 import type { HostView, MetricView, StatusRow } from "../http/views.ts";
+import type { SystemFacts } from "../probes/facts.ts";
 
 /** Telegram's limit is 4096 characters per message; leave room for nothing to go wrong. */
 export const MAX_MESSAGE = 4000;
@@ -66,10 +67,32 @@ export function formatResource(q: ResourceQuery, hosts: readonly HostView[], now
   return [`${title} · ${formatTime(now, now)}`, ...blocks].join("\n\n");
 }
 
+const NOT_READ = "details not read yet";
+
+/** 0.52 0.58 0.59: two decimals, as uptime(1) prints them. */
+function loadLine(f: SystemFacts): string {
+  return f.load ? `Load: ${f.load.map((v) => v.toFixed(2)).join(" ")} (1, 5, 15 min)` : "Load: n/a";
+}
+
+/** The processor: model, cores, load (the source paper's "informasi detail processor"). */
+function cpuFacts(f: SystemFacts | undefined): string[] {
+  if (!f) return [`Processor ${NOT_READ}`];
+  return [`Model: ${f.cpuModel ?? "n/a"}`, `Cores: ${f.cores ?? "n/a"}`, loadLine(f)];
+}
+
+/** The installed system: OS, kernel, uptime (counted on from when it was read), processor. */
+function systemFacts(f: SystemFacts | undefined, now: Date): string[] {
+  if (!f) return [`System ${NOT_READ}`];
+  const uptime = f.uptimeSeconds === undefined ? "n/a" : formatDuration(f.uptimeSeconds * 1000 + Math.max(0, now.getTime() - f.at.getTime()));
+  const cores = f.cores === undefined ? "" : ` (${f.cores} ${f.cores === 1 ? "core" : "cores"})`;
+  return [`OS: ${f.os ?? "n/a"}`, `Kernel: ${f.kernel ?? "n/a"}`, `Uptime: ${uptime}`, `Processor: ${f.cpuModel ?? "n/a"}${cores}`, loadLine(f)];
+}
+
 function resourceBlock(kind: "cpu" | "ram", h: HostView, now: Date): string {
   if (h.reachable === false) return `${h.name}\n${unreachable(h, now)}`;
   const m = kind === "cpu" ? h.cpu : h.mem;
   const lines = [h.name, metricLine(LABEL[kind], m)];
+  if (kind === "cpu") lines.push(...cpuFacts(h.facts));
   if (m.at) lines.push(`measured ${formatTime(m.at, now)}`);
   else if (h.reachable === undefined) lines.push("not measured yet");
   return lines.join("\n");
@@ -82,6 +105,7 @@ function systemBlock(h: HostView, now: Date): string {
     lines.push(metricLine("CPU", h.cpu), metricLine("RAM", h.mem), metricLine("Disk", h.hdd));
     const latest = [h.cpu.at, h.mem.at, h.hdd.at].filter((d): d is Date => d !== undefined).sort((a, b) => b.getTime() - a.getTime())[0];
     if (latest) lines.push(`measured ${formatTime(latest, now)}`);
+    lines.push(...systemFacts(h.facts, now));
   }
   if (h.services.length > 0) {
     lines.push("Services:");
