@@ -132,3 +132,28 @@ test("chunk: at line breaks, hard inside an overlong line, nothing lost", () => 
   expect(parts.join("\n")).toBe(lines.join("\n"));
   expect(chunk("y".repeat(450), 200)).toEqual(["y".repeat(200), "y".repeat(200), "y".repeat(50)]);
 });
+
+test("/status lists the silences in effect and marks a held outage", () => {
+  const text = formatStatus(
+    [
+      { component: "http:web@10.0.0.5:80", state: "down", since: ago(80_000), detail: "refused" },
+      { component: "host:web1", state: "up", since: undefined, detail: "" },
+    ],
+    NOW,
+    [
+      { component: "http:web*", kind: "mute", until: new Date(NOW.getTime() + 30 * 60_000), by: "Ani" },
+      { component: "postgres:pg@10.0.0.9:5432", kind: "ack", until: null, by: "Budi" },
+      { component: "*", kind: "maintenance", until: new Date(NOW.getTime() + 3_600_000), by: "maintenance backup" },
+    ],
+  );
+  expect(text).toContain("🔴 http:web@10.0.0.5:80\nDOWN for 1m 20s, since 11:58:40 UTC\n🔕 muted");
+  expect(text).toContain(
+    [
+      "Silenced (3): no alerts about these",
+      "🔕 http:web*\nmuted until 12:30:00 UTC (30m left) by Ani",
+      "👍 postgres:pg@10.0.0.9:5432\nacknowledged by Budi, silent until it recovers",
+      "🛠 *\nmaintenance backup until 13:00:00 UTC (1h left)",
+    ].join("\n\n"),
+  );
+  expect(formatStatus([{ component: "host:web1", state: "up", since: undefined, detail: "" }], NOW)).not.toContain("Silenced");
+});

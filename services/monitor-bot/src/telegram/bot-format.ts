@@ -7,6 +7,9 @@ import type { ResourceQuery } from "./bot-logic.ts";
 import type { MonitorEvent } from "../alerting/events.ts";
 import type { HostView, MetricView, StatusRow } from "../http/views.ts";
 import type { SystemFacts } from "../probes/facts.ts";
+import { suppressedBy, type ActiveSilence } from "../alerting/suppression.ts";
+
+const HELD = { mute: "🔕 muted", ack: "👍 acknowledged", maintenance: "🛠 in maintenance" } as const;
 
 /** Telegram's limit is 4096 characters per message; leave room for nothing to go wrong. */
 export const MAX_MESSAGE = 4000;
@@ -114,20 +117,34 @@ function systemBlock(h: HostView, now: Date): string {
   return lines.join("\n");
 }
 
-/** `/status`: every component, down ones first. */
-export function formatStatus(rows: readonly StatusRow[], now: Date): string {
-  if (rows.length === 0) return "Nothing has been checked yet.";
+/** One silence on one line or two: what, which kind, until when, who. */
+export function formatSilence(s: ActiveSilence, now: Date): string {
+  if (s.kind === "ack") return `👍 ${s.component}\nacknowledged by ${s.by}, silent until it recovers`;
+  const left = s.until ? ` until ${formatTime(s.until, now)} (${formatDuration(s.until.getTime() - now.getTime())} left)` : "";
+  if (s.kind === "mute") return `🔕 ${s.component}\nmuted${left} by ${s.by}`;
+  return `🛠 ${s.component}\n${s.by}${left}`;
+}
+
+function silenceSection(silences: readonly ActiveSilence[], now: Date): string[] {
+  if (silences.length === 0) return [];
+  return [`Silenced (${silences.length}): no alerts about these`, ...silences.map((s) => formatSilence(s, now))];
+}
+
+/** `/status`: every component, down ones first, then the silences in effect. */
+export function formatStatus(rows: readonly StatusRow[], now: Date, silences: readonly ActiveSilence[] = []): string {
+  if (rows.length === 0) return ["Nothing has been checked yet.", ...silenceSection(silences, now)].join("\n\n");
   const down = rows.filter((r) => r.state === "down").length;
   const head = `📋 Status · ${formatTime(now, now)}\n${down === 0 ? `All ${rows.length} UP` : `${down} DOWN of ${rows.length}`}`;
   const lines = rows.map((r) => {
     if (r.state === "down") {
       const since = r.since ? ` for ${formatDuration(now.getTime() - r.since.getTime())}, since ${formatTime(r.since, now)}` : "";
-      return `🔴 ${r.component}\nDOWN${since}`;
+      const held = suppressedBy(r.component, silences);
+      return `🔴 ${r.component}\nDOWN${since}${held ? `\n${HELD[held.kind]}` : ""}`;
     }
     if (r.state === "unknown") return `⏳ ${r.component}\nnot checked yet`;
     return `🟢 ${r.component}\nUP${r.since ? ` since ${formatTime(r.since, now)}` : ""}`;
   });
-  return [head, ...lines].join("\n\n");
+  return [head, ...lines, ...silenceSection(silences, now)].join("\n\n");
 }
 
 export interface DownItem {
