@@ -158,7 +158,10 @@ function render(snap) {
     $("silences").tBodies[0],
     silences.map((s) => {
       const covered = s.down || [];
-      const until = s.until ? `${time(s.until)} (${ago(now, s.until)} left)` : "until it recovers";
+      // A window may end days from now: then the date counts more than the seconds.
+      const sameDay = s.until && s.until.slice(0, 10) === now.slice(0, 10);
+      const end = s.until ? (sameDay ? time(s.until) : `${s.until.slice(0, 16).replace("T", " ")} UTC`) : "";
+      const until = s.until ? `${end} (${ago(now, s.until)} left)` : "until it recovers";
       return `<tr class="silence ${esc(s.kind)}" data-component="${esc(s.component)}" data-kind="${esc(s.kind)}"><td>${esc(s.component)}</td><td class="kind">${esc(kinds[s.kind] || s.kind)}</td><td>${esc(until)}</td><td>${esc(s.by)}</td><td class="detail" title="${esc(covered.join(", "))}">${covered.length ? esc(covered.join(", ")) : "–"}</td></tr>`;
     }),
     5,

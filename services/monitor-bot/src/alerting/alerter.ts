@@ -69,12 +69,7 @@ export class Alerter implements Lifecycle {
     if (e.kind === "up") {
       this.upAt.set(e.component, e.at);
       if (e.status === "gone") this.gone.add(e.component);
-      // An ack lasts until the component recovers. Every replica clears it (the DELETE is
-      // idempotent), so it ends even if the leader changes meanwhile.
-      if (this.deps.silences) void this.deps.silences.store.clearAck(e.component).then(
-        (cleared) => cleared && this.deps.logger.info({ component: e.component }, "recovered: its ack is cleared"),
-        (err: unknown) => this.deps.logger.warn({ err, component: e.component }, "cannot clear the ack of a recovered component"),
-      );
+      this.clearAck(e.component);
     }
     if (e.kind === "down") this.gone.delete(e.component);
     if (e.kind === "down" || e.kind === "up") return this.kick();
@@ -84,6 +79,24 @@ export class Alerter implements Lifecycle {
       .then((held) => (held ? undefined : this.broadcast([formatThreshold(e, this.deps.now())], "threshold")))
       .catch((err: unknown) => this.deps.logger.error({ err }, "threshold alert failed"))
       .finally(() => this.sending.delete(p));
+    this.sending.add(p);
+  }
+
+  /**
+   * An ack lasts until its component recovers. Every replica with a bot clears it (the DELETE is
+   * idempotent), so it ends even if the leader changes meanwhile.
+   */
+  private clearAck(component: string): void {
+    const silences = this.deps.silences;
+    if (!silences) return;
+    const p = silences.store
+      .clearAck(component)
+      .then((cleared) => {
+        if (cleared) this.deps.logger.info({ component }, "recovered: its ack is cleared");
+      })
+      .catch((err: unknown) => this.deps.logger.warn({ err, component }, "cannot clear the ack of a recovered component"))
+      .finally(() => this.sending.delete(p));
+    // close() waits for it like for a send, so the pool is not closed under it.
     this.sending.add(p);
   }
 
