@@ -109,7 +109,7 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
       })
     : undefined;
 
-  const silences = new Silences(new SilenceStore(db, logger, now), config.maintenance, logger);
+  const silences = new Silences(new SilenceStore(db, logger, now), config.maintenance);
   const telegram = config.telegram ? createTelegram(config, { db, logger, metrics, now, monitor, silences }) : undefined;
 
   const api = new ApiServer(

@@ -24,6 +24,8 @@ export class SilenceStore {
   private readonly now: () => Date;
   private cached: { at: number; list: Silence[] } | undefined;
   private loading: Promise<Silence[]> | undefined;
+  /** Logged once per outage of the database, not on every read. */
+  private failing = false;
 
   constructor(db: Queryable, logger: Logger, now: () => Date) {
     this.db = db;
@@ -46,10 +48,17 @@ export class SilenceStore {
       const r = await this.db.query<Row & Record<string, unknown>>("SELECT component, kind, until, by_name, created_at FROM monitor_silences ORDER BY created_at, component");
       const list = r.rows.map((x) => ({ component: x.component, kind: x.kind, until: x.until ? new Date(x.until) : null, by: x.by_name, at: new Date(x.created_at) }));
       this.cached = { at: Date.now(), list };
+      if (this.failing) this.logger.info("the silences can be read again");
+      this.failing = false;
       return list;
     } catch (err) {
-      if (!this.cached) throw err;
-      this.logger.warn({ err }, "cannot read the silences; the last ones read apply");
+      const first = !this.failing;
+      this.failing = true;
+      if (!this.cached) {
+        if (first) this.logger.warn({ err }, "cannot read the silences; only the maintenance windows apply");
+        throw err;
+      }
+      if (first) this.logger.warn({ err }, "cannot read the silences; the last ones read apply");
       return this.cached.list;
     }
   }
@@ -96,26 +105,20 @@ export class SilenceStore {
 
 /**
  * What holds alerts now: the stored mutes and acks plus the config's maintenance windows. If the
- * store has never been readable, the windows alone apply (and the failure is logged).
+ * store has never been readable, the windows alone apply.
  */
 export class Silences {
   readonly store: SilenceStore;
   private readonly windows: readonly MaintenanceWindow[];
-  private readonly logger: Logger;
 
-  constructor(store: SilenceStore, windows: readonly MaintenanceWindow[], logger: Logger) {
+  constructor(store: SilenceStore, windows: readonly MaintenanceWindow[]) {
     this.store = store;
     this.windows = windows;
-    this.logger = logger;
   }
 
   async active(now: Date): Promise<ActiveSilence[]> {
-    let stored: Silence[] = [];
-    try {
-      stored = await this.store.list();
-    } catch (err) {
-      this.logger.warn({ err }, "cannot read the silences; only the maintenance windows apply");
-    }
+    // The store logs its own failures (once per outage).
+    const stored = await this.store.list().catch((): Silence[] => []);
     return activeSilences(now, stored, this.windows);
   }
 
