@@ -95,29 +95,35 @@ export class TelegramBot implements Lifecycle {
     }
   }
 
-  /** Learns our @username (to tell /cmd@us from /cmd@other in groups) and registers the webhook; retried until done. */
+  /**
+   * Learns our @username (to tell /cmd@us from /cmd@other in groups), registers the webhook and
+   * sets the command menu; retried until done. The webhook comes first: without it no update
+   * arrives, while a missing menu only hides the command list.
+   */
   private async prepare(signal: AbortSignal): Promise<void> {
     const { config, logger } = this.deps;
+    let webhookSet = !(config.mode === "webhook" && config.webhook?.url);
     for (let attempt = 0; !signal.aborted; attempt++) {
       try {
         this.username ??= (await this.bot.api.getMe(AbortSignal.any([signal, AbortSignal.timeout(10_000)]))).username;
+        if (!webhookSet) {
+          await this.bot.api.setWebhook(
+            { url: config.webhook!.url!, secret_token: config.webhook!.secret, allowed_updates: ["message"] },
+            AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
+          );
+          webhookSet = true;
+          logger.info({ url: config.webhook!.url }, "telegram webhook registered");
+        }
         if (!this.menuSet) {
-          // The menu Telegram shows beside the text field; the same list for every chat (who
+          // The menu Telegram shows beside the text field: the same list for every chat (who
           // may use what is checked on each command).
           await this.bot.api.setMyCommands({ commands: menuCommands() }, AbortSignal.any([signal, AbortSignal.timeout(10_000)]));
           this.menuSet = true;
         }
-        if (config.mode === "webhook" && config.webhook?.url) {
-          await this.bot.api.setWebhook(
-            { url: config.webhook.url, secret_token: config.webhook.secret, allowed_updates: ["message"] },
-            AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
-          );
-          logger.info({ url: config.webhook.url }, "telegram webhook registered");
-        }
         return;
       } catch (err) {
         if (signal.aborted) return;
-        if (attempt === 0) logger.warn({ err }, "cannot reach telegram (getMe/setMyCommands/setWebhook); retrying in the background");
+        if (attempt === 0) logger.warn({ err }, "cannot reach telegram (getMe/setWebhook/setMyCommands); retrying in the background");
         await abortableSleep(Math.min(60_000, 1000 * 2 ** attempt), signal);
       }
     }
