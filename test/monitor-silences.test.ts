@@ -156,7 +156,7 @@ test("the bot sets its command menu at start (setMyCommands), after getMe", asyn
   await waitFor("setMyCommands", () => fake.myCommands.length > 0, 5000);
   const names = fake.myCommands.map((c) => c.command);
   expect(names).toEqual(["start", "help", "status", "admin", "stop", "cpu", "ram", "system", "mute", "unmute", "ack"]);
-  expect(fake.myCommands.find((c) => c.command === "ack")!.description).toBe("no alerts about it until it recovers");
+  expect(fake.myCommands.find((c) => c.command === "ack")!.description).toBe("<component>: no alerts about it until it recovers");
   const methods = fake.calls.map((c) => c.method);
   expect(methods.indexOf("getMe")).toBeLessThan(methods.indexOf("setMyCommands"));
   // Once, not on every poll.

@@ -160,7 +160,8 @@ describe("silences", () => {
   test("menuCommands: every command with a short description", () => {
     const menu = menuCommands();
     expect(menu.map((c) => c.command)).toEqual(["start", "help", "status", "admin", "stop", "cpu", "ram", "system", "mute", "unmute", "ack"]);
-    expect(menu.find((c) => c.command === "mute")!.description).toBe("no alerts about it for a while (30m, 2h, 1d)");
+    expect(menu.find((c) => c.command === "mute")!.description).toBe("<component> <duration>: no alerts about it for a while (30m, 2h, 1d)");
+    expect(menu.find((c) => c.command === "status")!.description).toBe("every component, UP or DOWN, since when");
     for (const c of menu) expect(c.description.length).toBeGreaterThan(0);
   });
 });

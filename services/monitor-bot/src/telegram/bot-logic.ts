@@ -74,9 +74,15 @@ export const MUTE_MAX_MS = 30 * 86_400_000;
 /** Component ids (`http:web@10.0.0.5:80`) or patterns (`service:web1/*`): printable, no spaces. */
 const COMPONENT_ARG = /^[\x21-\x7e]{1,200}$/;
 
-/** The menu Telegram shows (setMyCommands): every command, in /help's words. */
+/**
+ * The menu Telegram shows (setMyCommands): every command, in /help's words, with the arguments
+ * kept (the menu only types the command, so the person needs to know what follows).
+ */
 export function menuCommands(): Array<{ command: string; description: string }> {
-  return Object.entries(COMMANDS).map(([command, c]) => ({ command, description: (c.help.includes(": ") && c.help.startsWith("/") ? c.help.slice(c.help.indexOf(": ") + 2) : c.help).slice(0, 256) }));
+  return Object.entries(COMMANDS).map(([command, c]) => {
+    const description = command === "help" ? "the commands you may use" : c.help.startsWith(`/${command} `) ? c.help.slice(command.length + 2) : c.help;
+    return { command, description: description.slice(0, 256) };
+  });
 }
 
 /**
