@@ -15,13 +15,14 @@ import type { Logger } from "@pesan/shared/observability";
 import { HOST_METRICS, type CommandService, type HostMetric, type TargetConfig } from "../config/config.ts";
 import type { HostFacts, Monitor } from "../monitor.ts";
 import type { Resolver } from "./component-probe.ts";
+import { collectFacts, commandFactSource, type FactSource } from "./facts.ts";
 import { LocalHost } from "./local.ts";
 import { parseLoadavg, PARSERS, TOTALS } from "./parsers.ts";
 import { Every } from "./schedule.ts";
 import { NetworkServiceProbe } from "./service-probe.ts";
 import { SshConnectError, type ExecResult, type SshConnector, type SshSession } from "./ssh.ts";
 
-export type HostSink = Pick<Monitor, "hostReachable" | "hostMetric" | "service" | "serviceGone" | "downServiceReplicas">;
+export type HostSink = Pick<Monitor, "hostReachable" | "hostMetric" | "service" | "serviceGone" | "downServiceReplicas" | "setHostFacts">;
 
 export interface HostProbeDeps {
   sink: HostSink;
@@ -39,6 +40,7 @@ export class HostProbe {
   private readonly local: LocalHost | undefined;
   private readonly network: NetworkServiceProbe[] = [];
   private readonly loops: Every[];
+  private readonly facts: FactSource | undefined;
   private closing = false;
 
   constructor(target: TargetConfig, deps: HostProbeDeps) {
@@ -49,6 +51,11 @@ export class HostProbe {
     if (target.kind === "local") this.session = this.local = new LocalHost(target.disk);
     else this.session = deps.connect(target, logger);
     this.loops = HOST_METRICS.map((m) => new Every(`${target.name}/${m}`, target.metrics[m].intervalMs, () => this.probeMetric(m), logger));
+    if (target.kind === "ssh") {
+      this.facts = commandFactSource(target.facts.commands, (c) => this.session.exec(c, target.timeoutMs), (e) => e instanceof SshConnectError);
+      // Rarely: the processor and the installed system do not change between probes.
+      this.loops.unshift(new Every(`${target.name}/facts`, target.facts.intervalMs, () => this.probeFacts(), logger));
+    }
     for (const s of target.services) {
       let run: () => Promise<void>;
       if ("check" in s) {
@@ -106,6 +113,18 @@ export class HostProbe {
     }
     if (this.closing) return;
     this.deps.sink.hostMetric(this.target.name, metric, value, performance.now() - started, error, facts);
+  }
+
+  /** A failed command fails only its own fact; a failed connection marks the host unreachable. */
+  private async probeFacts(): Promise<void> {
+    if (!this.facts) return;
+    try {
+      const facts = await collectFacts(this.facts, () => new Date());
+      if (this.closing) return;
+      this.deps.sink.setHostFacts(this.target.name, facts);
+    } catch (e) {
+      this.failure(e);
+    }
   }
 
   private async probeService(s: CommandService): Promise<void> {
