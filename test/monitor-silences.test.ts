@@ -4,9 +4,11 @@
  * (the recovery is announced, the ack cleared), a non-admin is refused, a maintenance window
  * from the config holds another component's alerts from the start, and the dashboard API (on a
  * second replica too: the silences live in Postgres) shows each silence. Also the bot's menu
- * (setMyCommands) and /cpu and /system read over a real sshd with the default fact commands.
+ * (setMyCommands) and /cpu and /system read over a real sshd with the default fact commands, and
+ * for a local target from this machine's own files.
  * Real Postgres, Redis and HTTP servers; alert interval 300 ms.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { cpus, release, type, uptime } from "node:os";
@@ -104,24 +106,28 @@ beforeAll(async () => {
     history: { flushEvery: 100 },
     userStats: { enabled: false },
     thresholds: { cpu: { high: 101 }, mem: { high: 101 }, hdd: { high: 101 } },
-    targets: sshd
-      ? [
-          {
-            name: "box",
-            host: "127.0.0.1",
-            port: sshPort,
-            username: sshd.user,
-            privateKeyFile: sshd.clientKeyFile,
-            hostKey: sshd.knownHostsLine,
-            interval: 500,
-            timeout: 3000,
-            commands: { cpu: "grep '^cpu ' /proc/stat; sleep 0.1; grep '^cpu ' /proc/stat" },
-            services: [{ name: "sshd", command: "true" }],
-            // The default fact commands (cat /proc/cpuinfo, uname -sr, ...), read often for the test.
-            facts: { interval: "1s" },
-          },
-        ]
-      : [],
+    targets: [
+      // This machine without SSH: its facts are read here (the files, uname's fields).
+      { name: "here", local: true, interval: 500, timeout: 3000, facts: { interval: "1s" } },
+      ...(sshd
+        ? [
+            {
+              name: "box",
+              host: "127.0.0.1",
+              port: sshPort,
+              username: sshd.user,
+              privateKeyFile: sshd.clientKeyFile,
+              hostKey: sshd.knownHostsLine,
+              interval: 500,
+              timeout: 3000,
+              commands: { cpu: "grep '^cpu ' /proc/stat; sleep 0.1; grep '^cpu ' /proc/stat" },
+              services: [{ name: "sshd", command: "true" }],
+              // The default fact commands (cat /proc/cpuinfo, uname -sr, ...), read often for the test.
+              facts: { interval: "1s" },
+            },
+          ]
+        : []),
+    ],
     components: [
       { type: "http", name: "web", url: `http://127.0.0.1:${webPort}/`, interval: 100, timeout: 500 },
       { type: "http", name: "maint", url: `http://127.0.0.1:${maintPort}/`, interval: 100, timeout: 500 },
@@ -193,6 +199,30 @@ sshTest("/cpu and /system: processor, load, OS, kernel and uptime read over real
   const shownSeconds = parts.reduce((sum, [, n, u]) => sum + Number(n) * units[u!]!, 0);
   const precision = units[parts.at(-1)![2]!]!;
   expect(Math.abs(uptime() - shownSeconds)).toBeLessThanOrEqual(precision + 5);
+});
+
+test("/cpu and /system of a local target: this machine's processor, kernel, OS and uptime, without SSH", async () => {
+  await waitFor("facts and samples of here", () => {
+    const h = app.monitor.host("here");
+    return app.monitor.hostFacts("here")?.kernel !== undefined && h?.metrics.cpu?.value != null && h.metrics.hdd?.value != null;
+  });
+  // What a user would compare with on the machine itself: uname -sr and /proc/cpuinfo.
+  const kernel = execFileSync("uname", ["-sr"], { encoding: "utf8" }).trim();
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)![1]!.replace(/\s+/g, " ").trim();
+  const cores = cpuinfo.match(/^processor\s*:\s*\d+$/gm)!.length;
+  const os = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync("/etc/os-release", "utf8"))![1]!;
+  const [cpu] = await fake.ask(ANI, "/cpu here");
+  expect(cpu).toMatch(/\n\nhere\nCPU: \d+\.\d% [▓░]{10}\n/);
+  expect(cpu).toContain(`\nModel: ${model}\nCores: ${cores}\n`);
+  expect(cpu).toMatch(/\nLoad: \d+\.\d\d \d+\.\d\d \d+\.\d\d \(1, 5, 15 min\)\n/);
+  const [system] = await fake.ask(ANI, "/system here");
+  expect(system).toMatch(/^🖥 System · .*\n\nhere 🟢 reachable\nCPU: .*\nRAM: .*\nDisk: .*\nmeasured /);
+  expect(system).toContain(`\nOS: ${os}\nKernel: ${kernel}\nUptime: `);
+  expect(system).toContain(`\nProcessor: ${model} (${cores} ${cores === 1 ? "core" : "cores"})\n`);
+  expect(system).not.toContain("n/a");
+  // /system without a server answers for every target, the local one included.
+  expect((await fake.ask(ANI, "/system"))[0]).toContain(`\n\nhere 🟢 reachable\n`);
 });
 
 test("a maintenance window holds the alerts of what it names from the start; the dashboard shows it", async () => {

@@ -124,6 +124,26 @@ const intervals = z
   .default({});
 
 /**
+ * The processor and installed system for /cpu and /system: read rarely, they seldom change.
+ * Over SSH a fact without a command runs the Linux default; on a local target it is read here
+ * directly (the same files, uname's fields), and a command given runs here through /bin/sh.
+ */
+const facts = z
+  .strictObject({
+    commands: z
+      .strictObject({
+        cpuinfo: z.string().min(1).optional(),
+        loadavg: z.string().min(1).optional(),
+        osRelease: z.string().min(1).optional(),
+        kernel: z.string().min(1).optional(),
+        uptime: z.string().min(1).optional(),
+      })
+      .default({}),
+    interval: duration(1000, 86_400_000).default(30_000),
+  })
+  .default({ commands: {}, interval: 30_000 });
+
+/**
  * This machine, read without SSH: /proc/stat, /proc/meminfo and statfs of `disk`. A command
  * given in commands runs here through /bin/sh instead.
  */
@@ -141,6 +161,7 @@ const localTarget = z.strictObject({
   intervals,
   services: z.array(service).default([]),
   thresholds: hostThresholds.optional(),
+  facts,
 });
 
 const sshTarget = z
@@ -164,21 +185,7 @@ const sshTarget = z
     intervals,
     services: z.array(service).default([]),
     thresholds: hostThresholds.optional(),
-    /** The processor and installed system for /cpu and /system: read rarely, they seldom change. */
-    facts: z
-      .strictObject({
-        commands: z
-          .strictObject({
-            cpuinfo: z.string().min(1).optional(),
-            loadavg: z.string().min(1).optional(),
-            osRelease: z.string().min(1).optional(),
-            kernel: z.string().min(1).optional(),
-            uptime: z.string().min(1).optional(),
-          })
-          .default({}),
-        interval: duration(1000, 86_400_000).default(30_000),
-      })
-      .default({ commands: {}, interval: 30_000 }),
+    facts,
   })
   .superRefine((t, ctx) => {
     if ((t.privateKey === undefined) === (t.privateKeyFile === undefined)) {

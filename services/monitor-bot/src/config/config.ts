@@ -99,6 +99,8 @@ export interface LocalTargetConfig extends TargetBase {
   /** Absolute paths; the fullest of their filesystems is the disk figure. */
   disk: string[];
   metrics: Record<HostMetric, { command: string | undefined; intervalMs: number }>;
+  /** The facts (/cpu, /system): a fact without a command is read here directly, as a metric is. */
+  facts: { commands: Partial<FactCommands>; intervalMs: number };
 }
 
 export type TargetConfig = SshTargetConfig | LocalTargetConfig;
@@ -250,7 +252,8 @@ function resolve(c: RawConfig, issues: string[]): MonitorConfig {
     if (t.local === true) {
       const metric = (m: HostMetric) => ({ command: t.commands[m], intervalMs: t.intervals[m] ?? interval });
       const metrics = { cpu: metric("cpu"), mem: metric("mem"), hdd: metric("hdd") };
-      return { kind: "local", name: t.name, disk: diskPaths(t.disk, i, issues), timeoutMs, intervalMs: slowest(metrics), metrics, services, thresholds };
+      const facts = { commands: { ...t.facts.commands }, intervalMs: t.facts.interval };
+      return { kind: "local", name: t.name, disk: diskPaths(t.disk, i, issues), timeoutMs, intervalMs: slowest(metrics), metrics, services, thresholds, facts };
     }
     const metric = (m: HostMetric): ScheduledCommand => ({ command: t.commands[m] ?? DEFAULT_COMMANDS[m], intervalMs: t.intervals[m] ?? interval });
     const metrics = { cpu: metric("cpu"), mem: metric("mem"), hdd: metric("hdd") };

@@ -24,12 +24,8 @@ function issues(tree: unknown): string[] {
   throw new Error("the config was accepted");
 }
 
-/** The first target's facts settings (an SSH target's). */
-function factsOf(tree: unknown) {
-  const t = parseMonitorConfig(tree, {}).targets[0]!;
-  if (t.kind !== "ssh") throw new Error(`expected an SSH target, got ${t.kind}`);
-  return t.facts;
-}
+/** The first target's facts settings. */
+const factsOf = (tree: unknown) => parseMonitorConfig(tree, {}).targets[0]!.facts;
 
 describe("targets[].facts", () => {
   test("defaults: the Linux files, every 30 s", () => {
@@ -44,6 +40,26 @@ describe("targets[].facts", () => {
       'targets[0].facts.commands: Unrecognized key: "kernal"',
       'targets[0].facts.interval: must be between 1000 ms and 86400000 ms (got 1 ms) (got "1ms")',
     ]);
+  });
+});
+
+describe("targets[].facts of a local target", () => {
+  const local = (over: Record<string, unknown> = {}) => ({ name: "here", local: true, ...over });
+  test("defaults: no commands (the files are read directly), every 30 s", () => {
+    expect(factsOf({ ...base(), targets: [local()] })).toEqual({ commands: {}, intervalMs: 30_000 });
+  });
+  test("a command given runs instead of the built-in read", () => {
+    expect(factsOf({ ...base(), targets: [local({ facts: { commands: { osRelease: "cat /host/etc/os-release" }, interval: "1m" } })] })).toEqual({
+      commands: { osRelease: "cat /host/etc/os-release" },
+      intervalMs: 60_000,
+    });
+  });
+  test("errors name the setting", () => {
+    expect(issues({ ...base(), targets: [local({ facts: { commands: { uname: "uname" }, interval: "2d" }, disk: "/" })] })).toEqual([
+      'targets[0].facts.commands: Unrecognized key: "uname"',
+      'targets[0].facts.interval: must be between 1000 ms and 86400000 ms (got 172800000 ms) (got "2d")',
+    ]);
+    expect(issues({ ...base(), targets: [local({ facts: { commands: { kernel: "" } } })] })).toEqual([expect.stringMatching(/^targets\[0\]\.facts\.commands\.kernel: /)]);
   });
 });
 

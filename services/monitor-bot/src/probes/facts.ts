@@ -5,8 +5,9 @@
  *
  * The parsers are pure and never throw: odd output (another OS, a custom command, a truncated
  * read) leaves that fact undefined instead of failing the others. Where the raw texts come from
- * is a FactSource: over SSH it runs the configured commands (sshFactSource); a host read without
- * SSH only needs to return the same texts, read locally.
+ * is a FactSource: over SSH it runs the configured commands (commandFactSource); a local target
+ * reads the same texts here (localFactSource in local.ts: the files, uname's fields, or a
+ * configured command through /bin/sh).
  */
 
 export const FACT_KEYS = ["cpuinfo", "loadavg", "osRelease", "kernel", "uptime"] as const;
@@ -152,7 +153,7 @@ export async function collectFacts(source: FactSource, now: () => Date): Promise
   return factsFrom(await source(FACT_KEYS), now());
 }
 
-/** What sshFactSource needs: run one command, its exit code and output. */
+/** What commandFactSource needs: run one command, its exit code and output. */
 export type RunCommand = (command: string) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
 /**
