@@ -68,6 +68,11 @@ test("/cpu: model, cores, load average and usage", () => {
   // A fact that could not be read says so, the others still show.
   const partial = { ...facts, cpuModel: undefined, load: undefined };
   expect(formatResource({ kind: "cpu", target: "web1" }, [{ ...web1, facts: partial }], NOW)).toContain("Model: n/a\nCores: 4\nLoad: n/a\n");
+  // The CPU probe's load (read with every CPU sample) is fresher than the facts': it wins.
+  const live = { ...web1, cpu: { ...metric(37), load: [3, 2.5, 1.75] as [number, number, number] }, facts };
+  expect(formatResource({ kind: "cpu", target: "web1" }, [live], NOW)).toContain("\nLoad: 3.00 2.50 1.75 (1, 5, 15 min)\n");
+  expect(formatResource({ kind: "system", target: "web1" }, [live], NOW)).toContain("\nLoad: 3.00 2.50 1.75 (1, 5, 15 min)\n");
+  expect(formatResource({ kind: "cpu", target: "web1" }, [{ ...live, facts: partial }], NOW)).toContain("\nLoad: 3.00 2.50 1.75 (1, 5, 15 min)\n");
 });
 
 test("/system: OS, kernel, uptime counted on from the reading, processor, then services", () => {

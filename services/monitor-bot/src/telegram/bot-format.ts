@@ -72,30 +72,37 @@ export function formatResource(q: ResourceQuery, hosts: readonly HostView[], now
 
 const NOT_READ = "details not read yet";
 
-/** 0.52 0.58 0.59: two decimals, as uptime(1) prints them. */
-function loadLine(f: SystemFacts): string {
-  return f.load ? `Load: ${f.load.map((v) => v.toFixed(2)).join(" ")} (1, 5, 15 min)` : "Load: n/a";
+/**
+ * 0.52 0.58 0.59: two decimals, as uptime(1) prints them. The CPU probe's own reading (every
+ * probe interval, when its output has the load line) is fresher than the facts' (every facts
+ * interval), so it comes first.
+ */
+function loadLine(h: HostView, f: SystemFacts): string {
+  const load = h.cpu.load ?? f.load;
+  return load ? `Load: ${load.map((v) => v.toFixed(2)).join(" ")} (1, 5, 15 min)` : "Load: n/a";
 }
 
 /** The processor: model, cores, load (the source paper's "informasi detail processor"). */
-function cpuFacts(f: SystemFacts | undefined): string[] {
+function cpuFacts(h: HostView): string[] {
+  const f = h.facts;
   if (!f) return [`Processor ${NOT_READ}`];
-  return [`Model: ${f.cpuModel ?? "n/a"}`, `Cores: ${f.cores ?? "n/a"}`, loadLine(f)];
+  return [`Model: ${f.cpuModel ?? "n/a"}`, `Cores: ${f.cores ?? "n/a"}`, loadLine(h, f)];
 }
 
 /** The installed system: OS, kernel, uptime (counted on from when it was read), processor. */
-function systemFacts(f: SystemFacts | undefined, now: Date): string[] {
+function systemFacts(h: HostView, now: Date): string[] {
+  const f = h.facts;
   if (!f) return [`System ${NOT_READ}`];
   const uptime = f.uptimeSeconds === undefined ? "n/a" : formatDuration(f.uptimeSeconds * 1000 + Math.max(0, now.getTime() - f.at.getTime()));
   const cores = f.cores === undefined ? "" : ` (${f.cores} ${f.cores === 1 ? "core" : "cores"})`;
-  return [`OS: ${f.os ?? "n/a"}`, `Kernel: ${f.kernel ?? "n/a"}`, `Uptime: ${uptime}`, `Processor: ${f.cpuModel ?? "n/a"}${cores}`, loadLine(f)];
+  return [`OS: ${f.os ?? "n/a"}`, `Kernel: ${f.kernel ?? "n/a"}`, `Uptime: ${uptime}`, `Processor: ${f.cpuModel ?? "n/a"}${cores}`, loadLine(h, f)];
 }
 
 function resourceBlock(kind: "cpu" | "ram", h: HostView, now: Date): string {
   if (h.reachable === false) return `${h.name}\n${unreachable(h, now)}`;
   const m = kind === "cpu" ? h.cpu : h.mem;
   const lines = [h.name, metricLine(LABEL[kind], m)];
-  if (kind === "cpu") lines.push(...cpuFacts(h.facts));
+  if (kind === "cpu") lines.push(...cpuFacts(h));
   if (m.at) lines.push(`measured ${formatTime(m.at, now)}`);
   else if (h.reachable === undefined) lines.push("not measured yet");
   return lines.join("\n");
@@ -108,7 +115,7 @@ function systemBlock(h: HostView, now: Date): string {
     lines.push(metricLine("CPU", h.cpu), metricLine("RAM", h.mem), metricLine("Disk", h.hdd));
     const latest = [h.cpu.at, h.mem.at, h.hdd.at].filter((d): d is Date => d !== undefined).sort((a, b) => b.getTime() - a.getTime())[0];
     if (latest) lines.push(`measured ${formatTime(latest, now)}`);
-    lines.push(...systemFacts(h.facts, now));
+    lines.push(...systemFacts(h, now));
   }
   if (h.services.length > 0) {
     lines.push("Services:");
