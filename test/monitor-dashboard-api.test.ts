@@ -76,7 +76,7 @@ test("GET /api/dashboard: everything the page shows, one snapshot", async () => 
   const r = await app.api.app.inject({ method: "GET", url: "/api/dashboard" });
   expect(r.statusCode).toBe(200);
   const s = r.json() as Record<string, unknown>;
-  expect(Object.keys(s).sort()).toEqual(["at", "components", "down", "instance", "messaging", "servers", "telegram", "userstats", "userstatsError"]);
+  expect(Object.keys(s).sort()).toEqual(["at", "components", "down", "instance", "messaging", "servers", "silences", "telegram", "userstats", "userstatsError"]);
   expect(s).toMatchObject({ instance: "dash-api", userstats: null, userstatsError: "disabled", telegram: null });
   expect((s.servers as unknown[])[0]).toMatchObject({ name: "web1", cpu: null, mem: null, hdd: null, services: [] });
 });

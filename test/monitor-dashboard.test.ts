@@ -70,6 +70,9 @@ beforeAll(async () => {
     components: [{ type: "redis", name: "redis", url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379", interval: 500 }],
     // Nothing answers there: a failing probe, which must stand out.
     messaging: [{ name: "msg1", gateway: `127.0.0.1:${deadUdp}`, user: "probe", password: "probe-secret", interval: 500, timeout: 300, expiry: 1000 }],
+    // Always in effect (a week from Monday 00:00), over something that stays up: the Silenced
+    // table has a row, and the down count above is not affected.
+    maintenance: [{ name: "nightly", components: ["redis:*"], weekly: { day: "mon", at: "00:00", duration: "7d" } }],
   });
   app = createMonitorApp(config, { packageDir: MONITOR_DIR, logger: testLogger() });
   await app.start();
@@ -169,5 +172,12 @@ describe("the dashboard in Chromium", () => {
     // Wide tables scroll inside their own box; the page itself does not scroll sideways.
     expect(await card().evaluate((el) => el.ownerDocument.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await shot("dashboard-phone.png");
+  });
+
+  test("the Silenced table lists the maintenance window in effect", async () => {
+    const row = page.locator('#silences tr.silence[data-kind="maintenance"]');
+    await row.waitFor({ timeout: 5000 });
+    expect(await row.count()).toBe(1);
+    expect(await row.locator("td").allTextContents()).toEqual(["redis:*", "maintenance", expect.stringMatching(/^(\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d \d\d:\d\d) UTC \(\d+[smh].* left\)$/), "maintenance nightly", "–"]);
   });
 });

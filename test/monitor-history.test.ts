@@ -30,7 +30,7 @@ const ev = (component: string, kind: MonitorEvent["kind"], at: string, since = a
   eventFrom({ component, kind, at: new Date(at), since: new Date(since), detail: "" }, kind, null);
 
 test("own migrations, own version table and lock: independent of the messaging schema", async () => {
-  expect(await migrateMonitor(pgdb, MONITOR_DIR)).toEqual([1, 2]);
+  expect(await migrateMonitor(pgdb, MONITOR_DIR)).toEqual([1, 2, 3]);
   expect(await migrateMonitor(pgdb, MONITOR_DIR)).toEqual([]);
   // The messaging schema's migrations, default arguments, in the same database.
   expect((await migrate(pgdb))[0]).toBe(1);
@@ -40,6 +40,7 @@ test("own migrations, own version table and lock: independent of the messaging s
   expect(v.rows).toEqual([
     { version: 1, name: "monitor" },
     { version: 2, name: "telegram" },
+    { version: 3, name: "silences" },
   ]);
 });
 

@@ -142,7 +142,7 @@ describe("commands", () => {
 
   test("the admin code makes an admin; a wrong one does not", async () => {
     expect(await fake.ask(ANI, "/admin not-the-code")).toEqual(["Wrong admin code."]);
-    expect(await fake.ask(ANI, `/admin ${ADMIN_CODE}`)).toEqual(["You are now an admin: /cpu, /ram and /system are yours."]);
+    expect(await fake.ask(ANI, `/admin ${ADMIN_CODE}`)).toEqual(["You are now an admin: /cpu, /ram, /system, /mute, /unmute and /ack are yours."]);
     expect(await rows("SELECT is_admin FROM monitor_members WHERE chat_id = $1", [ANI])).toEqual([{ is_admin: true }]);
   });
 

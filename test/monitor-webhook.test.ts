@@ -72,6 +72,11 @@ test("the webhook is registered with its secret at start, and nothing polls", as
   expect(fake.webhook).toEqual({ url: PUBLIC_URL, secret: SECRET });
   expect(fake.calls.filter((c) => c.method === "getUpdates")).toEqual([]);
   expect(fake.calls.find((c) => c.method === "setWebhook")!.params.allowed_updates).toBe('["message"]');
+  // The command menu too, after the webhook (which matters more).
+  await waitFor("setMyCommands", () => fake.myCommands.length > 0, 5000);
+  const methods = fake.calls.map((c) => c.method);
+  expect(methods.indexOf("setWebhook")).toBeLessThan(methods.indexOf("setMyCommands"));
+  expect(fake.myCommands.map((c) => c.command)).toContain("mute");
 });
 
 test("a POST with the right secret is handled: the member is created and answered", async () => {

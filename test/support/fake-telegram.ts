@@ -8,6 +8,8 @@
  *   concurrent caller, as Telegram does, counting it in `conflicts`.
  * - sendMessage: records chat, text and time; `rateLimit(k, s)` makes the next k calls answer
  *   429 with retry_after s.
+ * - setMyCommands / getMyCommands / deleteMyCommands: the menu, kept in `myCommands` (checked
+ *   as Telegram does: 1-32 of a-z 0-9 _, descriptions 1-256 characters, at most 100).
  * - getMe, setWebhook, deleteWebhook, getWebhookInfo.
  * The test plays the users with `say(chatId, text)`.
  */
@@ -37,6 +39,8 @@ export class FakeTelegram {
   /** The sendMessage calls answered 429. */
   readonly limitedCalls: SentMessage[] = [];
   webhook: { url: string; secret: string | undefined } | undefined;
+  /** The menu the bot set with setMyCommands (default scope), [] until then. */
+  myCommands: Array<{ command: string; description: string }> = [];
   private server: Server | undefined;
   private updates: Array<{ update_id: number; message: Record<string, unknown> }> = [];
   private nextUpdateId = 1000;
@@ -144,6 +148,13 @@ export class FakeTelegram {
         return send(res, 200, { ok: true, result: true });
       case "getWebhookInfo":
         return send(res, 200, { ok: true, result: { url: this.webhook?.url ?? "", has_custom_certificate: false, pending_update_count: this.updates.length } });
+      case "setMyCommands":
+        return this.setMyCommands(p, res);
+      case "getMyCommands":
+        return send(res, 200, { ok: true, result: this.myCommands });
+      case "deleteMyCommands":
+        this.myCommands = [];
+        return send(res, 200, { ok: true, result: true });
       case "sendMessage":
         return this.sendMessage(p, res);
       case "getUpdates":
@@ -151,6 +162,22 @@ export class FakeTelegram {
       default:
         return send(res, 404, { ok: false, error_code: 404, description: `Not Found: method ${method}` });
     }
+  }
+
+  private setMyCommands(p: Record<string, string>, res: ServerResponse): void {
+    let list: unknown;
+    try {
+      list = JSON.parse(p.commands ?? "");
+    } catch {
+      return send(res, 400, { ok: false, error_code: 400, description: "Bad Request: can't parse commands JSON object" });
+    }
+    const ok =
+      Array.isArray(list) &&
+      list.length <= 100 &&
+      list.every((c: { command?: unknown; description?: unknown }) => typeof c.command === "string" && /^[a-z0-9_]{1,32}$/.test(c.command) && typeof c.description === "string" && c.description.length >= 1 && c.description.length <= 256);
+    if (!ok) return send(res, 400, { ok: false, error_code: 400, description: "Bad Request: BOT_COMMAND_INVALID" });
+    this.myCommands = (list as Array<{ command: string; description: string }>).map((c) => ({ command: c.command, description: c.description }));
+    send(res, 200, { ok: true, result: true });
   }
 
   private sendMessage(p: Record<string, string>, res: ServerResponse): void {

@@ -125,8 +125,9 @@ function render(snap) {
   const now = snap.at;
   $("updated").textContent = `updated ${time(now)} · ${snap.instance}`;
   const down = snap.down.length;
+  const held = snap.down.filter((d) => d.silenced).length;
   const badge = $("down-count");
-  badge.textContent = down === 0 ? "all up" : `${down} down`;
+  badge.textContent = down === 0 ? "all up" : `${down} down${held ? ` (${held} silenced)` : ""}`;
   badge.className = `badge ${down === 0 ? "ok" : "bad"}`;
   document.title = down === 0 ? "pesan monitor" : `(${down} down) pesan monitor`;
 
@@ -160,6 +161,23 @@ function render(snap) {
     }),
     6,
     "No probed components.",
+  );
+
+  // Silences: what is held, until when, by whom, and which of the down components it covers.
+  const kinds = { mute: "muted", ack: "acknowledged", maintenance: "maintenance" };
+  const silences = snap.silences || [];
+  rows(
+    $("silences").tBodies[0],
+    silences.map((s) => {
+      const covered = s.down || [];
+      // A window may end days from now: then the date counts more than the seconds.
+      const sameDay = s.until && s.until.slice(0, 10) === now.slice(0, 10);
+      const end = s.until ? (sameDay ? time(s.until) : `${s.until.slice(0, 16).replace("T", " ")} UTC`) : "";
+      const until = s.until ? `${end} (${ago(now, s.until)} left)` : "until it recovers";
+      return `<tr class="silence ${esc(s.kind)}" data-component="${esc(s.component)}" data-kind="${esc(s.kind)}"><td>${esc(s.component)}</td><td class="kind">${esc(kinds[s.kind] || s.kind)}</td><td>${esc(until)}</td><td>${esc(s.by)}</td><td class="detail" title="${esc(covered.join(", "))}">${covered.length ? esc(covered.join(", ")) : "–"}</td></tr>`;
+    }),
+    5,
+    "Nothing is silenced: every alert goes out.",
   );
 
   const u = snap.userstats;

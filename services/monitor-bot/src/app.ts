@@ -29,6 +29,7 @@ import { migrateMonitor, openConditions, upSince } from "./history/store.ts";
 import { createBot, registerWebhook, TelegramBot } from "./telegram/telegram-bot.ts";
 import { UserStats } from "./history/user-stats.ts";
 import { hostViews, statusRows } from "./http/views.ts";
+import { SilenceStore, Silences } from "./alerting/silence-store.ts";
 
 export interface MonitorAppOptions {
   /** services/monitor-bot: where migrations/ is. */
@@ -61,6 +62,8 @@ export interface MonitorApp {
   userStats: UserStats | undefined;
   /** Present when the config has a telegram section. */
   telegram: { bot: TelegramBot; alerter: Alerter; outbox: Outbox; lease: Lease; members: MemberStore; state: BotState } | undefined;
+  /** Mutes and acks (Postgres) with the config's maintenance windows. */
+  silences: Silences;
   /** In start order; close them in reverse (runComponents does). */
   components: Lifecycle[];
   /** For tests and embedding: starts every component in order. */
@@ -106,7 +109,8 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
       })
     : undefined;
 
-  const telegram = config.telegram ? createTelegram(config, { db, logger, metrics, now, monitor }) : undefined;
+  const silences = new Silences(new SilenceStore(db, logger, now), config.maintenance);
+  const telegram = config.telegram ? createTelegram(config, { db, logger, metrics, now, monitor, silences }) : undefined;
 
   const api = new ApiServer(
     {
@@ -137,6 +141,7 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
             logger,
             now,
             publicDir: join(opts.packageDir, "public"),
+            silences,
             ...(telegram ? { telegram: () => ({ leader: telegram.parts.lease.isLeader(), mode: config.telegram!.mode }) } : {}),
           }),
         ...(config.telegram?.mode === "webhook" && config.telegram.webhook
@@ -153,6 +158,8 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
     ...config.messaging.map((m) => new MessagingProbe(m, { sink: monitor, logger, ...(opts.createClient ? { createClient: opts.createClient } : {}) })),
   ];
   if (userStats) probes.push(new Every("user-stats", config.userStats.intervalMs, () => userStats.refresh(), logger));
+  // Ended mutes hold nothing; dropping them keeps the table to what is in effect.
+  probes.push(new Every("silence-prune", config.history.pruneEveryMs, async () => void (await silences.store.pruneExpired()), logger));
 
   const database: Lifecycle = {
     name: "database",
@@ -184,6 +191,7 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
     metrics,
     userStats,
     telegram: telegram?.parts,
+    silences,
     components,
     async start() {
       for (const c of components) {
@@ -215,7 +223,7 @@ export function createMonitorApp(config: MonitorConfig, opts: MonitorAppOptions)
  */
 function createTelegram(
   config: MonitorConfig,
-  deps: { db: Db; logger: Logger; metrics: MonitorMetrics; now: () => Date; monitor: Monitor },
+  deps: { db: Db; logger: Logger; metrics: MonitorMetrics; now: () => Date; monitor: Monitor; silences: Silences },
 ): { parts: NonNullable<MonitorApp["telegram"]>; before: Lifecycle[]; after: Lifecycle[]; redis: Redis | undefined } {
   const tg = config.telegram!;
   const logger = deps.logger.child({ component: "telegram" });
@@ -269,9 +277,10 @@ function createTelegram(
     logger,
     now: deps.now,
     metrics: deps.metrics,
+    silences: deps.silences,
   });
   const alerter = new Alerter(
-    { monitor: deps.monitor, lease, outbox, state, recipients: () => members.recipients(), logger, now: deps.now, metrics: deps.metrics },
+    { monitor: deps.monitor, lease, outbox, state, recipients: () => members.recipients(), logger, now: deps.now, metrics: deps.metrics, silences: deps.silences },
     { intervalMs: tg.alertIntervalMs },
   );
   return { parts: { bot: telegramBot, alerter, outbox, lease, members, state }, before: [...redisLife, outbox], after: [lease, alerter, telegramBot], redis: client };

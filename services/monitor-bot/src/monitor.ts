@@ -10,6 +10,7 @@ import { eventFrom, MonitorEvents, type MonitorEvent } from "./alerting/events.t
 import type { MonitorMetrics } from "./metrics.ts";
 import { StatusTracker, ThresholdTracker, type Transition } from "./alerting/state.ts";
 import type { OpenCondition, SampleRow } from "./history/store.ts";
+import type { SystemFacts } from "./probes/facts.ts";
 
 export type MessagingStatus = "OK" | "FAIL" | "EXPIRED";
 
@@ -76,6 +77,7 @@ export class Monitor {
   private readonly services = new Map<string, Map<string, ServiceReading>>();
   private readonly components = new Map<string, ComponentReading>();
   private readonly messagingState = new Map<string, MessagingReading>();
+  private readonly facts = new Map<string, SystemFacts>();
   private readonly hostRules: Map<string, Partial<Record<HostMetric, ThresholdRule>>>;
 
   constructor(deps: MonitorDeps) {
@@ -156,6 +158,11 @@ export class Monitor {
     this.transition(t, t?.kind === "threshold" ? "high" : "normal", value);
   }
 
+  /** The processor and system facts of a target, read every facts interval (not every probe). */
+  setHostFacts(target: string, facts: SystemFacts): void {
+    if (this.hosts.has(target)) this.facts.set(target, facts);
+  }
+
   /** on undefined: the status could not be read (host unreachable); shown Off, no service event. */
   service(target: string, service: string, on: boolean | undefined, latencyMs: number, detail = ""): void {
     const at = this.deps.now();
@@ -232,6 +239,11 @@ export class Monitor {
     if (!h) return undefined;
     const health = this.status.health(hostId(target));
     return { reachable: health === "unknown" ? undefined : health === "up", since: this.status.downSince(hostId(target)), metrics: h.metrics };
+  }
+
+  /** The target's last facts (model, cores, load, OS, kernel, uptime); undefined until first read. */
+  hostFacts(target: string): SystemFacts | undefined {
+    return this.facts.get(target);
   }
 
   serviceStates(): ReadonlyMap<string, ReadonlyMap<string, ServiceReading>> {

@@ -54,3 +54,29 @@ test("several components: each on its own cadence; changed holds only what to st
   expect([...p.changed.keys()]).toEqual(["b"]);
   expect(p.nextDueAt).toBe(T0 + I);
 });
+
+describe("suppressed components", () => {
+  const held = new Set(["c"]);
+  test("a suppressed outage is not alerted and gets no record", () => {
+    const p = planAlerts(new Map(), [down("c", T0)], none, T0, I, held);
+    expect(p.reminders).toEqual([]);
+    expect(p.records.size).toBe(0);
+    expect(p.nextDueAt).toBeUndefined();
+  });
+  test("a record kept through the silence: no reminder, no recovery, no busy schedule; due at once when it ends", () => {
+    const rec = new Map<string, AlertRecord>([["c", { since: T0, lastAt: T0, count: 2 }]]);
+    const p = planAlerts(rec, [down("c", T0), down("d", T0 + 1000)], none, T0 + 5 * I, I, held);
+    expect(p.reminders.map((r) => r.component)).toEqual(["d"]);
+    expect(p.recoveries).toEqual([]);
+    expect(p.records.get("c")).toEqual({ since: T0, lastAt: T0, count: 2 });
+    // Only d's reminder counts: c's is overdue by design.
+    expect(p.nextDueAt).toBe(T0 + 6 * I);
+    const after = planAlerts(p.records, [down("c", T0), down("d", T0 + 1000)], none, T0 + 5 * I + 10, I);
+    expect(after.reminders.map((r) => [r.component, r.count])).toEqual([["c", 3]]);
+  });
+  test("a suppressed component that recovers is announced when members had been told", () => {
+    const rec = new Map<string, AlertRecord>([["c", { since: T0, lastAt: T0, count: 1 }]]);
+    const p = planAlerts(rec, [], new Map([["c", new Date(T0 + 3000)]]), T0 + 3100, I, held);
+    expect(p.recoveries).toEqual([{ component: "c", since: new Date(T0), at: new Date(T0 + 3000) }]);
+  });
+});

@@ -6,6 +6,10 @@
  * - A component that is down and has no record is alerted at once.
  * - One with a record is alerted again once the interval has passed since the last alert.
  * - A record whose component is no longer down gives one recovery, then is dropped.
+ * - A suppressed component (muted, acked, in maintenance: see suppression.ts) gets no alert. Its
+ *   record, if members were already told, is kept as it is: not a recovery, and when the silence
+ *   ends while it is still down, the reminder is due at once. A recovery is told whenever a
+ *   record exists, silenced or not: members who heard "down" should hear "back up".
  */
 
 export interface AlertRecord {
@@ -52,6 +56,7 @@ export function planAlerts(
   upAt: ReadonlyMap<string, Date>,
   now: number,
   intervalMs: number,
+  suppressed: ReadonlySet<string> = new Set(),
 ): AlertPlan {
   const records = new Map(previous);
   const changed = new Map<string, AlertRecord>();
@@ -61,6 +66,7 @@ export function planAlerts(
 
   for (const d of down) {
     downIds.add(d.component);
+    if (suppressed.has(d.component)) continue;
     const rec = records.get(d.component);
     // Matched by component only: a successor's own probes date the same outage a little
     // differently, and that must not read as a recovery followed by a new outage.
@@ -87,6 +93,7 @@ export function planAlerts(
   for (const [component, rec] of changed) if (records.has(component)) records.set(component, rec);
 
   let nextDueAt: number | undefined;
-  for (const rec of records.values()) nextDueAt = Math.min(nextDueAt ?? Infinity, rec.lastAt + intervalMs);
+  // A suppressed record is overdue by design; counting it would make the alerter spin.
+  for (const [component, rec] of records) if (!suppressed.has(component)) nextDueAt = Math.min(nextDueAt ?? Infinity, rec.lastAt + intervalMs);
   return { reminders, recoveries, records, changed, removed, nextDueAt };
 }

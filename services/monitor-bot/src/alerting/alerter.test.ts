@@ -1,8 +1,10 @@
 /**
  * The alert loop when its own dependencies fail: the members cannot be read (Postgres away,
  * perhaps the very outage being alerted about) or the first read fails outright. Real Monitor,
- * Outbox and state; only Telegram's sendMessage is replaced by a recorder.
+ * Outbox and state; only Telegram's sendMessage is replaced by a recorder. And maintenance windows
+ * holding alerts while the silence store is unreadable.
  */
+import { PgDb } from "@pesan/shared/db";
 import { createLogger } from "@pesan/shared/observability";
 import { Alerter } from "./alerter.ts";
 import { parseMonitorConfig } from "../config/config.ts";
@@ -10,6 +12,7 @@ import { LocalLease } from "./lease.ts";
 import { Monitor } from "../monitor.ts";
 import { Outbox } from "../telegram/outbox.ts";
 import { MemoryBotState } from "./shared-state.ts";
+import { SilenceStore, Silences } from "./silence-store.ts";
 
 const INTERVAL = 100;
 const logger = createLogger("alerter-test", "silent");
@@ -66,5 +69,39 @@ test("a tick that fails (no member list ever read) does not stop the loop: alert
   } finally {
     await alerter.close();
     await outbox.close();
+  }
+});
+
+test("maintenance windows hold down and threshold alerts of what they name, even while the silence store cannot be read", async () => {
+  const now = Date.now();
+  const config = parseMonitorConfig({
+    database: { url: "postgres://x@127.0.0.1:1/x" },
+    components: [
+      { type: "http", name: "held", url: "http://127.0.0.1:1/" },
+      { type: "http", name: "told", url: "http://127.0.0.1:2/" },
+    ],
+    messaging: ["m1", "m2"].map((name) => ({ name, gateway: "127.0.0.1:1", user: "probe", password: "secret1", thresholds: { delay: { high: 1 } } })),
+    maintenance: [{ components: ["http:held*", "messaging:m1"], from: new Date(now - 60_000).toISOString(), to: new Date(now + 60_000).toISOString() }],
+  });
+  const monitor = new Monitor({ config, logger, now: () => new Date() });
+  const sent: string[] = [];
+  const outbox = new Outbox({ send: async (_chat, text) => void sent.push(text), logger });
+  // A real pool to a port where nothing listens: mutes and acks cannot be read, the config's windows still apply.
+  const db = new PgDb("postgres://x@127.0.0.1:1/x", { max: 1 });
+  const silences = new Silences(new SilenceStore(db, logger, () => new Date()), config.maintenance);
+  const alerter = new Alerter({ monitor, lease: new LocalLease(), outbox, state: new MemoryBotState(), recipients: async () => [1], logger, now: () => new Date(), silences }, { intervalMs: INTERVAL });
+  await alerter.start();
+  try {
+    for (const c of config.components) monitor.component(c, undefined, false, 1, "refused");
+    monitor.messaging("m1", "OK", 5000, 30_000, 1);
+    monitor.messaging("m2", "OK", 5000, 30_000, 1);
+    await sleep(INTERVAL * 4);
+    expect(sent.filter((t) => t.includes("http:told")).length).toBeGreaterThanOrEqual(2);
+    expect(sent.filter((t) => t.includes("http:held"))).toEqual([]);
+    expect(sent.filter((t) => t.startsWith("⚠️ HIGH"))).toEqual([expect.stringContaining("messaging:m2/delay")]);
+  } finally {
+    await alerter.close();
+    await outbox.close();
+    await db.close();
   }
 });

@@ -14,6 +14,8 @@ import type { MonitorMetrics } from "../metrics.ts";
 import type { Monitor } from "../monitor.ts";
 import type { Outbox } from "../telegram/outbox.ts";
 import type { BotState } from "./shared-state.ts";
+import type { Silences } from "./silence-store.ts";
+import { suppressedSet } from "./suppression.ts";
 
 export interface AlerterDeps {
   monitor: Monitor;
@@ -25,6 +27,8 @@ export interface AlerterDeps {
   logger: Logger;
   now: () => Date;
   metrics?: MonitorMetrics;
+  /** Mutes, acks and maintenance windows: what they cover gets no alerts (see alert-plan.ts). */
+  silences?: Silences;
 }
 
 /** A recovery time is kept this long for the next tick to pick up. */
@@ -65,14 +69,34 @@ export class Alerter implements Lifecycle {
     if (e.kind === "up") {
       this.upAt.set(e.component, e.at);
       if (e.status === "gone") this.gone.add(e.component);
+      this.clearAck(e.component);
     }
     if (e.kind === "down") this.gone.delete(e.component);
     if (e.kind === "down" || e.kind === "up") return this.kick();
     if (!this.deps.lease.mayAlert() || this.closed) return;
-    // Thresholds are told once each way; there is nothing to remind about.
-    const p = this.broadcast([formatThreshold(e, this.deps.now())], "threshold")
+    // Thresholds are told once each way; there is nothing to remind about. A silenced one is not told at all.
+    const p = (this.deps.silences ? this.deps.silences.reason(e.component, this.deps.now()) : Promise.resolve(undefined))
+      .then((held) => (held ? undefined : this.broadcast([formatThreshold(e, this.deps.now())], "threshold")))
       .catch((err: unknown) => this.deps.logger.error({ err }, "threshold alert failed"))
       .finally(() => this.sending.delete(p));
+    this.sending.add(p);
+  }
+
+  /**
+   * An ack lasts until its component recovers. Every replica with a bot clears it (the DELETE is
+   * idempotent), so it ends even if the leader changes meanwhile.
+   */
+  private clearAck(component: string): void {
+    const silences = this.deps.silences;
+    if (!silences) return;
+    const p = silences.store
+      .clearAck(component)
+      .then((cleared) => {
+        if (cleared) this.deps.logger.info({ component }, "recovered: its ack is cleared");
+      })
+      .catch((err: unknown) => this.deps.logger.warn({ err, component }, "cannot clear the ack of a recovered component"))
+      .finally(() => this.sending.delete(p));
+    // close() waits for it like for a send, so the pool is not closed under it.
     this.sending.add(p);
   }
 
@@ -120,8 +144,11 @@ export class Alerter implements Lifecycle {
       // Who to tell is read before the plan, not after: the plan's clock reading is the alert's
       // time (the cadence a successor continues), so nothing slow may sit between the two.
       const chats = monitor.down().length > 0 || this.records.size > 0 ? await this.recipients() : [];
+      // Read before the clock, for the same reason; the store caches and never throws.
+      const active = monitor.down().length > 0 && this.deps.silences ? await this.deps.silences.active(this.deps.now()) : [];
       const now = this.deps.now().getTime();
-      const plan = planAlerts(this.records, monitor.down(), this.upAt, now, this.intervalMs);
+      const down = monitor.down();
+      const plan = planAlerts(this.records, down, this.upAt, now, this.intervalMs, suppressedSet(down.map((d) => d.component), active));
       this.records = plan.records;
       nextDueAt = plan.nextDueAt;
       for (const c of plan.removed) this.upAt.delete(c);

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { HOST_PORT_RE, parseHostPort, USER_NAME_RE, USER_NAME_RULE } from "@pesan/shared/names";
 import { parseDuration } from "./duration.ts";
 import { parseHostKeyPin } from "../probes/hostkey.ts";
+import { WEEKDAYS } from "../alerting/suppression.ts";
 
 export const EVENT_KINDS = ["down", "up", "threshold", "clear"] as const;
 
@@ -123,6 +124,26 @@ const intervals = z
   .default({});
 
 /**
+ * The processor and installed system for /cpu and /system: read rarely, they seldom change.
+ * Over SSH a fact without a command runs the Linux default; on a local target it is read here
+ * directly (the same files, uname's fields), and a command given runs here through /bin/sh.
+ */
+const facts = z
+  .strictObject({
+    commands: z
+      .strictObject({
+        cpuinfo: z.string().min(1).optional(),
+        loadavg: z.string().min(1).optional(),
+        osRelease: z.string().min(1).optional(),
+        kernel: z.string().min(1).optional(),
+        uptime: z.string().min(1).optional(),
+      })
+      .default({}),
+    interval: duration(1000, 86_400_000).default(30_000),
+  })
+  .default({ commands: {}, interval: 30_000 });
+
+/**
  * This machine, read without SSH: /proc/stat, /proc/meminfo and statfs of `disk`. A command
  * given in commands runs here through /bin/sh instead.
  */
@@ -140,6 +161,7 @@ const localTarget = z.strictObject({
   intervals,
   services: z.array(service).default([]),
   thresholds: hostThresholds.optional(),
+  facts,
 });
 
 const sshTarget = z
@@ -163,6 +185,7 @@ const sshTarget = z
     intervals,
     services: z.array(service).default([]),
     thresholds: hostThresholds.optional(),
+    facts,
   })
   .superRefine((t, ctx) => {
     if ((t.privateKey === undefined) === (t.privateKeyFile === undefined)) {
@@ -262,6 +285,43 @@ const telegram = z
     if (t.mode === "webhook" && !t.webhook) ctx.addIssue({ code: "custom", message: "mode webhook needs webhook: { secret } (and usually url)", path: ["webhook"] });
   });
 
+const isoTime = () =>
+  z
+    .string()
+    .regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/, "must be an ISO-8601 time with a zone, e.g. 2026-12-24T22:00:00Z")
+    .refine((s) => Number.isFinite(Date.parse(s)), "is not a real date")
+    .transform((s) => new Date(s));
+
+/**
+ * A maintenance window: alerts about its components are held while it lasts. Either one-off
+ * (from, to) or weekly (a day, a UTC time of day and a duration).
+ */
+const maintenance = z
+  .strictObject({
+    name: name().optional(),
+    /** Component patterns as in actions; `*` matches anything. */
+    components: z.array(z.string().min(1)).min(1).default(["*"]),
+    from: isoTime().optional(),
+    to: isoTime().optional(),
+    weekly: z
+      .strictObject({
+        day: z.enum(WEEKDAYS, { error: `expected one of ${WEEKDAYS.join(", ")}` }),
+        /** UTC, HH:MM. */
+        at: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be HH:MM (UTC, 00:00-23:59)"),
+        duration: duration(60_000, 7 * 86_400_000),
+      })
+      .optional(),
+  })
+  .superRefine((m, ctx) => {
+    const oneOff = m.from !== undefined || m.to !== undefined;
+    if (oneOff === (m.weekly !== undefined)) {
+      ctx.addIssue({ code: "custom", message: "give either from and to (one-off) or weekly: { day, at, duration }", path: [oneOff ? "weekly" : "from"] });
+      return;
+    }
+    if (oneOff && (m.from === undefined || m.to === undefined)) ctx.addIssue({ code: "custom", message: "a one-off window needs both from and to", path: [m.from === undefined ? "from" : "to"] });
+    else if (oneOff && m.to! <= m.from!) ctx.addIssue({ code: "custom", message: "must be later than from", path: ["to"] });
+  });
+
 /** Names must be unique within a list: they are ids in the API, the metrics and the history. */
 function uniqueNames<T>(list: T[], key: (t: T) => string, ctx: z.RefinementCtx, path: (string | number)[], what: string): void {
   const seen = new Set<string>();
@@ -313,6 +373,8 @@ export const configSchema = z
       .strictObject({ enabled: z.boolean().default(true), interval: duration(100, 86_400_000).default(60_000) })
       .default({ enabled: true, interval: 60_000 }),
     actions: z.array(action).default([]),
+    /** Times when alerts about some components are held (planned work). */
+    maintenance: z.array(maintenance).default([]),
     /** Shared by the replicas: the alert leader's lease, Telegram update de-duplication. */
     redis: z
       .strictObject({

@@ -13,6 +13,8 @@ import { ConfigError } from "@pesan/shared/errors";
 import { configSchema, type RawConfig, type ThresholdRule } from "./config-schema.ts";
 import { parseHostKeyPin, type HostKeyPin } from "../probes/hostkey.ts";
 import type { SshTarget } from "../probes/ssh.ts";
+import { DEFAULT_FACT_COMMANDS, type FactCommands } from "../probes/facts.ts";
+import type { MaintenanceWindow } from "../alerting/suppression.ts";
 
 export type { ThresholdRule } from "./config-schema.ts";
 export type Env = Record<string, string | undefined>;
@@ -84,6 +86,8 @@ interface TargetBase {
 export interface SshTargetConfig extends SshTarget, TargetBase {
   kind: "ssh";
   metrics: Record<HostMetric, ScheduledCommand>;
+  /** The processor and system facts (/cpu, /system): what to run, and how often. */
+  facts: { commands: FactCommands; intervalMs: number };
 }
 
 /**
@@ -95,6 +99,8 @@ export interface LocalTargetConfig extends TargetBase {
   /** Absolute paths; the fullest of their filesystems is the disk figure. */
   disk: string[];
   metrics: Record<HostMetric, { command: string | undefined; intervalMs: number }>;
+  /** The facts (/cpu, /system): a fact without a command is read here directly, as a metric is. */
+  facts: { commands: Partial<FactCommands>; intervalMs: number };
 }
 
 export type TargetConfig = SshTargetConfig | LocalTargetConfig;
@@ -142,6 +148,7 @@ export interface MonitorConfig {
   messaging: MessagingConfig[];
   userStats: { enabled: boolean; intervalMs: number };
   actions: ActionConfig[];
+  maintenance: MaintenanceWindow[];
   alerts: RawConfig["alerts"];
   redis: { url: string; prefix: string } | undefined;
   telegram: TelegramConfig | undefined;
@@ -245,7 +252,8 @@ function resolve(c: RawConfig, issues: string[]): MonitorConfig {
     if (t.local === true) {
       const metric = (m: HostMetric) => ({ command: t.commands[m], intervalMs: t.intervals[m] ?? interval });
       const metrics = { cpu: metric("cpu"), mem: metric("mem"), hdd: metric("hdd") };
-      return { kind: "local", name: t.name, disk: diskPaths(t.disk, i, issues), timeoutMs, intervalMs: slowest(metrics), metrics, services, thresholds };
+      const facts = { commands: { ...t.facts.commands }, intervalMs: t.facts.interval };
+      return { kind: "local", name: t.name, disk: diskPaths(t.disk, i, issues), timeoutMs, intervalMs: slowest(metrics), metrics, services, thresholds, facts };
     }
     const metric = (m: HostMetric): ScheduledCommand => ({ command: t.commands[m] ?? DEFAULT_COMMANDS[m], intervalMs: t.intervals[m] ?? interval });
     const metrics = { cpu: metric("cpu"), mem: metric("mem"), hdd: metric("hdd") };
@@ -264,6 +272,7 @@ function resolve(c: RawConfig, issues: string[]): MonitorConfig {
       metrics,
       services,
       thresholds,
+      facts: { commands: { ...DEFAULT_FACT_COMMANDS, ...t.facts.commands }, intervalMs: t.facts.interval },
     };
   });
   if (issues.length > 0) throw new ConfigError(issues);
@@ -295,6 +304,13 @@ function resolve(c: RawConfig, issues: string[]): MonitorConfig {
     })),
     userStats: { enabled: c.userStats.enabled, intervalMs: c.userStats.interval },
     actions: c.actions.map((a) => ({ ...a, timeoutMs: a.timeout })),
+    maintenance: c.maintenance.map((m): MaintenanceWindow => {
+      if (m.weekly) {
+        const [h, min] = m.weekly.at.split(":").map(Number);
+        return { name: m.name, components: m.components, kind: "weekly", day: m.weekly.day, minuteOfDay: h! * 60 + min!, durationMs: m.weekly.duration };
+      }
+      return { name: m.name, components: m.components, kind: "once", from: m.from!, to: m.to! };
+    }),
     alerts: c.alerts,
     redis: c.redis,
     telegram: c.telegram && resolveTelegram(c.telegram),

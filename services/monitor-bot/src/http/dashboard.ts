@@ -14,6 +14,8 @@ import { hostId, type Monitor } from "../monitor.ts";
 import { sampleSeries } from "../history/store.ts";
 import type { UserCounts, UserStats } from "../history/user-stats.ts";
 import { hostViews } from "./views.ts";
+import type { Silences } from "../alerting/silence-store.ts";
+import { covers, suppressedBy } from "../alerting/suppression.ts";
 
 export const LIVE_PERIOD_MS = 2000;
 /** Points per chart line at most, whatever the window. */
@@ -30,6 +32,8 @@ export interface DashboardDeps {
   publicDir: string;
   /** Facts about the bot for the page's footer, when there is one. */
   telegram?: () => { leader: boolean; mode: string };
+  /** What holds alerts now (mutes, acks, maintenance windows). */
+  silences?: Silences;
 }
 
 export interface DashboardSnapshot {
@@ -55,7 +59,10 @@ export interface DashboardSnapshot {
   messaging: Array<{ name: string; status: string; delay: number | null; expired: number; detail: string; updatetime: string }>;
   userstats: UserCounts | null;
   userstatsError: string | null;
-  down: Array<{ component: string; since: string; detail: string }>;
+  /** silenced: alerts about it are held (see silences). */
+  down: Array<{ component: string; since: string; detail: string; silenced: boolean }>;
+  /** Mutes, acks and maintenance windows in effect; until null: an ack (until it recovers). */
+  silences: Array<{ component: string; kind: "mute" | "ack" | "maintenance"; until: string | null; by: string; down: string[] }>;
   telegram: { leader: boolean; mode: string } | null;
 }
 
@@ -80,6 +87,7 @@ export async function buildSnapshot(deps: DashboardDeps): Promise<DashboardSnaps
       userstatsError = (e as Error).message;
     }
   } else userstatsError = "disabled";
+  const active = deps.silences ? await deps.silences.active(deps.now()) : [];
   return {
     at: deps.now().toISOString(),
     instance: config.instance,
@@ -111,7 +119,17 @@ export async function buildSnapshot(deps: DashboardDeps): Promise<DashboardSnaps
     messaging: [...monitor.messagingStates()].map(([name, m]) => ({ name, status: m.status, delay: m.delaySeconds, expired: m.expirySeconds, detail: m.detail, updatetime: m.at.toISOString() })),
     userstats,
     userstatsError,
-    down: monitor.down().map((d) => ({ component: d.component, since: d.since.toISOString(), detail: d.detail })),
+    down: monitor.down().map((d) => ({ component: d.component, since: d.since.toISOString(), detail: d.detail, silenced: suppressedBy(d.component, active) !== undefined })),
+    silences: active.map((s) => ({
+      component: s.component,
+      kind: s.kind,
+      until: iso(s.until ?? undefined),
+      by: s.by,
+      down: monitor
+        .down()
+        .filter((d) => covers(s.component, d.component))
+        .map((d) => d.component),
+    })),
     telegram: deps.telegram?.() ?? null,
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { HostMetric } from "../config/config.ts";
 import { componentId, hostId, messagingId, serviceId, type Monitor } from "../monitor.ts";
+import type { SystemFacts } from "../probes/facts.ts";
 
 export interface MetricView {
   /** Percent; null when the last probe failed, has not run, or the host is unreachable (old numbers would look live). */
@@ -27,6 +28,8 @@ export interface HostView {
   mem: MetricView;
   hdd: MetricView;
   services: Array<{ name: string; status: "On" | "Off"; at: Date }>;
+  /** Processor and system, read every facts interval; undefined until first read. */
+  facts: SystemFacts | undefined;
 }
 
 export interface StatusRow {
@@ -56,6 +59,7 @@ export function hostViews(monitor: Monitor, targets: readonly string[]): HostVie
       mem: metric("mem"),
       hdd: metric("hdd"),
       services: [...(services.get(name) ?? new Map()).entries()].map(([service, s]) => ({ name: service, status: s.status, at: s.at })),
+      facts: monitor.hostFacts(name),
     });
   }
   return out;

@@ -9,19 +9,22 @@
  *   statfs directly and go through the same parsers; a command runs here through /bin/sh.
  *
  * A service is a command (exit code 0 = On, run on the host) or a network check from the
- * monitor (NetworkServiceProbe), whichever the config gives.
+ * monitor (NetworkServiceProbe), whichever the config gives. The facts (/cpu, /system) are read
+ * every facts interval, by the configured commands over SSH or from this machine's own files
+ * (localFactSource), into the same collectFacts.
  */
 import type { Logger } from "@pesan/shared/observability";
 import { HOST_METRICS, type CommandService, type HostMetric, type TargetConfig } from "../config/config.ts";
 import type { HostFacts, Monitor } from "../monitor.ts";
 import type { Resolver } from "./component-probe.ts";
-import { LocalHost } from "./local.ts";
+import { collectFacts, commandFactSource, type FactSource } from "./facts.ts";
+import { LocalHost, localFactSource } from "./local.ts";
 import { parseLoadavg, PARSERS, TOTALS } from "./parsers.ts";
 import { Every } from "./schedule.ts";
 import { NetworkServiceProbe } from "./service-probe.ts";
 import { SshConnectError, type ExecResult, type SshConnector, type SshSession } from "./ssh.ts";
 
-export type HostSink = Pick<Monitor, "hostReachable" | "hostMetric" | "service" | "serviceGone" | "downServiceReplicas">;
+export type HostSink = Pick<Monitor, "hostReachable" | "hostMetric" | "service" | "serviceGone" | "downServiceReplicas" | "setHostFacts">;
 
 export interface HostProbeDeps {
   sink: HostSink;
@@ -39,6 +42,7 @@ export class HostProbe {
   private readonly local: LocalHost | undefined;
   private readonly network: NetworkServiceProbe[] = [];
   private readonly loops: Every[];
+  private readonly facts: FactSource;
   private closing = false;
 
   constructor(target: TargetConfig, deps: HostProbeDeps) {
@@ -49,6 +53,13 @@ export class HostProbe {
     if (target.kind === "local") this.session = this.local = new LocalHost(target.disk);
     else this.session = deps.connect(target, logger);
     this.loops = HOST_METRICS.map((m) => new Every(`${target.name}/${m}`, target.metrics[m].intervalMs, () => this.probeMetric(m), logger));
+    // The same facts either way: the configured commands over SSH, or this machine's own files.
+    this.facts =
+      target.kind === "local"
+        ? localFactSource(this.local!, target.facts.commands, target.timeoutMs)
+        : commandFactSource(target.facts.commands, (c) => this.session.exec(c, target.timeoutMs), (e) => e instanceof SshConnectError);
+    // Rarely: the processor and the installed system do not change between probes.
+    this.loops.unshift(new Every(`${target.name}/facts`, target.facts.intervalMs, () => this.probeFacts(), logger));
     for (const s of target.services) {
       let run: () => Promise<void>;
       if ("check" in s) {
@@ -106,6 +117,17 @@ export class HostProbe {
     }
     if (this.closing) return;
     this.deps.sink.hostMetric(this.target.name, metric, value, performance.now() - started, error, facts);
+  }
+
+  /** A failed command fails only its own fact; a failed connection marks the host unreachable. */
+  private async probeFacts(): Promise<void> {
+    try {
+      const facts = await collectFacts(this.facts, () => new Date());
+      if (this.closing) return;
+      this.deps.sink.setHostFacts(this.target.name, facts);
+    } catch (e) {
+      this.failure(e);
+    }
   }
 
   private async probeService(s: CommandService): Promise<void> {

@@ -5,9 +5,11 @@
  * /proc.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalHost } from "./local.ts";
+import { collectFacts } from "./facts.ts";
+import { LocalHost, localFactSource } from "./local.ts";
 import { parseCpu, parseLoadavg, parseMem } from "./parsers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pesan-local-host-"));
@@ -75,4 +77,56 @@ test("the real /proc: numbers the parsers accept", async () => {
   const mem = await host.read("mem", 1000);
   expect("text" in mem && parseMem(mem.text)).toBeGreaterThan(0);
   await host.close();
+});
+
+describe("facts of a local target (localFactSource)", () => {
+  const at = new Date("2026-12-03T09:00:00Z");
+  const now = () => at;
+
+  test("read from the proc files and os-release the default commands print, through the same parsers", async () => {
+    const proc = join(dir, "facts-proc");
+    mkdirSync(proc);
+    writeFileSync(join(proc, "cpuinfo"), "processor\t: 0\nmodel name\t: Test CPU 9000\n\nprocessor\t: 1\nmodel name\t: Test CPU 9000\n");
+    writeFileSync(join(proc, "loadavg"), "1.50 0.75 0.25 2/100 9\n");
+    writeFileSync(join(proc, "uptime"), "3725.12 100.00\n");
+    const osRelease = join(dir, "os-release");
+    writeFileSync(osRelease, 'NAME="Test OS"\nPRETTY_NAME="Test OS 1 (tiny)"\n');
+    const host = new LocalHost(["/"], proc, [join(dir, "no-such-os-release"), osRelease]);
+    const f = await collectFacts(localFactSource(host, {}, 1000), now);
+    expect(f).toEqual({
+      cpuModel: "Test CPU 9000",
+      cores: 2,
+      load: [1.5, 0.75, 0.25],
+      os: "Test OS 1 (tiny)",
+      kernel: execFileSync("uname", ["-sr"], { encoding: "utf8" }).trim(),
+      uptimeSeconds: 3725,
+      at,
+      errors: {},
+    });
+    await host.close();
+  });
+
+  test("a configured command runs here instead; a failing one or a missing file fails only its own fact", async () => {
+    const host = new LocalHost(["/"], join(dir, "no-proc"), [join(dir, "no-os-release")]);
+    const f = await collectFacts(localFactSource(host, { kernel: "echo Plan9 4", cpuinfo: "echo broken >&2; exit 2" }, 1000), now);
+    expect(f.kernel).toBe("Plan9 4");
+    expect(f.cpuModel).toBeUndefined();
+    expect(f.errors.cpuinfo).toBe("exit code 2: broken");
+    expect(f.errors.loadavg).toMatch(/cannot read .*no-proc\/loadavg/);
+    expect(f.errors.osRelease).toMatch(/cannot read .*no-os-release/);
+    expect(Object.keys(f.errors).sort()).toEqual(["cpuinfo", "loadavg", "osRelease", "uptime"]);
+    await host.close();
+  });
+
+  test("the real machine: what /proc/cpuinfo and uname -sr say", async () => {
+    const host = new LocalHost(["/"]);
+    const f = await collectFacts(localFactSource(host, {}, 2000), now);
+    const model = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.replace(/\s+/g, " ").trim();
+    if (model !== undefined) expect(f.cpuModel).toBe(model);
+    expect(f.cores).toBe((readFileSync("/proc/cpuinfo", "utf8").match(/^processor\s*:\s*\d+$/gm) ?? []).length);
+    expect(f.kernel).toBe(execFileSync("uname", ["-sr"], { encoding: "utf8" }).trim());
+    expect(f.uptimeSeconds).toBeGreaterThan(0);
+    expect(f.errors).toEqual({});
+    await host.close();
+  });
 });

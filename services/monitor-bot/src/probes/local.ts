@@ -2,11 +2,15 @@
  * This machine as a host probe's host, without SSH: the files the SSH commands would print
  * (/proc/stat, /proc/meminfo) are read directly and go through the same parsers, the disk is
  * statfs(2) of the configured paths, and a configured command runs here through /bin/sh with
- * the same contract as over SSH (exit code, stdout, stderr, bounded by the timeout).
+ * the same contract as over SSH (exit code, stdout, stderr, bounded by the timeout). The facts
+ * (/cpu, /system) are read the same way: the files the default fact commands print, and
+ * uname(2)'s fields as `uname -sr` prints them, for the same parsers (localFactSource).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFile, statfs } from "node:fs/promises";
+import { release, type } from "node:os";
 import type { HostMetric } from "../config/config.ts";
+import { commandFactSource, type FactCommands, type FactKey, type FactSource, type FactTexts } from "./facts.ts";
 import { diskFromStatfs } from "./parsers.ts";
 import { TimeoutError, withTimeout } from "./schedule.ts";
 import type { ExecResult, SshSession } from "./ssh.ts";
@@ -27,10 +31,35 @@ export class LocalHost implements SshSession {
   private lastCpu: { line: string; at: number } | undefined;
   private closed = false;
 
-  /** procDir: /proc, or a copy of its files for a test. */
-  constructor(disk: readonly string[], procDir = "/proc") {
+  private readonly osReleaseFiles: readonly string[];
+
+  /** procDir: /proc, or a copy of its files for a test; osReleaseFiles likewise (os-release(5): the first that exists). */
+  constructor(disk: readonly string[], procDir = "/proc", osReleaseFiles: readonly string[] = ["/etc/os-release", "/usr/lib/os-release"]) {
     this.disk = disk;
     this.procDir = procDir;
+    this.osReleaseFiles = osReleaseFiles;
+  }
+
+  /** A fact's raw text as its default command would print it, read here without a shell. */
+  async readFact(key: FactKey, timeoutMs: number): Promise<string> {
+    return withTimeout(this.factNow(key), timeoutMs, `reading ${key}`);
+  }
+
+  private async factNow(key: FactKey): Promise<string> {
+    if (key === "cpuinfo") return this.proc("cpuinfo");
+    if (key === "loadavg") return this.proc("loadavg");
+    if (key === "uptime") return this.proc("uptime");
+    // uname -s and -r are uname(2)'s sysname and release, which os.type() and os.release() return.
+    if (key === "kernel") return `${type()} ${release()}\n`;
+    let firstError: Error | undefined;
+    for (const file of this.osReleaseFiles) {
+      try {
+        return await readFile(file, "utf8");
+      } catch (e) {
+        firstError ??= e as Error;
+      }
+    }
+    throw new Error(`cannot read ${this.osReleaseFiles.join(" or ")}: ${firstError?.message ?? "no file given"}`);
   }
 
   async read(metric: HostMetric, timeoutMs: number): Promise<LocalReading> {
@@ -116,4 +145,27 @@ function killGroup(child: ChildProcess): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * The facts of a local target: a fact with a configured command runs it here (through /bin/sh,
+ * as over SSH: a failure fails only that fact); the others are read directly (readFact). One
+ * fact's failure never hides the others, and nothing here marks the host unreachable: there is
+ * no connection to lose.
+ */
+export function localFactSource(host: LocalHost, commands: Partial<FactCommands>, timeoutMs: number): FactSource {
+  const given = Object.fromEntries(Object.entries(commands).filter(([, c]) => c !== undefined)) as Partial<FactCommands>;
+  const viaCommand = commandFactSource(given as FactCommands, (c) => host.exec(c, timeoutMs), () => false);
+  return async (keys) => {
+    const out: FactTexts = await viaCommand(keys.filter((k) => given[k] !== undefined));
+    for (const k of keys) {
+      if (given[k] !== undefined) continue;
+      try {
+        out[k] = { text: await host.readFact(k, timeoutMs) };
+      } catch (e) {
+        out[k] = { error: (e as Error).message ?? String(e) };
+      }
+    }
+    return out;
+  };
 }

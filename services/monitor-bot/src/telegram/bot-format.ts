@@ -6,6 +6,10 @@
 import type { ResourceQuery } from "./bot-logic.ts";
 import type { MonitorEvent } from "../alerting/events.ts";
 import type { HostView, MetricView, StatusRow } from "../http/views.ts";
+import type { SystemFacts } from "../probes/facts.ts";
+import { suppressedBy, type ActiveSilence } from "../alerting/suppression.ts";
+
+const HELD = { mute: "🔕 muted", ack: "👍 acknowledged", maintenance: "🛠 in maintenance" } as const;
 
 /** Telegram's limit is 4096 characters per message; leave room for nothing to go wrong. */
 export const MAX_MESSAGE = 4000;
@@ -66,10 +70,39 @@ export function formatResource(q: ResourceQuery, hosts: readonly HostView[], now
   return [`${title} · ${formatTime(now, now)}`, ...blocks].join("\n\n");
 }
 
+const NOT_READ = "details not read yet";
+
+/**
+ * 0.52 0.58 0.59: two decimals, as uptime(1) prints them. The CPU probe's own reading (every
+ * probe interval, when its output has the load line) is fresher than the facts' (every facts
+ * interval), so it comes first.
+ */
+function loadLine(h: HostView, f: SystemFacts): string {
+  const load = h.cpu.load ?? f.load;
+  return load ? `Load: ${load.map((v) => v.toFixed(2)).join(" ")} (1, 5, 15 min)` : "Load: n/a";
+}
+
+/** The processor: model, cores, load (the source paper's "informasi detail processor"). */
+function cpuFacts(h: HostView): string[] {
+  const f = h.facts;
+  if (!f) return [`Processor ${NOT_READ}`];
+  return [`Model: ${f.cpuModel ?? "n/a"}`, `Cores: ${f.cores ?? "n/a"}`, loadLine(h, f)];
+}
+
+/** The installed system: OS, kernel, uptime (counted on from when it was read), processor. */
+function systemFacts(h: HostView, now: Date): string[] {
+  const f = h.facts;
+  if (!f) return [`System ${NOT_READ}`];
+  const uptime = f.uptimeSeconds === undefined ? "n/a" : formatDuration(f.uptimeSeconds * 1000 + Math.max(0, now.getTime() - f.at.getTime()));
+  const cores = f.cores === undefined ? "" : ` (${f.cores} ${f.cores === 1 ? "core" : "cores"})`;
+  return [`OS: ${f.os ?? "n/a"}`, `Kernel: ${f.kernel ?? "n/a"}`, `Uptime: ${uptime}`, `Processor: ${f.cpuModel ?? "n/a"}${cores}`, loadLine(h, f)];
+}
+
 function resourceBlock(kind: "cpu" | "ram", h: HostView, now: Date): string {
   if (h.reachable === false) return `${h.name}\n${unreachable(h, now)}`;
   const m = kind === "cpu" ? h.cpu : h.mem;
   const lines = [h.name, metricLine(LABEL[kind], m)];
+  if (kind === "cpu") lines.push(...cpuFacts(h));
   if (m.at) lines.push(`measured ${formatTime(m.at, now)}`);
   else if (h.reachable === undefined) lines.push("not measured yet");
   return lines.join("\n");
@@ -82,6 +115,7 @@ function systemBlock(h: HostView, now: Date): string {
     lines.push(metricLine("CPU", h.cpu), metricLine("RAM", h.mem), metricLine("Disk", h.hdd));
     const latest = [h.cpu.at, h.mem.at, h.hdd.at].filter((d): d is Date => d !== undefined).sort((a, b) => b.getTime() - a.getTime())[0];
     if (latest) lines.push(`measured ${formatTime(latest, now)}`);
+    lines.push(...systemFacts(h, now));
   }
   if (h.services.length > 0) {
     lines.push("Services:");
@@ -90,20 +124,34 @@ function systemBlock(h: HostView, now: Date): string {
   return lines.join("\n");
 }
 
-/** `/status`: every component, down ones first. */
-export function formatStatus(rows: readonly StatusRow[], now: Date): string {
-  if (rows.length === 0) return "Nothing has been checked yet.";
+/** One silence on one line or two: what, which kind, until when, who. */
+export function formatSilence(s: ActiveSilence, now: Date): string {
+  if (s.kind === "ack") return `👍 ${s.component}\nacknowledged by ${s.by}, silent until it recovers`;
+  const left = s.until ? ` until ${formatTime(s.until, now)} (${formatDuration(s.until.getTime() - now.getTime())} left)` : "";
+  if (s.kind === "mute") return `🔕 ${s.component}\nmuted${left} by ${s.by}`;
+  return `🛠 ${s.component}\n${s.by}${left}`;
+}
+
+function silenceSection(silences: readonly ActiveSilence[], now: Date): string[] {
+  if (silences.length === 0) return [];
+  return [`Silenced (${silences.length}): no alerts about these`, ...silences.map((s) => formatSilence(s, now))];
+}
+
+/** `/status`: every component, down ones first, then the silences in effect. */
+export function formatStatus(rows: readonly StatusRow[], now: Date, silences: readonly ActiveSilence[] = []): string {
+  if (rows.length === 0) return ["Nothing has been checked yet.", ...silenceSection(silences, now)].join("\n\n");
   const down = rows.filter((r) => r.state === "down").length;
   const head = `📋 Status · ${formatTime(now, now)}\n${down === 0 ? `All ${rows.length} UP` : `${down} DOWN of ${rows.length}`}`;
   const lines = rows.map((r) => {
     if (r.state === "down") {
       const since = r.since ? ` for ${formatDuration(now.getTime() - r.since.getTime())}, since ${formatTime(r.since, now)}` : "";
-      return `🔴 ${r.component}\nDOWN${since}`;
+      const held = suppressedBy(r.component, silences);
+      return `🔴 ${r.component}\nDOWN${since}${held ? `\n${HELD[held.kind]}` : ""}`;
     }
     if (r.state === "unknown") return `⏳ ${r.component}\nnot checked yet`;
     return `🟢 ${r.component}\nUP${r.since ? ` since ${formatTime(r.since, now)}` : ""}`;
   });
-  return [head, ...lines].join("\n\n");
+  return [head, ...lines, ...silenceSection(silences, now)].join("\n\n");
 }
 
 export interface DownItem {

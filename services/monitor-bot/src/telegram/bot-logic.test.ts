@@ -1,4 +1,4 @@
-import { ADMIN_MAX_FAILURES, cleanEmail, cleanName, decide, helpText, newMember, parseInput, type Member } from "./bot-logic.ts";
+import { ADMIN_MAX_FAILURES, cleanEmail, cleanName, decide, helpText, menuCommands, newMember, parseInput, type Member } from "./bot-logic.ts";
 
 const NOW = new Date("2026-11-25T12:00:00.000Z");
 const ctx = { now: NOW, adminCode: "s3cret-admin-code" };
@@ -125,5 +125,43 @@ describe("permissions", () => {
     expect(helpText(false)).toMatch(/\/admin <code>/);
     expect(helpText(true)).toMatch(/\/cpu \[server\]/);
     expect(helpText(true)).not.toMatch(/\/admin/);
+  });
+});
+
+describe("silences", () => {
+  const admin = () => member({ isAdmin: true, name: "Ani" });
+  test("/mute, /unmute and /ack are for admins only", () => {
+    for (const c of ["/mute host:web1 30m", "/unmute host:web1", "/ack host:web1"]) {
+      const d = decide(7, member(), cmd(c), ctx);
+      expect(d.replies[0]).toMatch(/^Sorry, \/\w+ is for admins only/);
+      expect(d.query).toBeUndefined();
+    }
+  });
+  test("an admin's /mute names the component, the duration and who", () => {
+    expect(decide(7, admin(), cmd("/mute host:web1 30m"), ctx)).toEqual({ replies: [], query: { kind: "mute", component: "host:web1", durationMs: 1_800_000, by: "Ani" } });
+    expect(decide(7, admin(), cmd("/mute service:web1/* 2h"), ctx).query).toMatchObject({ component: "service:web1/*", durationMs: 7_200_000 });
+    expect(decide(7, admin(), cmd("/ack http:web@10.0.0.5:80"), ctx).query).toEqual({ kind: "ack", component: "http:web@10.0.0.5:80", by: "Ani" });
+    expect(decide(7, admin(), cmd("/unmute host:web1"), ctx).query).toEqual({ kind: "unmute", component: "host:web1", by: "Ani" });
+  });
+  test("bad arguments get a clear answer and no query", () => {
+    const replies = (c: string) => {
+      const d = decide(7, admin(), cmd(c), ctx);
+      expect(d.query).toBeUndefined();
+      return d.replies[0];
+    };
+    expect(replies("/mute")).toBe("Usage: /mute <component> <duration>, e.g. /mute host:web1 30m. Send /status for the component ids.");
+    expect(replies("/mute host:web1")).toMatch(/^Usage: \/mute/);
+    expect(replies("/ack")).toBe("Usage: /ack <component>, e.g. /ack host:web1. Send /status for the component ids.");
+    expect(replies("/mute host:web1 30")).toBe('"30" is not a duration: give a number and a unit, e.g. 30m, 2h or 1d.');
+    expect(replies("/mute host:web1 soon")).toMatch(/is not a duration/);
+    expect(replies("/mute host:web1 10s")).toBe("A mute lasts from 1m to 30d; 10s is outside that.");
+    expect(replies("/mute host:web1 31d")).toMatch(/^A mute lasts from 1m to 30d/);
+  });
+  test("menuCommands: every command with a short description", () => {
+    const menu = menuCommands();
+    expect(menu.map((c) => c.command)).toEqual(["start", "help", "status", "admin", "stop", "cpu", "ram", "system", "mute", "unmute", "ack"]);
+    expect(menu.find((c) => c.command === "mute")!.description).toBe("<component> <duration>: no alerts about it for a while (30m, 2h, 1d)");
+    expect(menu.find((c) => c.command === "status")!.description).toBe("every component, UP or DOWN, since when");
+    for (const c of menu) expect(c.description.length).toBeGreaterThan(0);
   });
 });

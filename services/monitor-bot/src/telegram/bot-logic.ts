@@ -5,6 +5,7 @@
  * the unit tests, follow exactly the same rules.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { formatDuration as configDuration, parseDuration } from "../config/duration.ts";
 
 /** What /start still waits for: the name, the email, or nothing (a registered member). */
 export type Stage = "name" | "email" | "member";
@@ -24,7 +25,12 @@ export interface Member {
 export type Input = { kind: "command"; name: string; args: string } | { kind: "text"; text: string };
 
 export type ResourceQuery = { kind: "cpu" | "ram" | "system"; target: string | undefined };
-export type Query = ResourceQuery | { kind: "status" } | { kind: "help"; admin: boolean };
+/** Silences: who sets one is named on the dashboard (`by`). */
+export type SilenceQuery =
+  | { kind: "mute"; component: string; durationMs: number; by: string }
+  | { kind: "unmute"; component: string; by: string }
+  | { kind: "ack"; component: string; by: string };
+export type Query = ResourceQuery | SilenceQuery | { kind: "status" } | { kind: "help"; admin: boolean };
 
 export interface Decision {
   /** Sent in this order, before the query's answer. */
@@ -53,10 +59,31 @@ export const COMMANDS: Record<string, { access: Access; help: string }> = {
   status: { access: "member", help: "every component, UP or DOWN, since when" },
   admin: { access: "member", help: "/admin <code>: become an admin" },
   stop: { access: "member", help: "unregister (no more alerts)" },
-  cpu: { access: "admin", help: "/cpu [server]: CPU use" },
+  cpu: { access: "admin", help: "/cpu [server]: processor, cores, load and CPU use" },
   ram: { access: "admin", help: "/ram [server]: memory use" },
-  system: { access: "admin", help: "/system [server]: CPU, RAM, disk and services" },
+  system: { access: "admin", help: "/system [server]: OS, kernel, uptime, CPU, RAM, disk and services" },
+  mute: { access: "admin", help: "/mute <component> <duration>: no alerts about it for a while (30m, 2h, 1d)" },
+  unmute: { access: "admin", help: "/unmute <component>: alerts again (ends a mute or an ack)" },
+  ack: { access: "admin", help: "/ack <component>: no alerts about it until it recovers" },
 };
+
+/** A mute lasts at least a minute and at most 30 days (a longer one is a config change). */
+export const MUTE_MIN_MS = 60_000;
+export const MUTE_MAX_MS = 30 * 86_400_000;
+
+/** Component ids (`http:web@10.0.0.5:80`) or patterns (`service:web1/*`): printable, no spaces. */
+const COMPONENT_ARG = /^[\x21-\x7e]{1,200}$/;
+
+/**
+ * The menu Telegram shows (setMyCommands): every command, in /help's words, with the arguments
+ * kept (the menu only types the command, so the person needs to know what follows).
+ */
+export function menuCommands(): Array<{ command: string; description: string }> {
+  return Object.entries(COMMANDS).map(([command, c]) => {
+    const description = command === "help" ? "the commands you may use" : c.help.startsWith(`/${command} `) ? c.help.slice(command.length + 2) : c.help;
+    return { command, description: description.slice(0, 256) };
+  });
+}
 
 /**
  * `/cmd`, `/cmd args` and `/cmd@bot args` are commands (names are case-insensitive); anything
@@ -130,6 +157,10 @@ export function decide(chatId: number, member: Member | undefined, input: Input,
     case "ram":
     case "system":
       return { replies: [], query: { kind: input.name, target: input.args.split(/\s+/)[0] || undefined } };
+    case "mute":
+    case "unmute":
+    case "ack":
+      return silence(input.name, input.args, member);
     case "admin":
       return admin(member, input.args, ctx);
     case "stop":
@@ -172,7 +203,7 @@ function admin(member: Member, code: string, ctx: DecideContext): Decision {
   }
   if (!code) return { replies: ["Send the admin code with the command: /admin <code>"] };
   if (codeMatches(code, ctx.adminCode)) {
-    return { replies: ["You are now an admin: /cpu, /ram and /system are yours."], member: { ...member, isAdmin: true, adminFailures: 0, adminLockedUntil: null } };
+    return { replies: ["You are now an admin: /cpu, /ram, /system, /mute, /unmute and /ack are yours."], member: { ...member, isAdmin: true, adminFailures: 0, adminLockedUntil: null } };
   }
   const failures = member.adminFailures + 1;
   const locked = failures >= ADMIN_MAX_FAILURES;
@@ -180,6 +211,22 @@ function admin(member: Member, code: string, ctx: DecideContext): Decision {
     replies: [locked ? "Wrong admin code. Too many wrong codes: /admin is blocked for 15 minutes." : "Wrong admin code."],
     member: { ...member, adminFailures: locked ? 0 : failures, adminLockedUntil: locked ? new Date(ctx.now.getTime() + ADMIN_LOCK_MS) : member.adminLockedUntil },
   };
+}
+
+/** `/mute <component> <duration>`, `/unmute <component>`, `/ack <component>`: checked here, applied by the caller. */
+function silence(name: "mute" | "unmute" | "ack", args: string, member: Member): Decision {
+  const parts = args.split(/\s+/).filter(Boolean);
+  const usage = name === "mute" ? "/mute <component> <duration>, e.g. /mute host:web1 30m" : `/${name} <component>, e.g. /${name} host:web1`;
+  if (parts.length !== (name === "mute" ? 2 : 1)) return { replies: [`Usage: ${usage}. Send /status for the component ids.`] };
+  const component = parts[0]!;
+  if (!COMPONENT_ARG.test(component)) return { replies: [`That is not a component id. Usage: ${usage}`] };
+  const by = member.name ?? (member.username ? `@${member.username}` : String(member.chatId));
+  if (name !== "mute") return { replies: [], query: { kind: name, component, by } };
+  // A unit is required: a bare "30" would be 30 ms.
+  const ms = /[a-z]$/i.test(parts[1]!) ? parseDuration(parts[1]!) : undefined;
+  if (ms === undefined) return { replies: [`"${parts[1]!.slice(0, 20)}" is not a duration: give a number and a unit, e.g. 30m, 2h or 1d.`] };
+  if (ms < MUTE_MIN_MS || ms > MUTE_MAX_MS) return { replies: [`A mute lasts from ${configDuration(MUTE_MIN_MS)} to ${configDuration(MUTE_MAX_MS)}; ${parts[1]} is outside that.`] };
+  return { replies: [], query: { kind: "mute", component, durationMs: ms, by } };
 }
 
 /** The /help text for a member (admins also see the admin commands). */

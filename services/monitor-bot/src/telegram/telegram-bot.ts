@@ -10,8 +10,10 @@
 import type { FastifyInstance } from "fastify";
 import { Bot, longPoll, webhookCallback, type Update } from "node-telegram-bot-api";
 import type { Lifecycle, Logger } from "@pesan/shared/observability";
-import { codeMatches, decide, helpText, parseInput, type Decision, type Query } from "./bot-logic.ts";
-import { chunk, formatResource, formatStatus } from "./bot-format.ts";
+import { codeMatches, decide, helpText, menuCommands, parseInput, type Decision, type Query, type SilenceQuery } from "./bot-logic.ts";
+import { chunk, formatDuration, formatResource, formatStatus, formatTime } from "./bot-format.ts";
+import type { Silences } from "../alerting/silence-store.ts";
+import { covers } from "../alerting/suppression.ts";
 import type { TelegramConfig } from "../config/config.ts";
 import type { Lease } from "../alerting/lease.ts";
 import type { MemberStore } from "./member-store.ts";
@@ -34,6 +36,8 @@ export interface TelegramBotDeps {
   logger: Logger;
   now: () => Date;
   metrics?: MonitorMetrics;
+  /** Mutes and acks (/mute, /unmute, /ack) and what holds alerts now (/status). */
+  silences?: Silences;
 }
 
 /** A Bot that sends through the outbox's retry logic, not the library's own. */
@@ -61,6 +65,7 @@ export class TelegramBot implements Lifecycle {
   private readonly stopping = new AbortController();
   private preparing: Promise<void> | undefined;
   private username: string | undefined;
+  private menuSet = false;
   private started = false;
   private closed = false;
 
@@ -90,23 +95,35 @@ export class TelegramBot implements Lifecycle {
     }
   }
 
-  /** Learns our @username (to tell /cmd@us from /cmd@other in groups) and registers the webhook; retried until done. */
+  /**
+   * Learns our @username (to tell /cmd@us from /cmd@other in groups), registers the webhook and
+   * sets the command menu; retried until done. The webhook comes first: without it no update
+   * arrives, while a missing menu only hides the command list.
+   */
   private async prepare(signal: AbortSignal): Promise<void> {
     const { config, logger } = this.deps;
+    let webhookSet = !(config.mode === "webhook" && config.webhook?.url);
     for (let attempt = 0; !signal.aborted; attempt++) {
       try {
         this.username ??= (await this.bot.api.getMe(AbortSignal.any([signal, AbortSignal.timeout(10_000)]))).username;
-        if (config.mode === "webhook" && config.webhook?.url) {
+        if (!webhookSet) {
           await this.bot.api.setWebhook(
-            { url: config.webhook.url, secret_token: config.webhook.secret, allowed_updates: ["message"] },
+            { url: config.webhook!.url!, secret_token: config.webhook!.secret, allowed_updates: ["message"] },
             AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
           );
-          logger.info({ url: config.webhook.url }, "telegram webhook registered");
+          webhookSet = true;
+          logger.info({ url: config.webhook!.url }, "telegram webhook registered");
+        }
+        if (!this.menuSet) {
+          // The menu Telegram shows beside the text field: the same list for every chat (who
+          // may use what is checked on each command).
+          await this.bot.api.setMyCommands({ commands: menuCommands() }, AbortSignal.any([signal, AbortSignal.timeout(10_000)]));
+          this.menuSet = true;
         }
         return;
       } catch (err) {
         if (signal.aborted) return;
-        if (attempt === 0) logger.warn({ err }, "cannot reach telegram (getMe/setWebhook); retrying in the background");
+        if (attempt === 0) logger.warn({ err }, "cannot reach telegram (getMe/setWebhook/setMyCommands); retrying in the background");
         await abortableSleep(Math.min(60_000, 1000 * 2 ** attempt), signal);
       }
     }
@@ -201,7 +218,7 @@ export class TelegramBot implements Lifecycle {
       // Another replica created the row for the same /start an instant earlier; it answers.
       return;
     }
-    if (decision.query) replies.push(await this.answer(decision.query));
+    if (decision.query) replies.push(await this.answer(decision.query, chatId));
     for (const r of replies) for (const part of chunk(r)) this.deps.outbox.enqueue(chatId, part);
   }
 
@@ -218,16 +235,49 @@ export class TelegramBot implements Lifecycle {
     return true;
   }
 
-  private async answer(q: Query): Promise<string> {
+  private async answer(q: Query, chatId: number): Promise<string> {
     const now = this.deps.now();
     switch (q.kind) {
       case "help":
         return helpText(q.admin);
       case "status":
-        return formatStatus(await this.deps.status(), now);
+        return formatStatus(await this.deps.status(), now, this.deps.silences ? await this.deps.silences.active(now) : []);
+      case "mute":
+      case "unmute":
+      case "ack":
+        return this.silence(q, chatId, now);
       default:
         return formatResource(q, this.deps.hosts(), now);
     }
+  }
+
+  /**
+   * A mute must cover something the monitor knows (a typo would silence nothing and say
+   * nothing); an ack, something down now. Store errors propagate: the member is told it failed.
+   */
+  private async silence(q: SilenceQuery, chatId: number, now: Date): Promise<string> {
+    const silences = this.deps.silences;
+    if (!silences) return "Silences are not available on this monitor.";
+    const rows = await this.deps.status();
+    const c = q.component;
+    if (q.kind === "unmute") {
+      const removed = await silences.store.unmute(c);
+      if (removed.length === 0) return `${c} is not muted or acknowledged (send /status for what is silenced). A maintenance window ends only by the config.`;
+      return `🔔 ${c}: ${removed.map((k) => (k === "mute" ? "mute" : "ack")).join(" and ")} ended by ${q.by}. Alerts about it resume${rows.some((r) => r.state === "down" && covers(c, r.component)) ? "; it is still DOWN" : ""}.`;
+    }
+    if (q.kind === "mute") {
+      // A threshold id (host:web1/cpu) is a sub-id of a known component.
+      const known = rows.some((r) => covers(c, r.component) || c.startsWith(`${r.component}/`));
+      if (!known) return `No component ${c.includes("*") ? "matches" : "is named"} ${c}. Send /status for the component ids (a * matches anything).`;
+      const until = new Date(now.getTime() + q.durationMs);
+      await silences.store.mute(c, until, chatId, q.by);
+      return `🔕 ${c} muted for ${formatDuration(q.durationMs)}, until ${formatTime(until, now)}, by ${q.by}. /unmute ${c} ends it early.`;
+    }
+    const down = rows.filter((r) => r.state === "down" && covers(c, r.component)).map((r) => r.component);
+    if (down.length === 0) return `${c} is not down: nothing to acknowledge. (/mute silences something ahead of time.)`;
+    // One ack per component, each cleared by its own recovery.
+    for (const id of down) await silences.store.ack(id, chatId, q.by);
+    return `👍 Acknowledged by ${q.by}: ${down.join(", ")}. No more alerts about ${down.length === 1 ? "it" : "them"} until ${down.length === 1 ? "it recovers" : "each recovers"}; the recovery is announced.`;
   }
 
   async close(): Promise<void> {
