@@ -2,7 +2,8 @@
 /** The router process: wiring only. */
 import { RedisBus } from "@pesan/shared/bus";
 import { migrate, PgDb } from "@pesan/shared/db";
-import { closeOnly, createLogger, createRegistry, dependencyChecks, HealthServer, runService } from "@pesan/shared/observability";
+import { createLogger, createRegistry, dependencyChecks, HealthServer } from "@pesan/shared/observability";
+import { closeOnly, runService } from "@pesan/shared/runtime";
 import { loadRouterConfig } from "./config.ts";
 import { routerOptionsFrom } from "./options.ts";
 import { Router } from "./router.ts";
