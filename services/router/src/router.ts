@@ -5,11 +5,11 @@
  */
 import type { Bus, BusEntry, Consumer, HeldEntries } from "@pesan/shared/bus";
 import { IN_STREAM, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
-import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
+import { CHANNELS, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import type { Logger, Registry } from "@pesan/shared/observability";
 import { Loop, type Lifecycle } from "@pesan/shared/runtime";
 import { formatMsg } from "@pesan/shared/protocol";
-import { enqueueFrame, sessionDownPayload } from "@pesan/shared/replication";
+import { enqueueFrame, handOverUndelivered, sessionDownPayload } from "@pesan/shared/replication";
 import { processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch.ts";
 import { runCommands } from "./commands.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";

@@ -2,7 +2,8 @@
  * The router's SQL, one function per question. Every statement takes explicit times from the
  * injected clock, so tests control time and all routers agree on what "now" meant in a batch.
  */
-import { sqlInstant, type Queryable } from "@pesan/shared/db";
+import type { Queryable } from "@pesan/shared/db";
+import { framesFromRowsSql, sqlBool, sqlInstant, sqlText, SQL_TRUE } from "@pesan/shared/replication";
 
 export interface Session {
   user: string;
@@ -130,7 +131,8 @@ export async function lostHashes(q: Queryable, names: string[]): Promise<Map<str
 
 // --- replication to the other clusters (peer-sync sends peer_outbox; docs/peer-protocol.md) --
 
-// Frames written from TypeScript go through enqueueFrame (@pesan/shared/replication), typed by kind.
+// Every frame goes through @pesan/shared/replication, typed by kind: enqueueFrame for one built
+// in TypeScript, framesFromRowsSql for the message.state frames a statement's CTE writes.
 
 /** Whether peer-sync ever linked this cluster to another (it seeds peer_links at start). */
 export async function isLinked(q: Queryable): Promise<boolean> {
@@ -146,9 +148,26 @@ const STATE_COLS = "m.id, m.sender, m.recipient, m.sent_at, m.body, m.read, m.de
  * yet received its message.new still ends with the right state.
  */
 const STATE_FRAMES = (from: string, where: string): string =>
-  `INSERT INTO peer_outbox (kind, payload) SELECT 'message.state', jsonb_build_object('id', x.id, 'recipient', x.recipient, 'sender', x.sender,
-     'sentAt', ${sqlInstant("x.sent_at")}, 'body', x.body, 'delivered', x.delivered, 'read', x.read)
-   FROM ${from} x WHERE ${where} ORDER BY x.sent_at, x.id`;
+  framesFromRowsSql({
+    kind: "message.state",
+    payload: {
+      id: sqlText("x.id"),
+      recipient: sqlText("x.recipient"),
+      sender: sqlText("x.sender"),
+      sentAt: sqlInstant("x.sent_at"),
+      body: sqlText("x.body"),
+      delivered: sqlBool("x.delivered"),
+      read: sqlBool("x.read"),
+    },
+    from: `${from} x WHERE ${where}`,
+    orderBy: "x.sent_at, x.id",
+  });
+/** The message.state of a deleted replicated message, from `del` (its RETURNING id, recipient, replicated). */
+const DELETED_FRAMES = framesFromRowsSql({
+  kind: "message.state",
+  payload: { id: sqlText("id"), recipient: sqlText("recipient"), deleted: SQL_TRUE },
+  from: "del WHERE replicated",
+});
 
 /** Lines peer-sync left for local clients (`BYE replaced`), oldest first, taken once. */
 export async function takePendingPushes(q: Queryable, limit: number): Promise<Array<{ gateway: string; addr: string; line: string }>> {
@@ -375,7 +394,7 @@ export async function deleteMessage(q: Queryable, user: string, id: string, now:
   const r = await q.query<{ n: number }>(
     `WITH del AS (DELETE FROM messages WHERE id = $1 AND recipient = $2 RETURNING id, recipient, replicated),
      tomb AS (INSERT INTO message_tombstones (id, deleted_at) SELECT id, $3 FROM del WHERE replicated ON CONFLICT (id) DO NOTHING),
-     st AS (INSERT INTO peer_outbox (kind, payload) SELECT 'message.state', jsonb_build_object('id', id, 'recipient', recipient, 'deleted', true) FROM del WHERE replicated)
+     st AS (${DELETED_FRAMES})
      SELECT count(*)::int AS n FROM del`,
     [id, user, now],
   );
