@@ -3,6 +3,7 @@
  * the routers and is never touched (every statement says `NOT is_self`).
  */
 import type { Queryable } from "@pesan/shared/db";
+import { sqlIsProbeName } from "@pesan/shared/names";
 import { enqueueFramesFromRows, messageNewFromRow, sqlInstant, sqlText } from "@pesan/shared/replication";
 import type { ReplayGuard } from "./auth.ts";
 import type { PeerConfig } from "./config.ts";
@@ -88,10 +89,11 @@ export async function bootstrapPeer(tx: Queryable, peer: string, self: string, n
   return { users, messages };
 }
 
-/** This cluster's online count (its own sessions) and quota (from the routers' own row). */
+/** This cluster's online count (its own users' sessions, as the routers count for QUOTA: no probe accounts) and quota (from the routers' own row). */
 export async function localLoad(q: Queryable, self: string): Promise<{ online: number; quota: number }> {
   const r = await q.query<{ online: number; quota: number | null }>(
-    "SELECT (SELECT count(*)::int FROM sessions WHERE cluster = $1) AS online, (SELECT quota FROM server_list WHERE name = $1 AND is_self) AS quota",
+    `SELECT (SELECT count(*)::int FROM sessions WHERE cluster = $1 AND NOT ${sqlIsProbeName("user_name")}) AS online,
+            (SELECT quota FROM server_list WHERE name = $1 AND is_self) AS quota`,
     [self],
   );
   return { online: r.rows[0]?.online ?? 0, quota: r.rows[0]?.quota ?? 0 };

@@ -34,6 +34,8 @@ export interface RouterOptions extends CoreSettings {
   passwordQueueWaitMs: number;
   /** Proxies hiding client IPs (PROXY_IPS): their clients are told apart by port. */
   proxyIps: string[];
+  /** PROBE_PASSWORD: the password REGISTER of a probe account's name needs; undefined: refused. */
+  probePassword?: string | undefined;
   peers: Array<{ name: string; address: string; proximity: number }>;
   /** Configuration problems that do not stop the router (a deprecated setting): logged at start. */
   configWarnings?: string[];
@@ -104,7 +106,7 @@ export class Router implements Lifecycle {
         registry: deps.registry,
         now: () => this.clock().getTime(),
       },
-      { concurrency: opts.passwordConcurrency, maxQueued: opts.passwordQueueMax, maxWaitMs: opts.passwordQueueWaitMs, proxyIps: new Set(opts.proxyIps) },
+      { concurrency: opts.passwordConcurrency, maxQueued: opts.passwordQueueMax, maxWaitMs: opts.passwordQueueWaitMs, proxyIps: new Set(opts.proxyIps), probePassword: opts.probePassword },
     );
     this.consumer = deps.bus.consumer(
       {

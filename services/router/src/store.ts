@@ -3,6 +3,7 @@
  * injected clock, so tests control time and all routers agree on what "now" meant in a batch.
  */
 import type { Queryable } from "@pesan/shared/db";
+import { sqlIsProbeName } from "@pesan/shared/names";
 import { framesFromRowsSql, sqlBool, sqlInstant, sqlText, SQL_TRUE } from "@pesan/shared/replication";
 
 export interface Session {
@@ -272,11 +273,15 @@ export async function logConnection(q: Queryable, user: string, event: string, c
 /**
  * Who is online (WHO, the login's ONLINE list): sessions held here and by the clusters that are
  * UP. A DOWN cluster's users cannot be reached; they are listed again once they RESUME
- * elsewhere or their cluster is back (the same rule as ALL's count).
+ * elsewhere or their cluster is back (the same rule as ALL's count). Probe accounts are not
+ * listed (@pesan/shared/names isProbeName).
  */
 export async function onlineUsers(q: Queryable, cluster: string): Promise<string[]> {
   const r = await q.query<{ user_name: string }>(
-    "SELECT s.user_name FROM sessions s WHERE s.cluster = $1 OR EXISTS (SELECT 1 FROM server_list l WHERE l.name = s.cluster AND l.active AND NOT l.is_self) ORDER BY s.user_name",
+    `SELECT s.user_name FROM sessions s
+      WHERE (s.cluster = $1 OR EXISTS (SELECT 1 FROM server_list l WHERE l.name = s.cluster AND l.active AND NOT l.is_self))
+        AND NOT ${sqlIsProbeName("s.user_name")}
+      ORDER BY s.user_name`,
     [cluster],
   );
   return r.rows.map((x) => x.user_name);
@@ -290,19 +295,24 @@ export async function localSessions(q: Queryable, cluster: string): Promise<Sess
 
 /**
  * Sessions other clusters hold, as peer-sync last told us, counted only for clusters that are
- * UP (a `broadcast` frame reaches only those in time): what `ALL` counts there.
+ * UP (a `broadcast` frame reaches only those in time): what `ALL` counts there. Probe accounts
+ * get no broadcast (peer-sync skips them too) and are not counted.
  */
 export async function countRemoteOnline(q: Queryable, cluster: string, exceptUser: string): Promise<number> {
   const r = await q.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM sessions s JOIN server_list l ON l.name = s.cluster AND l.active AND NOT l.is_self WHERE s.cluster <> $1 AND s.user_name <> $2",
+    `SELECT count(*)::int AS n FROM sessions s JOIN server_list l ON l.name = s.cluster AND l.active AND NOT l.is_self
+      WHERE s.cluster <> $1 AND s.user_name <> $2 AND NOT ${sqlIsProbeName("s.user_name")}`,
     [cluster, exceptUser],
   );
   return Number(r.rows[0]?.n ?? 0);
 }
 
-/** Sessions this cluster holds (QUOTA, SERVERS); other clusters' sessions count there. */
+/** Users' sessions this cluster holds (QUOTA, SERVERS); other clusters' sessions count there. Probe accounts are no users. */
 export async function countOnline(q: Queryable, cluster: string, exceptUser?: string): Promise<number> {
-  const r = await q.query<{ n: number }>("SELECT count(*)::int AS n FROM sessions WHERE cluster = $1 AND user_name IS DISTINCT FROM $2", [cluster, exceptUser ?? null]);
+  const r = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM sessions WHERE cluster = $1 AND user_name IS DISTINCT FROM $2 AND NOT ${sqlIsProbeName("user_name")}`,
+    [cluster, exceptUser ?? null],
+  );
   return Number(r.rows[0]?.n ?? 0);
 }
 
