@@ -15,9 +15,9 @@
  * answered `ERR RATE_LIMITED` without hashing, before it is queued and again just before its
  * hash (a burst passes the first check before any of its failures is counted).
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Db, Queryable } from "@pesan/shared/db";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
-import { createHash, timingSafeEqual } from "node:crypto";
 import { isProbeName, PROBE_NAME_PREFIX } from "@pesan/shared/names";
 import { Counter, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatErr, isAcceptablePassHash, parseText, withTag, type Request } from "@pesan/shared/protocol";
