@@ -3,7 +3,8 @@
  * cluster now holds (handOverUndelivered, used by peer-sync when a session moves and by the
  * routers' sweep for a SEND that raced the move), against a real Postgres.
  */
-import { handOverUndelivered, migrate, PgDb } from "@pesan/shared/db";
+import { migrate, PgDb } from "@pesan/shared/db";
+import { handOverUndelivered } from "@pesan/shared/replication";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 
 let tdb: TestDatabase;

@@ -11,7 +11,8 @@ import { z } from "zod";
 import { MemoryBus, RedisBus, type Bus } from "@pesan/shared/bus";
 import { loadConfig, port, type Env } from "@pesan/shared/config";
 import { migrate, openDb, type Db } from "@pesan/shared/db";
-import { closeOnly, createLogger, createRegistry, dependencyChecks, HealthServer, type Lifecycle, type Logger } from "@pesan/shared/observability";
+import { createLogger, createRegistry, dependencyChecks, HealthServer, type Logger } from "@pesan/shared/observability";
+import { closeOnly, type Lifecycle } from "@pesan/shared/runtime";
 import { Gateway, gatewayOptionsFrom, gatewaySettings } from "@pesan/udp-gateway";
 import { Router, routerOptionsFrom, routerSettings } from "@pesan/router";
 import { createMonitorApp, defaultHostName, loadMonitorConfig } from "@pesan/monitor-bot";
@@ -55,11 +56,15 @@ export async function createEmbedded(config: EmbeddedConfig, logger = createLogg
   const applied = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const routerOpts = routerOptionsFrom(config);
+  // The monitor's probe account (probe-embedded) is registered with the password the router
+  // accepts for probe names, so both take the same one.
+  const probePassword = config.MONITOR === "true" ? embeddedProbePassword(config) : config.PROBE_PASSWORD;
+  routerOpts.probePassword = probePassword;
   const gatewayOpts = gatewayOptionsFrom(config);
   // The public address defaults to the UDP port actually configured.
   if (!process.env.PUBLIC_ADDRESS) routerOpts.publicAddress = `127.0.0.1:${config.UDP_PORT}`;
   const router = new Router({ db, bus, logger: logger.child({ component: "router" }), registry }, routerOpts);
-  const monitor = config.MONITOR === "true" ? createEmbeddedMonitor(config, db, logger) : undefined;
+  const monitor = config.MONITOR === "true" ? createEmbeddedMonitor(config, db, logger, probePassword ?? "") : undefined;
   const gateway = new Gateway({ bus, logger: logger.child({ component: "gateway" }), registry }, gatewayOpts);
   const health = new HealthServer({
     host: config.HTTP_HOST,
@@ -104,17 +109,25 @@ export async function createEmbedded(config: EmbeddedConfig, logger = createLogg
 }
 
 /**
- * The monitor runs in the same process and keeps its history in the same database. It watches
- * this machine as a local target (no SSH) with the gateway and the router as its services. Its probe
- * account's password is made once and kept in DATA_DIR, so the account works after a restart.
+ * The probe account's password: PROBE_PASSWORD, or one made once and kept in DATA_DIR, so the
+ * account works after a restart.
  */
-function createEmbeddedMonitor(config: EmbeddedConfig, db: Db, logger: Logger) {
+function embeddedProbePassword(config: EmbeddedConfig): string {
+  if (config.PROBE_PASSWORD !== undefined) return config.PROBE_PASSWORD;
   mkdirSync(config.DATA_DIR, { recursive: true });
   const secretFile = join(config.DATA_DIR, "monitor-probe.secret");
   if (!existsSync(secretFile)) writeFileSync(secretFile, randomBytes(18).toString("base64url"), { mode: 0o600 });
+  return readFileSync(secretFile, "utf8").trim();
+}
+
+/**
+ * The monitor runs in the same process and keeps its history in the same database. It watches
+ * this machine as a local target (no SSH) with the gateway and the router as its services.
+ */
+function createEmbeddedMonitor(config: EmbeddedConfig, db: Db, logger: Logger, probePassword: string) {
   const env = {
     ...process.env,
-    PROBE_PASSWORD: process.env.PROBE_PASSWORD ?? readFileSync(secretFile, "utf8").trim(),
+    PROBE_PASSWORD: probePassword,
     UDP_PORT: String(config.UDP_PORT),
     HTTP_PORT: String(config.HTTP_PORT),
     // The local target: this machine under its own name, the disk the data lives on.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** `pnpm start`: the whole messenger in one process, no external services needed. */
-import { runService } from "@pesan/shared/observability";
+import { runService } from "@pesan/shared/runtime";
 import { createEmbedded, loadEmbeddedConfig } from "./embedded.ts";
 
 const HELP = `pesan, all in one process: UDP gateway + router.

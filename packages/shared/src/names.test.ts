@@ -1,4 +1,4 @@
-import { CLUSTER_NAME_RE, HOST_PORT_RE, isClusterName, isUserName, parseHostPort, trailingPort, USER_NAME_RE } from "./names.ts";
+import { CLUSTER_NAME_RE, HOST_PORT_RE, isClusterName, isProbeName, isUserName, parseHostPort, trailingPort, USER_NAME_RE } from "./names.ts";
 
 describe("user names", () => {
   it("accepts 1-32 of A-Z a-z 0-9 _ . -", () => {
@@ -9,6 +9,13 @@ describe("user names", () => {
   });
   it("refuses empty, too long and other characters", () => {
     for (const s of ["", "x".repeat(33), "a b", "a=b", "a,b", "ä", "a\n"]) expect(isUserName(s)).toBe(false);
+  });
+});
+
+describe("probe names", () => {
+  it("are the names starting with probe-, in any case", () => {
+    for (const s of ["probe-a", "probe-monitor-1", "Probe-x", "PROBE-"]) expect(isProbeName(s)).toBe(true);
+    for (const s of ["probe", "probex", "monitor-probe", "a-probe-b", "prob-e"]) expect(isProbeName(s)).toBe(false);
   });
 });
 

@@ -13,6 +13,21 @@ export function isUserName(s: string): boolean {
 }
 
 /**
+ * Probe accounts: user names starting with `probe-` (in any case) are the monitor's (its
+ * messaging probe logs in and sends to itself). They are invisible to users: not in WHO or the
+ * login's ONLINE list, not counted by ALL, QUOTA, SERVERS or the monitor's user statistics, and
+ * sent no broadcasts. REGISTER of such a name needs the router's PROBE_PASSWORD as its password
+ * (docs/protocol.md "Probe accounts"). A rule on the name, not a flag, so every cluster that
+ * an account replicates to sees the same property with nothing more in the frames.
+ */
+export const PROBE_NAME_PREFIX = "probe-";
+export function isProbeName(user: string): boolean {
+  return user.toLowerCase().startsWith(PROBE_NAME_PREFIX);
+}
+/** SQL: true when the column holds a probe account's name; the same rule as isProbeName. */
+export const sqlIsProbeName = (col: string): string => `starts_with(lower(${col}), '${PROBE_NAME_PREFIX}')`;
+
+/**
  * A cluster (server) name: 1-16 of A-Z a-z 0-9 _ -. No `.` (unlike user names): it is the
  * prefix of message ids (`name.seq`) and sits in `name=...` list entries.
  */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The monitor-bot process: wiring only. */
-import { runService } from "@pesan/shared/observability";
+import { runService } from "@pesan/shared/runtime";
 import { createMonitorApp } from "./app.ts";
 import { loadMonitorConfig } from "./config/config.ts";
 import { MONITOR_PACKAGE_DIR } from "./package-dir.ts";

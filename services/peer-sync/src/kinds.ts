@@ -6,13 +6,14 @@
  * Nothing applied here is written back to the outbox as the same kind: each cluster sends only
  * what its own clients did, to every peer directly, so nothing echoes.
  */
-import { handOverUndelivered, insertUser, type Queryable } from "@pesan/shared/db";
+import { insertUser, type Queryable } from "@pesan/shared/db";
 import { isAcceptablePassHash } from "@pesan/shared/protocol";
 import { oneByOne, type ApplyContext, type FrameKind } from "./frame-kind.ts";
 
 // The payload schemas are @pesan/shared/replication's (the routers write these kinds too).
 import {
   enqueueFrame,
+  handOverUndelivered,
   sessionDownPayload,
   sessionDown,
   sessionSnapshot,

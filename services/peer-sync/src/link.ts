@@ -10,7 +10,7 @@ import type { Logger } from "@pesan/shared/observability";
 import type { PeerConfig } from "./config.ts";
 import { PATHS, PROTOCOL_VERSION, statusReply, type ServerStatus } from "./frames.ts";
 import { Liveness, type LinkState, type Transition } from "./liveness.ts";
-import { Loop } from "@pesan/shared/observability";
+import { Loop } from "@pesan/shared/runtime";
 import type { PeerSyncMetrics } from "./metrics.ts";
 import * as store from "./store.ts";
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The peer-sync process: wiring only. */
 import { migrate, PgDb } from "@pesan/shared/db";
-import { closeOnly, createLogger, createRegistry, HealthServer, runService } from "@pesan/shared/observability";
+import { createLogger, createRegistry, HealthServer } from "@pesan/shared/observability";
+import { closeOnly, runService } from "@pesan/shared/runtime";
 import { loadPeerSyncConfig } from "./config.ts";
 import { peerSyncOptionsFrom } from "./options.ts";
 import { PeerSync } from "./peer-sync.ts";

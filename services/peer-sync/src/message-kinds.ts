@@ -11,6 +11,7 @@
  * which the routers publish. Either wakes the routers with a NOTIFY (CHANNELS.pushes).
  */
 import { CHANNELS, type Queryable } from "@pesan/shared/db";
+import { sqlIsProbeName } from "@pesan/shared/names";
 import { formatMsg } from "@pesan/shared/protocol";
 import type { ApplyContext, FrameKind } from "./frame-kind.ts";
 import { inIdSpace } from "./ownership.ts";
@@ -152,7 +153,9 @@ async function applyBroadcast(tx: Queryable, ctx: ApplyContext, run: BroadcastFr
     const sentAt = new Date(d.sentAt);
     if (!isFreshBroadcast(sentAt, ctx.now)) continue;
     await tx.query(
-      "INSERT INTO pending_pushes (gateway, addr, line) SELECT gateway, addr, $1::text FROM sessions WHERE cluster = $2 AND gateway <> '' AND user_name <> $3 ORDER BY user_name",
+      // Not to probe accounts: they are no users (@pesan/shared/names isProbeName), and the sender's ALL did not count them.
+      `INSERT INTO pending_pushes (gateway, addr, line) SELECT gateway, addr, $1::text FROM sessions
+        WHERE cluster = $2 AND gateway <> '' AND user_name <> $3 AND NOT ${sqlIsProbeName("user_name")} ORDER BY user_name`,
       [formatMsg(d.id, `*${d.sender}`, sentAt, d.body), ctx.self, d.sender],
     );
   }

@@ -3,7 +3,8 @@
  * peer, and the housekeeping of nonces and acknowledged outbox rows.
  */
 import { CHANNELS, type Db, type Listener } from "@pesan/shared/db";
-import type { Lifecycle, Logger, Registry } from "@pesan/shared/observability";
+import type { Logger, Registry } from "@pesan/shared/observability";
+import type { Lifecycle } from "@pesan/shared/runtime";
 import { Applier } from "./apply.ts";
 import type { ReplayGuard } from "./auth.ts";
 import { PeerClient } from "./client.ts";
@@ -12,7 +13,7 @@ import { FRAME_KINDS, type FrameKinds, type ServerStatus } from "./frames.ts";
 import { writeSnapshot } from "./kinds.ts";
 import { Link, type PeerCaller } from "./link.ts";
 import type { LinkState } from "./liveness.ts";
-import { Loop } from "@pesan/shared/observability";
+import { Loop } from "@pesan/shared/runtime";
 import { createPeerSyncMetrics, type PeerSyncMetrics } from "./metrics.ts";
 import { OutboxPump } from "./pump.ts";
 import { SyncServer } from "./server.ts";

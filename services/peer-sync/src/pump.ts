@@ -7,7 +7,7 @@ import type { Db } from "@pesan/shared/db";
 import type { Logger } from "@pesan/shared/observability";
 import { comparePositions, framesAck, PATHS, PROTOCOL_VERSION, type FramesBody, type OutboxPosition } from "./frames.ts";
 import type { PeerCaller } from "./link.ts";
-import { Loop } from "@pesan/shared/observability";
+import { Loop } from "@pesan/shared/runtime";
 import type { PeerSyncMetrics } from "./metrics.ts";
 import * as store from "./store.ts";
 

@@ -2,7 +2,9 @@
  * peer-sync's SQL. server_list rows of peers are written here; the row with is_self belongs to
  * the routers and is never touched (every statement says `NOT is_self`).
  */
-import { sqlInstant, sqlMessageNew, type Queryable } from "@pesan/shared/db";
+import type { Queryable } from "@pesan/shared/db";
+import { sqlIsProbeName } from "@pesan/shared/names";
+import { enqueueFramesFromRows, messageNewFromRow, sqlInstant, sqlText } from "@pesan/shared/replication";
 import type { ReplayGuard } from "./auth.ts";
 import type { PeerConfig } from "./config.ts";
 import type { OutboxPosition, ServerStatus } from "./frames.ts";
@@ -58,29 +60,40 @@ export async function bootstrapPeer(tx: Queryable, peer: string, self: string, n
   // Claimed first: of two bootstraps racing for one peer, the second finds it done.
   const claim = await tx.query("UPDATE peer_links SET bootstrapped_at = $2 WHERE peer = $1 AND bootstrapped_at IS NULL", [peer, now]);
   if (claim.rowCount === 0) return undefined;
-  const users = await tx.query(
-    `INSERT INTO peer_outbox (kind, payload, target)
-     SELECT 'user.register', jsonb_build_object('name', name, 'passHash', pass_hash, 'createdAt', ${sqlInstant("created_at")}, 'home', home_cluster), $2
-       FROM users WHERE home_cluster = $1 ORDER BY created_at, name`,
+  const users = await enqueueFramesFromRows(
+    tx,
+    {
+      kind: "user.register",
+      payload: { name: sqlText("name"), passHash: sqlText("pass_hash"), createdAt: sqlInstant("created_at"), home: sqlText("home_cluster") },
+      from: "users WHERE home_cluster = $1",
+      orderBy: "created_at, name",
+      target: "$2",
+    },
     [self, peer],
   );
-  const messages = await tx.query(
-    `WITH m AS (
-       UPDATE messages SET replicated = true WHERE NOT delivered AND starts_with(id, $1 || ':')
-       RETURNING id, sent_at, sender, recipient, body
-     )
-     INSERT INTO peer_outbox (kind, payload, target)
-     SELECT 'message.new', ${sqlMessageNew()}, $2
-       FROM m ORDER BY sent_at, id`,
+  const messages = await enqueueFramesFromRows(
+    tx,
+    {
+      with: `m AS (
+        UPDATE messages SET replicated = true WHERE NOT delivered AND starts_with(id, $1 || ':')
+        RETURNING id, sent_at, sender, recipient, body
+      )`,
+      kind: "message.new",
+      payload: messageNewFromRow(),
+      from: "m",
+      orderBy: "sent_at, id",
+      target: "$2",
+    },
     [self, peer],
   );
-  return { users: users.rowCount, messages: messages.rowCount };
+  return { users, messages };
 }
 
-/** This cluster's online count (its own sessions) and quota (from the routers' own row). */
+/** This cluster's online count (its own users' sessions, as the routers count for QUOTA: no probe accounts) and quota (from the routers' own row). */
 export async function localLoad(q: Queryable, self: string): Promise<{ online: number; quota: number }> {
   const r = await q.query<{ online: number; quota: number | null }>(
-    "SELECT (SELECT count(*)::int FROM sessions WHERE cluster = $1) AS online, (SELECT quota FROM server_list WHERE name = $1 AND is_self) AS quota",
+    `SELECT (SELECT count(*)::int FROM sessions WHERE cluster = $1 AND NOT ${sqlIsProbeName("user_name")}) AS online,
+            (SELECT quota FROM server_list WHERE name = $1 AND is_self) AS quota`,
     [self],
   );
   return { online: r.rows[0]?.online ?? 0, quota: r.rows[0]?.quota ?? 0 };

@@ -18,6 +18,7 @@ import {
 } from "@pesan/shared/protocol";
 import { BIND, UNBIND } from "@pesan/shared/bus";
 import { insertUser } from "@pesan/shared/db";
+import { isProbeName } from "@pesan/shared/names";
 import { enqueueFrame, sessionDownPayload, type SessionDown } from "@pesan/shared/replication";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
 import type { Batch, ReqCtx } from "./batch/index.ts";
@@ -208,7 +209,9 @@ async function withinIpLimit(b: Batch, ctx: ReqCtx, user: string): Promise<boole
 
 async function withinQuota(b: Batch, ctx: ReqCtx, user: string): Promise<boolean> {
   const quota = b.settings.quota;
-  if (quota <= 0 || (await store.countOnline(b.tx, b.settings.cluster, user)) < quota) return true;
+  // A probe account takes no place of QUOTA (countOnline leaves it out), so it needs none: the
+  // monitor's messaging probe still measures a full server.
+  if (quota <= 0 || isProbeName(user) || (await store.countOnline(b.tx, b.settings.cluster, user)) < quota) return true;
   const others = (await store.servers(b.tx)).filter((x) => !x.isSelf && x.active).map((x) => x.address);
   b.reply(ctx, formatErr("FULL", others.length > 0 ? others.join(" ") : `${PROTOCOL_ERRORS.FULL} again later (no other server is up)`));
   return false;
@@ -332,7 +335,8 @@ async function broadcast(b: Batch, ctx: ReqCtx, s: Session, text: string): Promi
   const self = b.settings.cluster;
   let n = 0;
   for (const t of await store.localSessions(b.tx, self)) {
-    if (t.user === s.user || t.gateway === "") continue;
+    // A probe account is no user: it gets no broadcast and is not counted.
+    if (t.user === s.user || t.gateway === "" || isProbeName(t.user)) continue;
     b.push(ctx, t, formatMsg(id, `*${s.user}`, b.now, text));
     n++;
   }

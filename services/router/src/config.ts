@@ -85,6 +85,14 @@ export const routerSettings = {
   PASSWORD_QUEUE_WAIT_MS: int(0, 60_000).default(1000),
   /** Proxies in front of the gateways that hide client IPs (nginx): their clients count per port. */
   PROXY_IPS: ipList,
+  /**
+   * The password with which REGISTER may create a probe account (a name starting with
+   * `probe-`, @pesan/shared/names; the monitor's PROBE_PASSWORD). Unset: nobody can.
+   */
+  PROBE_PASSWORD: z
+    .string()
+    .refine((s) => Buffer.byteLength(s) >= 6 && Buffer.byteLength(s) <= 128, "must be 6 to 128 bytes (a REGISTER password)")
+    .optional(),
   DB_POOL_MAX: int(1, 100).default(10),
   // --- bounded storage (retention.ts; README "Reliability") ---
   /** Undelivered messages one recipient may have (their box); a SEND past it gets ERR BOX_FULL. 0: no limit. */

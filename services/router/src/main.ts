@@ -2,7 +2,8 @@
 /** The router process: wiring only. */
 import { RedisBus } from "@pesan/shared/bus";
 import { migrate, PgDb } from "@pesan/shared/db";
-import { closeOnly, createLogger, createRegistry, dependencyChecks, HealthServer, runService } from "@pesan/shared/observability";
+import { createLogger, createRegistry, dependencyChecks, HealthServer } from "@pesan/shared/observability";
+import { closeOnly, runService } from "@pesan/shared/runtime";
 import { loadRouterConfig } from "./config.ts";
 import { routerOptionsFrom } from "./options.ts";
 import { Router } from "./router.ts";
@@ -20,6 +21,7 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   PASSWORD_HASH_COST=17 (scrypt N=2^17, r=8, p=1: 128 MiB and ~350 ms per hash)
   PASSWORD_HASH_CONCURRENCY=0 (cores - 1, 1 to 3)  PASSWORD_QUEUE_MAX=256  PASSWORD_QUEUE_WAIT_MS=1000
   PROXY_IPS=ip,... (proxies hiding client IPs: the password throttle counts their clients by port)
+  PROBE_PASSWORD (REGISTER of a probe-... account, invisible to users, needs it; unset: refused)
   BOX_LIMIT=10000 (undelivered per recipient; ERR BOX_FULL)  MESSAGE_RETENTION_MS=2592000000 (30 days)
   MESSAGES_KEPT_PER_USER=1000  CONNECTION_LOG_RETENTION_MS=2592000000  CONNECTION_LOG_MAX_ROWS=1000000
   RETENTION_INTERVAL_MS=60000  RETENTION_BATCH=1000

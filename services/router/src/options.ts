@@ -42,6 +42,7 @@ export function routerOptionsFrom(c: RouterConfig): RouterOptions {
     passwordQueueMax: c.PASSWORD_QUEUE_MAX,
     passwordQueueWaitMs: c.PASSWORD_QUEUE_WAIT_MS,
     proxyIps: c.PROXY_IPS,
+    probePassword: c.PROBE_PASSWORD,
     peers: servers,
     configWarnings: warnings,
     boxLimit: c.BOX_LIMIT,

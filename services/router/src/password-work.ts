@@ -15,8 +15,10 @@
  * answered `ERR RATE_LIMITED` without hashing, before it is queued and again just before its
  * hash (a burst passes the first check before any of its failures is counted).
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Db, Queryable } from "@pesan/shared/db";
 import { PROTOCOL_ERRORS } from "@pesan/shared/errors";
+import { isProbeName, PROBE_NAME_PREFIX } from "@pesan/shared/names";
 import { Counter, type Logger, type Registry } from "@pesan/shared/observability";
 import { formatErr, isAcceptablePassHash, withTag, type Request } from "@pesan/shared/protocol";
 import { emptyPrepared, parsedOf, processBatch, type Batch, type CoreDeps, type Incoming, type Outgoing } from "./batch/index.ts";
@@ -52,7 +54,12 @@ const PRUNE_EVERY_MS = 60_000;
 export interface PasswordWorkSettings extends QueueLimits {
   /** Source IPs of proxies that hide client addresses (throttle.ts clientIp). */
   proxyIps: ReadonlySet<string>;
+  /** PROBE_PASSWORD: REGISTER of a probe account's name (`probe-...`) needs it; undefined: refused. */
+  probePassword?: string | undefined;
 }
+
+/** What REGISTER of a probe name without the probe password gets (docs/protocol.md "Probe accounts"). */
+export const PROBE_NAME_TEXT = `names starting with ${PROBE_NAME_PREFIX} are reserved for the monitor's probe accounts`;
 
 export interface PasswordWorkDeps {
   /** What a job's small batch runs with (the router's core). */
@@ -155,6 +162,12 @@ export class PasswordWork {
     const nowMs = this.now();
     const admitted = taken.filter((t) => {
       const r = t.job.req;
+      // Refused before any hash and before it is queued: a reserved name, nothing written.
+      if (r?.cmd === "REGISTER" && isProbeName(r.user) && !this.isProbePassword(r.password)) {
+        this.outcomes.inc({ outcome: "reserved_name" });
+        out.replies.push(this.line(t.job, formatErr("BAD_REQUEST", PROBE_NAME_TEXT)));
+        return false;
+      }
       if (r?.cmd !== "LOGIN") return true;
       const v = verdict(throttleOf(states, r.user, t.job.ip), nowMs);
       if (!v.limited) return true;
@@ -167,6 +180,14 @@ export class PasswordWork {
     await registrationsQueued(this.deps.db, registers, new Date(nowMs));
     for (const t of admitted) out.held.push({ index: t.index, done: this.submit(t.job) });
     return out;
+  }
+
+  /** Compared in constant time (of equal-length digests): the answer tells nothing of how close a guess was. */
+  private isProbePassword(password: string): boolean {
+    const want = this.settings.probePassword;
+    if (want === undefined) return false;
+    const digest = (s: string) => createHash("sha256").update(s).digest();
+    return timingSafeEqual(digest(password), digest(want));
   }
 
   private newJob(inc: Incoming, tag: string | undefined, req: Job["req"]): Job {

@@ -20,7 +20,8 @@
  * - peer_outbox while no peer link exists (nobody reads it): rows older than an hour.
  */
 import type { Db, Queryable } from "@pesan/shared/db";
-import { Loop, type Lifecycle, type Logger } from "@pesan/shared/observability";
+import type { Logger } from "@pesan/shared/observability";
+import { Loop, type Lifecycle } from "@pesan/shared/runtime";
 import { DEDUP_WINDOW_MS } from "./batch/index.ts";
 import type { RouterMetrics } from "./metrics.ts";
 

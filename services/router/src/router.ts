@@ -5,10 +5,11 @@
  */
 import type { Bus, BusEntry, Consumer, HeldEntries } from "@pesan/shared/bus";
 import { IN_STREAM, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
-import { CHANNELS, handOverUndelivered, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
-import { Loop, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
+import { CHANNELS, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
+import type { Logger, Registry } from "@pesan/shared/observability";
+import { Loop, type Lifecycle } from "@pesan/shared/runtime";
 import { formatMsg } from "@pesan/shared/protocol";
-import { enqueueFrame, sessionDownPayload } from "@pesan/shared/replication";
+import { enqueueFrame, handOverUndelivered, sessionDownPayload } from "@pesan/shared/replication";
 import { parsedOf, processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch/index.ts";
 import { runCommands } from "./commands.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
@@ -33,6 +34,8 @@ export interface RouterOptions extends CoreSettings {
   passwordQueueWaitMs: number;
   /** Proxies hiding client IPs (PROXY_IPS): their clients are told apart by port. */
   proxyIps: string[];
+  /** PROBE_PASSWORD: the password REGISTER of a probe account's name needs; undefined: refused. */
+  probePassword?: string | undefined;
   peers: Array<{ name: string; address: string; proximity: number }>;
   /** Configuration problems that do not stop the router (a deprecated setting): logged at start. */
   configWarnings?: string[];
@@ -103,7 +106,7 @@ export class Router implements Lifecycle {
         registry: deps.registry,
         now: () => this.clock().getTime(),
       },
-      { concurrency: opts.passwordConcurrency, maxQueued: opts.passwordQueueMax, maxWaitMs: opts.passwordQueueWaitMs, proxyIps: new Set(opts.proxyIps) },
+      { concurrency: opts.passwordConcurrency, maxQueued: opts.passwordQueueMax, maxWaitMs: opts.passwordQueueWaitMs, proxyIps: new Set(opts.proxyIps), probePassword: opts.probePassword },
     );
     this.consumer = deps.bus.consumer(
       {

@@ -2,7 +2,9 @@
  * The router's SQL, one function per question. Every statement takes explicit times from the
  * injected clock, so tests control time and all routers agree on what "now" meant in a batch.
  */
-import { sqlInstant, type Queryable } from "@pesan/shared/db";
+import type { Queryable } from "@pesan/shared/db";
+import { sqlIsProbeName } from "@pesan/shared/names";
+import { framesFromRowsSql, sqlBool, sqlInstant, sqlText, SQL_TRUE } from "@pesan/shared/replication";
 
 export interface Session {
   user: string;
@@ -187,7 +189,8 @@ export async function lostHashes(q: Queryable, names: string[]): Promise<Map<str
 
 // --- replication to the other clusters (peer-sync sends peer_outbox; docs/peer-protocol.md) --
 
-// Frames written from TypeScript go through enqueueFrame (@pesan/shared/replication), typed by kind.
+// Every frame goes through @pesan/shared/replication, typed by kind: enqueueFrame for one built
+// in TypeScript, framesFromRowsSql for the message.state frames a statement's CTE writes.
 
 /** Whether peer-sync ever linked this cluster to another (it seeds peer_links at start). */
 export async function isLinked(q: Queryable): Promise<boolean> {
@@ -203,9 +206,26 @@ const STATE_COLS = "m.id, m.sender, m.recipient, m.sent_at, m.body, m.read, m.de
  * yet received its message.new still ends with the right state.
  */
 const STATE_FRAMES = (from: string, where: string): string =>
-  `INSERT INTO peer_outbox (kind, payload) SELECT 'message.state', jsonb_build_object('id', x.id, 'recipient', x.recipient, 'sender', x.sender,
-     'sentAt', ${sqlInstant("x.sent_at")}, 'body', x.body, 'delivered', x.delivered, 'read', x.read)
-   FROM ${from} x WHERE ${where} ORDER BY x.sent_at, x.id`;
+  framesFromRowsSql({
+    kind: "message.state",
+    payload: {
+      id: sqlText("x.id"),
+      recipient: sqlText("x.recipient"),
+      sender: sqlText("x.sender"),
+      sentAt: sqlInstant("x.sent_at"),
+      body: sqlText("x.body"),
+      delivered: sqlBool("x.delivered"),
+      read: sqlBool("x.read"),
+    },
+    from: `${from} x WHERE ${where}`,
+    orderBy: "x.sent_at, x.id",
+  });
+/** The message.state of a deleted replicated message, from `del` (its RETURNING id, recipient, replicated). */
+const DELETED_FRAMES = framesFromRowsSql({
+  kind: "message.state",
+  payload: { id: sqlText("id"), recipient: sqlText("recipient"), deleted: SQL_TRUE },
+  from: "del WHERE replicated",
+});
 
 /** Lines peer-sync left for local clients (`BYE replaced`), oldest first, taken once. */
 export async function takePendingPushes(q: Queryable, limit: number): Promise<Array<{ gateway: string; addr: string; line: string }>> {
@@ -310,11 +330,15 @@ export async function logConnection(q: Queryable, user: string, event: string, c
 /**
  * Who is online (WHO, the login's ONLINE list): sessions held here and by the clusters that are
  * UP. A DOWN cluster's users cannot be reached; they are listed again once they RESUME
- * elsewhere or their cluster is back (the same rule as ALL's count).
+ * elsewhere or their cluster is back (the same rule as ALL's count). Probe accounts are not
+ * listed (@pesan/shared/names isProbeName).
  */
 export async function onlineUsers(q: Queryable, cluster: string): Promise<string[]> {
   const r = await q.query<{ user_name: string }>(
-    "SELECT s.user_name FROM sessions s WHERE s.cluster = $1 OR EXISTS (SELECT 1 FROM server_list l WHERE l.name = s.cluster AND l.active AND NOT l.is_self) ORDER BY s.user_name",
+    `SELECT s.user_name FROM sessions s
+      WHERE (s.cluster = $1 OR EXISTS (SELECT 1 FROM server_list l WHERE l.name = s.cluster AND l.active AND NOT l.is_self))
+        AND NOT ${sqlIsProbeName("s.user_name")}
+      ORDER BY s.user_name`,
     [cluster],
   );
   return r.rows.map((x) => x.user_name);
@@ -328,19 +352,24 @@ export async function localSessions(q: Queryable, cluster: string): Promise<Sess
 
 /**
  * Sessions other clusters hold, as peer-sync last told us, counted only for clusters that are
- * UP (a `broadcast` frame reaches only those in time): what `ALL` counts there.
+ * UP (a `broadcast` frame reaches only those in time): what `ALL` counts there. Probe accounts
+ * get no broadcast (peer-sync skips them too) and are not counted.
  */
 export async function countRemoteOnline(q: Queryable, cluster: string, exceptUser: string): Promise<number> {
   const r = await q.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM sessions s JOIN server_list l ON l.name = s.cluster AND l.active AND NOT l.is_self WHERE s.cluster <> $1 AND s.user_name <> $2",
+    `SELECT count(*)::int AS n FROM sessions s JOIN server_list l ON l.name = s.cluster AND l.active AND NOT l.is_self
+      WHERE s.cluster <> $1 AND s.user_name <> $2 AND NOT ${sqlIsProbeName("s.user_name")}`,
     [cluster, exceptUser],
   );
   return Number(r.rows[0]?.n ?? 0);
 }
 
-/** Sessions this cluster holds (QUOTA, SERVERS); other clusters' sessions count there. */
+/** Users' sessions this cluster holds (QUOTA, SERVERS); other clusters' sessions count there. Probe accounts are no users. */
 export async function countOnline(q: Queryable, cluster: string, exceptUser?: string): Promise<number> {
-  const r = await q.query<{ n: number }>("SELECT count(*)::int AS n FROM sessions WHERE cluster = $1 AND user_name IS DISTINCT FROM $2", [cluster, exceptUser ?? null]);
+  const r = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM sessions WHERE cluster = $1 AND user_name IS DISTINCT FROM $2 AND NOT ${sqlIsProbeName("user_name")}`,
+    [cluster, exceptUser ?? null],
+  );
   return Number(r.rows[0]?.n ?? 0);
 }
 
@@ -411,7 +440,7 @@ export async function deleteMessage(q: Queryable, user: string, id: string, now:
   const r = await q.query<{ n: number }>(
     `WITH del AS (DELETE FROM messages WHERE id = $1 AND recipient = $2 RETURNING id, recipient, replicated),
      tomb AS (INSERT INTO message_tombstones (id, deleted_at) SELECT id, $3 FROM del WHERE replicated ON CONFLICT (id) DO NOTHING),
-     st AS (INSERT INTO peer_outbox (kind, payload) SELECT 'message.state', jsonb_build_object('id', id, 'recipient', recipient, 'deleted', true) FROM del WHERE replicated)
+     st AS (${DELETED_FRAMES})
      SELECT count(*)::int AS n FROM del`,
     [id, user, now],
   );

@@ -7,7 +7,8 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
 import { BusUnavailableError, BIND, GATEWAY_GROUP, IN_STREAM, UNBIND, WITHHELD, decodeOutbound, encodeInbound, isControlLine, outStream, type InboundRequest } from "@pesan/shared/bus";
-import { Counter, Gauge, type Lifecycle, type Logger, type Registry } from "@pesan/shared/observability";
+import { Counter, Gauge, type Logger, type Registry } from "@pesan/shared/observability";
+import type { Lifecycle } from "@pesan/shared/runtime";
 import { PROOF_PREFIX, formatErr, frame, parseDatagram, parseText, withTag, type Parsed } from "@pesan/shared/protocol";
 import { Endpoints } from "./endpoints.ts";
 import { RateLimiter } from "./rate-limit.ts";

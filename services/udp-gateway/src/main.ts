@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The UDP gateway process: wiring only. */
 import { RedisBus } from "@pesan/shared/bus";
-import { closeOnly, createLogger, createRegistry, dependencyChecks, HealthServer, runService } from "@pesan/shared/observability";
+import { createLogger, createRegistry, dependencyChecks, HealthServer } from "@pesan/shared/observability";
+import { closeOnly, runService } from "@pesan/shared/runtime";
 import { loadGatewayConfig } from "./config.ts";
 import { Gateway } from "./gateway.ts";
 import { gatewayOptionsFrom } from "./options.ts";

@@ -31,6 +31,9 @@ export interface Topology {
   stop(): Promise<void>;
 }
 
+/** The probe accounts' password unless PROBE_PASSWORD is set; routers and monitors get the same. */
+const TOPOLOGY_PROBE_PASSWORD = "topology-probe";
+
 /** A monitor-bot config that watches this topology: every router and gateway, and messaging through nginx. */
 function monitorConfig(cluster: Cluster, nginxUdp: string): string {
   const components = [
@@ -52,13 +55,15 @@ function monitorConfig(cluster: Cluster, nginxUdp: string): string {
     ...components,
     "messaging:",
     // One probe account per replica: a user has one session.
-    `  - { name: nginx, gateway: "${nginxUdp}", user: "probe-\${ENV:MONITOR_INSTANCE}", password: "\${ENV:PROBE_PASSWORD:-topology-probe}", interval: 5s, timeout: 2s, expiry: 5s }`,
+    `  - { name: nginx, gateway: "${nginxUdp}", user: "probe-\${ENV:MONITOR_INSTANCE}", password: "\${ENV:PROBE_PASSWORD}", interval: 5s, timeout: 2s, expiry: 5s }`,
     "",
   ].join("\n");
 }
 
 export async function startTopology(o: TopologyOptions): Promise<Topology> {
-  const cluster = await startCluster(o);
+  // The routers take the monitors' probe password for REGISTER of their probe-... accounts.
+  const probePassword = o.env?.PROBE_PASSWORD ?? process.env.PROBE_PASSWORD ?? TOPOLOGY_PROBE_PASSWORD;
+  const cluster = await startCluster({ ...o, env: { ...o.env, PROBE_PASSWORD: probePassword } });
   const nMonitors = o.monitors ?? 2;
   const [udpPort] = o.nginxPort ? [o.nginxPort] : await freePorts(1);
   const httpPorts = await freePorts(nMonitors + 1);
@@ -70,7 +75,7 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
     const file = join(dir, "monitor.yaml");
     writeFileSync(file, monitorConfig(cluster, address));
     for (let i = 0; i < nMonitors; i++) {
-      const env = { DATABASE_URL: o.databaseUrl, MONITOR_CONFIG: file, MONITOR_INSTANCE: `monitor${i + 1}`, HTTP_PORT: String(httpPorts[i]), ...o.env };
+      const env = { DATABASE_URL: o.databaseUrl, MONITOR_CONFIG: file, MONITOR_INSTANCE: `monitor${i + 1}`, HTTP_PORT: String(httpPorts[i]), ...o.env, PROBE_PASSWORD: probePassword };
       monitors.push(new ServiceProcess("monitor", `monitor${i + 1}`, env, httpPorts[i]!, undefined, o.logDir ? join(o.logDir, `monitor-${i + 1}.log`) : undefined));
     }
   }

@@ -2,4 +2,3 @@ export { type Db, type Listener, type Queryable, type QueryResult, type Row, typ
 export { migrate, loadMigrations, MIGRATIONS_DIR, type Migration, type MigrateOptions } from "./migrate.ts";
 export { isTransientDbError } from "./transient.ts";
 export { insertUser, type NewUser } from "./users.ts";
-export { handOverUndelivered, sqlInstant, sqlMessageNew, type HandOverScope } from "./handover.ts";

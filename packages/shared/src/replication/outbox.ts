@@ -1,8 +1,8 @@
 /**
- * The one writer of peer_outbox rows built in TypeScript (peer-sync's pumps send them; see
- * 002_peer_sync.sql). Written in the caller's transaction, so a frame exists if and only if
- * the change does. Rows built in SQL (message.state from a CTE, handOverUndelivered) stay in
- * their statements: they are set-based and their kind is a literal there.
+ * The writer of peer_outbox rows whose payload is built in TypeScript (peer-sync's pumps send
+ * them; see 002_peer_sync.sql). Written in the caller's transaction, so a frame exists if and
+ * only if the change does. Frames built in SQL from a set of rows go through sql-frames.ts;
+ * nothing outside this folder writes peer_outbox.
  */
 import type { Queryable } from "../db/db.ts";
 import type { FrameKindName, FramePayloads, OutgoingFrame } from "./payloads.ts";

@@ -5,7 +5,8 @@
  * every replica keeps by probing everything itself, and from the shared alert records, so a
  * new leader neither repeats an alert early nor forgets one it owes.
  */
-import type { Lifecycle, Logger } from "@pesan/shared/observability";
+import type { Logger } from "@pesan/shared/observability";
+import type { Lifecycle } from "@pesan/shared/runtime";
 import { planAlerts, type AlertRecord } from "./alert-plan.ts";
 import { formatDownAlert, formatRecovery, formatThreshold } from "../telegram/bot-format.ts";
 import type { MonitorEvent } from "./events.ts";

@@ -12,7 +12,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { Lifecycle, Logger } from "@pesan/shared/observability";
+import type { Logger } from "@pesan/shared/observability";
+import type { Lifecycle } from "@pesan/shared/runtime";
 
 export type Role = "leader" | "follower";
 

@@ -1,6 +1,7 @@
 /** All of the monitor's SQL: history writes, retention, the current-outage view, user counts. */
 import { join } from "node:path";
 import { loadMigrations, migrate, type Db, type Queryable } from "@pesan/shared/db";
+import { sqlIsProbeName } from "@pesan/shared/names";
 import type { EventKind, MonitorEvent } from "../alerting/events.ts";
 
 /** Its own version table and lock key: independent of the messaging schema's migrations. */
@@ -127,7 +128,7 @@ export interface UserCounts {
   total: number;
 }
 
-/** New users per period: each bound is the inclusive start of its period. */
+/** New users per period: each bound is the inclusive start of its period. Probe accounts (`probe-...`) are no users. */
 export async function countUsers(db: Queryable, b: { today: Date; yesterday: Date; week: Date; month: Date }): Promise<UserCounts> {
   const r = await db.query<Record<keyof UserCounts, string>>(
     `SELECT count(*) FILTER (WHERE created_at >= $1) AS today,
@@ -135,7 +136,7 @@ export async function countUsers(db: Queryable, b: { today: Date; yesterday: Dat
             count(*) FILTER (WHERE created_at >= $3) AS week,
             count(*) FILTER (WHERE created_at >= $4) AS month,
             count(*) AS total
-     FROM users`,
+     FROM users WHERE NOT ${sqlIsProbeName("name")}`,
     [b.today.toISOString(), b.yesterday.toISOString(), b.week.toISOString(), b.month.toISOString()],
   );
   const row = r.rows[0]!;

@@ -2,7 +2,9 @@
  * New-user statistics from the messaging database's users table. Periods are UTC calendar
  * periods, so every replica and every time zone of the viewers agree: today since 00:00 UTC,
  * yesterday the whole UTC day before, this week since Monday 00:00 UTC (ISO weeks), this month
- * since the 1st 00:00 UTC; each count includes today.
+ * since the 1st 00:00 UTC; each count includes today. Probe accounts (names starting with
+ * `probe-`, @pesan/shared/names isProbeName: this monitor's own and its peers') are not users
+ * and are not counted.
  */
 import type { Queryable } from "@pesan/shared/db";
 import type { Logger } from "@pesan/shared/observability";

@@ -6,7 +6,8 @@
  * other than 429) drops a message. Each chat's queue is bounded: past MAX_PER_CHAT the oldest
  * is dropped and counted, so a long Telegram outage cannot eat the memory.
  */
-import type { Lifecycle, Logger } from "@pesan/shared/observability";
+import type { Logger } from "@pesan/shared/observability";
+import type { Lifecycle } from "@pesan/shared/runtime";
 import type { MonitorMetrics } from "../metrics.ts";
 
 export const MAX_PER_CHAT = 500;

@@ -9,7 +9,8 @@
  */
 import type { FastifyInstance } from "fastify";
 import { Bot, longPoll, webhookCallback, type Update } from "node-telegram-bot-api";
-import type { Lifecycle, Logger } from "@pesan/shared/observability";
+import type { Logger } from "@pesan/shared/observability";
+import type { Lifecycle } from "@pesan/shared/runtime";
 import { codeMatches, decide, helpText, menuCommands, parseInput, type Decision, type Query, type SilenceQuery } from "./bot-logic.ts";
 import { chunk, formatDuration, formatResource, formatStatus, formatTime } from "./bot-format.ts";
 import type { Silences } from "../alerting/silence-store.ts";

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { createLogger } from "./log.ts";
+import { createLogger } from "../observability/log.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { runService, type RunServiceHost } from "./service.ts";
 

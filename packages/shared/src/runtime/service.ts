@@ -7,7 +7,7 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import { readCommandLine } from "../cli.ts";
 import { exitOnStartupError, runComponents, type Lifecycle, type ProcessHost } from "./lifecycle.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../observability/log.ts";
 
 export type ArgValues = Record<string, string | boolean | Array<string | boolean> | undefined>;
 

@@ -1,4 +1,4 @@
-import type { Logger } from "./log.ts";
+import type { Logger } from "../observability/log.ts";
 
 /**
  * Runs a task every intervalMs (measured from one start to the next), never overlapping

@@ -6,14 +6,8 @@
  * (docs/peer-protocol.md). peer-sync does it when a session.up moves a user away; the routers'
  * sweep does it for a SEND that raced that move (its transaction had seen the session here).
  */
-import type { Queryable } from "./db.ts";
-
-/** SQL: a timestamptz column as the frames' instant text (ISO 8601, UTC, milliseconds). */
-export const sqlInstant = (col: string): string => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-/** SQL: a `message.new` payload from a row with the messages table's columns (`p` its alias, with the dot). */
-export const sqlMessageNew = (p = ""): string =>
-  `jsonb_build_object('id', ${p}id, 'sentAt', ${sqlInstant(`${p}sent_at`)}, 'sender', ${p}sender, 'recipient', ${p}recipient, 'body', ${p}body)`;
+import type { Queryable } from "../db/db.ts";
+import { enqueueFramesFromRows, messageNewFromRow } from "./sql-frames.ts";
 
 export type HandOverScope =
   /** This user's messages (their session just moved). */
@@ -30,14 +24,18 @@ export async function handOverUndelivered(q: Queryable, scope: HandOverScope): P
              WHERE NOT x.delivered AND NOT x.replicated AND x.sent_at < $2 ORDER BY x.sent_at LIMIT $3 FOR UPDATE OF x SKIP LOCKED)`,
           [scope.cluster, scope.sentBefore, scope.limit],
         ];
-  const r = await q.query(
-    `WITH h AS (
-       UPDATE messages m SET replicated = true, next_push_at = NULL WHERE ${where} AND NOT m.delivered AND NOT m.replicated
-       RETURNING m.id, m.sent_at, m.sender, m.recipient, m.body
-     )
-     INSERT INTO peer_outbox (kind, payload)
-     SELECT 'message.new', ${sqlMessageNew()} FROM h ORDER BY sent_at, id`,
+  return enqueueFramesFromRows(
+    q,
+    {
+      with: `h AS (
+        UPDATE messages m SET replicated = true, next_push_at = NULL WHERE ${where} AND NOT m.delivered AND NOT m.replicated
+        RETURNING m.id, m.sent_at, m.sender, m.recipient, m.body
+      )`,
+      kind: "message.new",
+      payload: messageNewFromRow(),
+      from: "h",
+      orderBy: "sent_at, id",
+    },
     params,
   );
-  return r.rowCount;
 }
