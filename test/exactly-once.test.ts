@@ -7,7 +7,7 @@
  */
 import { insertUser, migrate, PgDb } from "@pesan/shared/db";
 import { processBatch, type CoreDeps, type Incoming } from "../services/router/src/batch/index.ts";
-import { runCommands } from "../services/router/src/commands.ts";
+import { runCommands } from "../services/router/src/commands/index.ts";
 import * as store from "../services/router/src/store.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 

@@ -11,7 +11,7 @@ import { Loop, type Lifecycle } from "@pesan/shared/runtime";
 import { formatMsg } from "@pesan/shared/protocol";
 import { enqueueFrame, handOverUndelivered, sessionDownPayload } from "@pesan/shared/replication";
 import { parsedOf, processBatch, type CoreSettings, type Incoming, type Outgoing } from "./batch/index.ts";
-import { runCommands } from "./commands.ts";
+import { runCommands } from "./commands/index.ts";
 import { createRouterMetrics, type RouterMetrics } from "./metrics.ts";
 import { PasswordChecker } from "./passwords.ts";
 import { PasswordWork } from "./password-work.ts";
