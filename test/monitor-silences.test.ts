@@ -10,12 +10,13 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { cpus, release, type, uptime } from "node:os";
 import pg from "pg";
 import { freePorts } from "@pesan/cluster";
 import { createMonitorApp, parseMonitorConfig, type MonitorApp } from "../services/monitor-bot/src/index.ts";
-import { createTestDatabase, deleteRedisKeys, uniquePrefix, type TestDatabase } from "./support/db.ts";
+import { createTestDatabase, deleteRedisKeys, queryRows, uniquePrefix, type TestDatabase } from "./support/db.ts";
+import { closeServer, okServer } from "./support/http.ts";
 import { FakeTelegram } from "./support/fake-telegram.ts";
 import { MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
 import { leftOut, testNeeding } from "./support/needs.ts";
@@ -36,29 +37,7 @@ let webPort: number;
 let maintPort: number;
 const prefix = uniquePrefix("monsil");
 
-function listen(port: number): Promise<Server> {
-  const s = createServer((_req, res) => res.end("ok"));
-  return new Promise((resolve, reject) => {
-    s.once("error", reject);
-    s.listen(port, "127.0.0.1", () => resolve(s));
-  });
-}
-
-async function closeServer(s: Server | undefined): Promise<void> {
-  if (!s) return;
-  s.closeAllConnections();
-  await new Promise<void>((r) => s.close(() => r()));
-}
-
-async function rows<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const rows = <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> => queryRows<T>(db.url, sql, params);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const webId = () => `http:web@127.0.0.1:${webPort}`;
@@ -92,7 +71,7 @@ beforeAll(async () => {
   webPort = a!;
   // Nothing listens on maintPort: that component is down from the start, inside its window.
   maintPort = b!;
-  web = await listen(webPort);
+  web = await okServer(webPort);
   // Not a skip: without sshd the SSH test fails naming it (./pesan test --without sshd leaves it out).
   if (!leftOut("sshd")) {
     sshd = await TestSshd.create(sshPort!);
@@ -285,7 +264,7 @@ test("/ack holds the alerts until the component recovers; the recovery is told a
 
   const backUps = () => fake.texts(BUDI).filter((t) => t.startsWith("✅ BACK UP") && t.includes(webId()));
   const before = backUps().length;
-  web = await listen(webPort);
+  web = await okServer(webPort);
   await waitFor("BACK UP", () => backUps().length === before + 1, 5000);
   await waitFor("ack cleared", async () => (await rows("SELECT * FROM monitor_silences")).length === 0, 5000);
 
@@ -294,6 +273,6 @@ test("/ack holds the alerts until the component recovers; the recovery is told a
   await closeServer(web);
   web = undefined;
   await waitFor("alerts after the ack ended", () => downAlerts(ANI, webId()).length > count, 5000);
-  web = await listen(webPort);
+  web = await okServer(webPort);
   await waitFor("up again", () => !app.monitor.down().some((d) => d.component === webId()), 5000);
 });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { freePorts } from "@pesan/cluster";
 import { createMonitorApp, listDown, parseMonitorConfig, type MonitorApp, type MonitorEvent } from "../services/monitor-bot/src/index.ts";
-import { createTestDatabase, type TestDatabase } from "./support/db.ts";
+import { createTestDatabase, queryRows, type TestDatabase } from "./support/db.ts";
 import { lines, MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
 import { requireTools } from "./support/needs.ts";
 import { TestSshd } from "./support/sshd.ts";
@@ -29,15 +29,7 @@ const events: MonitorEvent[] = [];
 // Not a skip: without sshd this file fails naming it (./pesan test --without sshd leaves it out).
 requireTools("sshd");
 
-async function rows<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const rows = <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> => queryRows<T>(db.url, sql, params);
 
 beforeAll(async () => {
   db = await createTestDatabase("monssh");

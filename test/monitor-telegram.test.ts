@@ -4,11 +4,12 @@
  * report), and a real HTTP server whose port is closed and reopened to take a component down
  * and bring it back. Long polling, alert interval 300 ms.
  */
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import pg from "pg";
 import { freePorts } from "@pesan/cluster";
 import { createMonitorApp, parseMonitorConfig, type MonitorApp } from "../services/monitor-bot/src/index.ts";
-import { createTestDatabase, deleteRedisKeys, uniquePrefix, type TestDatabase } from "./support/db.ts";
+import { createTestDatabase, deleteRedisKeys, queryRows, uniquePrefix, type TestDatabase } from "./support/db.ts";
+import { closeServer, okServer } from "./support/http.ts";
 import { FakeTelegram } from "./support/fake-telegram.ts";
 import { MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
 import { leftOut, testNeeding } from "./support/needs.ts";
@@ -29,29 +30,7 @@ let web: Server | undefined;
 let webPort: number;
 const prefix = uniquePrefix("montg");
 
-function listen(port: number): Promise<Server> {
-  const s = createServer((_req, res) => res.end("ok"));
-  return new Promise((resolve, reject) => {
-    s.once("error", reject);
-    s.listen(port, "127.0.0.1", () => resolve(s));
-  });
-}
-
-async function closeServer(s: Server | undefined): Promise<void> {
-  if (!s) return;
-  s.closeAllConnections();
-  await new Promise<void>((r) => s.close(() => r()));
-}
-
-async function rows<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const rows = <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> => queryRows<T>(db.url, sql, params);
 
 const alerts = (chat: number) => fake.texts(chat).filter((t) => t.startsWith("🚨") || t.startsWith("✅ BACK UP"));
 
@@ -61,7 +40,7 @@ beforeAll(async () => {
   await fake.start();
   const [sshPort, port] = await freePorts(2);
   webPort = port!;
-  web = await listen(webPort);
+  web = await okServer(webPort);
   // Left out (--without sshd): /ram and /cpu are checked on an empty target list.
   if (!leftOut("sshd")) {
     sshd = await TestSshd.create(sshPort!);
@@ -199,7 +178,7 @@ describe("alerts", () => {
     expect(first.text).toMatch(new RegExp(`^🚨 DOWN\\n🔴 ${id.replace(/\./g, "\\.")}\\ndown for \\ds \\(since \\d\\d:\\d\\d:\\d\\d UTC\\)\\n.*ECONN(REFUSED|RESET)`));
     await new Promise((r) => setTimeout(r, 5 * INTERVAL_MS + 100));
 
-    web = await listen(webPort);
+    web = await okServer(webPort);
     const recovered = await waitFor("BACK UP", () => fake.sent.find((m) => m.chatId === ANI && m.text.startsWith("✅ BACK UP")), 5000);
     // Nothing more about it afterwards.
     await new Promise((r) => setTimeout(r, 3 * INTERVAL_MS));
@@ -248,7 +227,7 @@ describe("alerts", () => {
       fake.rateLimit(2, 1);
       await waitFor("two 429s", () => fake.limitedCalls.length >= 2, 5000);
       await new Promise((r) => setTimeout(r, 1500));
-      web = await listen(webPort);
+      web = await okServer(webPort);
       await waitFor("recovered, and the outbox empty", () => queued.some((q) => q.text.startsWith("✅ BACK UP")) && outbox.size() === 0, 10_000);
     } finally {
       outbox.enqueue = enqueue;

@@ -63,3 +63,14 @@ export async function deleteRedisKeys(prefix: string): Promise<void> {
     r.disconnect();
   }
 }
+
+/** One query on a connection of its own (a test reading what a service wrote). */
+export async function queryRows<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(sql, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
