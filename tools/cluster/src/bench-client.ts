@@ -12,10 +12,11 @@ export class Peer {
   private readonly t: Transport;
   onLine: (line: string) => void = () => undefined;
 
-  constructor(address: string, proofs: boolean) {
+  /** bindHost: the loopback address this client sends from (127.0.0.1 unless the bench spreads users over several). */
+  constructor(address: string, proofs: boolean, bindHost = "127.0.0.1") {
     this.t = new Transport({
       target: address,
-      bindHost: "127.0.0.1",
+      bindHost,
       recvBufferSize: BUF,
       sendBufferSize: BUF,
       autoProof: proofs,

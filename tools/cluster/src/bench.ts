@@ -17,10 +17,13 @@ import { cpuBetween, cpuMs, peakRssMb } from "./proc-stats.ts";
 import { dropKeys } from "./redis-keys.ts";
 
 const HELP = `usage: pnpm bench [--mode single|cross|failover|soak] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
-                  [--offline 5000] [--gateways 2] [--routers 2] [--proofs on|off] [--logs DIR]
+                  [--offline 5000] [--gateways 2] [--routers 2] [--proofs on|off] [--client-ips 1] [--logs DIR]
 
 --mode soak: a long steady load with a router killed every few minutes (pnpm bench --mode soak --help).
 --proofs off (single mode) runs the clients as plain (protocol v1) sessions, to measure what proofs cost.
+--client-ips N spreads the users over N loopback addresses (127.0.0.2 and up), as real users
+come from addresses of their own; 1 (the default) sends all from 127.0.0.1, as ../shared/bench-peers
+does, so that every per-IP budget (docs/protocol.md "Security") is shared by every user.
 The JSON line also gives the CPU each kind of process spent per delivered message in the
 steady phase (cpu_us_per_msg) and every process's peak RSS in MiB (peak_rss_mb).
 
@@ -40,7 +43,13 @@ interface Opts {
   gateways: number;
   routers: number;
   proofs: boolean;
+  clientIps: number;
   logs: string | undefined;
+}
+
+/** The address user number n sends from: 127.0.0.1 for one address, else 127.0.0.2 and up (at most 253). */
+function clientIp(ips: number, n: number): string {
+  return ips <= 1 ? "127.0.0.1" : `127.0.0.${2 + (n % Math.min(ips, 253))}`;
 }
 
 function log(msg: string): void {
@@ -201,6 +210,7 @@ async function main(): Promise<void> {
       gateways: { type: "string", default: "2" },
       routers: { type: "string", default: "2" },
       proofs: { type: "string", default: "on" },
+      "client-ips": { type: "string", default: "1" },
       logs: { type: "string" },
     },
     HELP,
@@ -217,6 +227,7 @@ async function main(): Promise<void> {
     gateways: num("gateways", values.gateways, 1),
     routers: num("routers", values.routers, 1),
     proofs: values.proofs === "on",
+    clientIps: num("client-ips", values["client-ips"], 1),
     logs: values.logs,
   };
   if (values.proofs !== "on" && values.proofs !== "off") {
@@ -241,7 +252,12 @@ async function main(): Promise<void> {
     const run = randomBytes(2).toString("hex");
     const pairs: Pair[] = [];
     for (let i = 0; i < o.pairs; i++) {
-      const p: Pair = { sender: new Peer(addrs[i % addrs.length]!, o.proofs), receiver: new Peer(addrs[(i + 1) % addrs.length]!, o.proofs), s: `s${run}_${i}`, r: `r${run}_${i}` };
+      const p: Pair = {
+        sender: new Peer(addrs[i % addrs.length]!, o.proofs, clientIp(o.clientIps, 2 * i)),
+        receiver: new Peer(addrs[(i + 1) % addrs.length]!, o.proofs, clientIp(o.clientIps, 2 * i + 1)),
+        s: `s${run}_${i}`,
+        r: `r${run}_${i}`,
+      };
       await p.sender.open();
       await p.receiver.open();
       peers.push(p.sender, p.receiver);
@@ -354,6 +370,7 @@ async function main(): Promise<void> {
       gateways: o.gateways,
       routers: o.routers,
       proofs: o.proofs,
+      client_ips: o.clientIps,
       cpu_us_per_msg: { gateway: perMsg("gateway"), router: perMsg("router"), clients: perMsg("bench") },
       peak_rss_mb: peakRss,
       node: process.version,
