@@ -51,11 +51,7 @@ beforeAll(async () => {
     targets: [
       {
         name: "box",
-        host: "127.0.0.1",
-        port: sshPort,
-        username: sshd.user,
-        privateKeyFile: sshd.clientKeyFile,
-        hostKey: sshd.knownHostsLine,
+        ...sshd.target(),
         interval: 300,
         timeout: 5000,
         commands: { cpu: "grep '^cpu ' /proc/stat; sleep 0.1; grep '^cpu ' /proc/stat" },

@@ -92,11 +92,7 @@ beforeAll(async () => {
         ? [
             {
               name: "box",
-              host: "127.0.0.1",
-              port: sshPort,
-              username: sshd.user,
-              privateKeyFile: sshd.clientKeyFile,
-              hostKey: sshd.knownHostsLine,
+              ...sshd.target(),
               interval: 500,
               timeout: 3000,
               commands: { cpu: "grep '^cpu ' /proc/stat; sleep 0.1; grep '^cpu ' /proc/stat" },

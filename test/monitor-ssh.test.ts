@@ -41,11 +41,7 @@ beforeAll(async () => {
   flag = join(sshd.dir, "flag-on");
   const target = (name: string, over: Record<string, unknown> = {}) => ({
     name,
-    host: "127.0.0.1",
-    port,
-    username: sshd.user,
-    privateKeyFile: sshd.clientKeyFile,
-    hostKey: sshd.knownHostsLine,
+    ...sshd.target(),
     interval: INTERVAL_MS,
     timeout: 2000,
     // A shorter pause between the two /proc/stat reads than the default's second.

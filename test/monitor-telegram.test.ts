@@ -57,11 +57,7 @@ beforeAll(async () => {
       ? [
           {
             name: "box",
-            host: "127.0.0.1",
-            port: sshPort,
-            username: sshd.user,
-            privateKeyFile: sshd.clientKeyFile,
-            hostKey: sshd.knownHostsLine,
+            ...sshd.target(),
             interval: 500,
             timeout: 3000,
             // Real commands over real SSH, with numbers the test can recognise.

@@ -3,7 +3,6 @@
  * bad-input): timing, logged-in clients, exact-tag requests, SQL on the test database and
  * metrics of a service process. Everything talks to 127.0.0.1 only.
  */
-import pg from "pg";
 import type { ServiceProcess } from "@pesan/cluster";
 import { RawClient } from "./udp.ts";
 
@@ -59,15 +58,7 @@ export function linesMatching(c: RawClient, match: RegExp, from = 0): string[] {
 }
 
 /** Runs SQL on a database (a fresh connection each time: tests issue few queries). */
-export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+export { queryRows as sql } from "./db.ts";
 
 /** Sum of a counter (all label sets) in a service's /metrics. */
 export async function metricSum(p: ServiceProcess, name: string): Promise<number> {

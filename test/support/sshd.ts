@@ -63,6 +63,11 @@ export class TestSshd {
     );
   }
 
+  /** How a monitor config's SSH target reaches this server (spread into a `targets[]` entry). */
+  target(): { host: string; port: number; username: string; privateKeyFile: string; hostKey: string } {
+    return { host: "127.0.0.1", port: this.port, username: this.user, privateKeyFile: this.clientKeyFile, hostKey: this.knownHostsLine };
+  }
+
   static async create(port: number): Promise<TestSshd> {
     // sshd refuses to start without its privilege-separation directory.
     mkdirSync("/run/sshd", { recursive: true });
