@@ -373,10 +373,13 @@ export async function countOnline(q: Queryable, cluster: string, exceptUser?: st
   return Number(r.rows[0]?.n ?? 0);
 }
 
-/** Marks acknowledged pushes delivered; only the recipient's own messages. */
-export async function ackMessages(q: Queryable, acks: Array<{ id: string; recipient: string }>): Promise<void> {
-  if (acks.length === 0) return;
-  await q.query(
+/**
+ * Marks acknowledged pushes delivered; only the recipient's own messages. Returns the
+ * message.state frames written for replicated ones.
+ */
+export async function ackMessages(q: Queryable, acks: Array<{ id: string; recipient: string }>): Promise<number> {
+  if (acks.length === 0) return 0;
+  const r = await q.query(
     `WITH upd AS (
        UPDATE messages m SET delivered = true, next_push_at = NULL
          FROM unnest($1::text[], $2::text[]) AS a(id, recipient)
@@ -386,6 +389,8 @@ export async function ackMessages(q: Queryable, acks: Array<{ id: string; recipi
      ${STATE_FRAMES("upd", "x.replicated")}`,
     [acks.map((a) => a.id), acks.map((a) => a.recipient)],
   );
+  // The statement is the frames' INSERT: its row count is how many went to peer_outbox.
+  return r.rowCount;
 }
 
 export async function touchSessions(q: Queryable, users: string[], now: Date): Promise<void> {

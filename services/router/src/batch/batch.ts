@@ -111,14 +111,17 @@ export class Batch {
  */
 export async function processBatch(deps: CoreDeps, incoming: Incoming[], run: (b: Batch) => Promise<void>, prepared: Prepared = emptyPrepared()): Promise<Outgoing[]> {
   const now = deps.clock();
+  const durable = !incoming.every(isRepeatable);
   return deps.db.withTransaction(
     async (tx) => {
       const b = new Batch(deps, incoming, prepared, tx, now);
       await b.prefetch();
       await run(b);
+      // Began without waiting for the WAL flush, but wrote what must not be lost (writes.ts).
+      if (!durable && b.writes.needsDurable) await tx.query("SET LOCAL synchronous_commit TO on");
       return b.output();
     },
-    { durable: !incoming.every(isRepeatable) },
+    { durable },
   );
 }
 
@@ -129,7 +132,8 @@ const REPEATABLE = new Set<Request["cmd"]>(["ACK", "LIVE", "PING"]);
  * A batch of only these need not wait for its WAL flush (half the batches of a steady chat are
  * the receivers' ACKs): a lost ACK makes the message pushed again, with its id, which the
  * client recognises; a lost lease renewal is renewed by the next heartbeat. Anything else
- * (a SEND's OK, a login, the gateway's notices) waits, as every answer a client relies on must.
+ * (a SEND's OK, a login, the gateway's notices) waits, as every answer a client relies on must,
+ * and so does such a batch once it writes more than that (BatchWrites.needsDurable).
  */
 function isRepeatable(inc: Incoming): boolean {
   if (isGatewayNotice(inc)) return false;

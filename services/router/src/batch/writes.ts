@@ -20,6 +20,13 @@ export class BatchWrites {
   private withheld: Array<{ id: string; gateway: string; addr: string }> = [];
   private proven: Array<{ user: string; keyId: string }> = [];
   private afterFlushes: Array<() => Promise<void>> = [];
+  /**
+   * Set once a flush wrote what a crash must not lose even in a batch of only ACKs and
+   * heartbeats: a session's first proof (after a lost one, forged plain datagrams would act in
+   * the session again), frames for the other clusters (peer-sync may send them before the WAL
+   * flush; their ids must not be handed out again), sends, withheld notices.
+   */
+  needsDurable = false;
 
   constructor(tx: Queryable, once: SendDedup) {
     this.tx = tx;
@@ -68,9 +75,10 @@ export class BatchWrites {
     // A message's frame goes out only if the message was stored (not a retry's).
     for (const p of await this.once.storeSends(sends)) if (p.frame) frames.push(p.frame);
     await enqueueFrames(this.tx, frames);
-    await store.ackMessages(this.tx, acks);
+    const stateFrames = await store.ackMessages(this.tx, acks);
     await store.undeliverWithheld(this.tx, withheld);
     const after = this.afterFlushes;
+    if (proven.length > 0 || sends.length > 0 || frames.length > 0 || stateFrames > 0 || withheld.length > 0 || after.length > 0) this.needsDurable = true;
     this.afterFlushes = [];
     for (const fn of after) await fn();
   }
