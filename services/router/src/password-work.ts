@@ -66,7 +66,7 @@ export interface PasswordWorkDeps {
   core: CoreDeps;
   db: Db;
   passwords: PasswordChecker;
-  /** The router's batch runner (commands.ts runCommands). */
+  /** The router's batch runner (commands/index.ts runCommands). */
   runCommands: (b: Batch) => Promise<void>;
   publish: (out: Outgoing[]) => Promise<void>;
   logger: Logger;

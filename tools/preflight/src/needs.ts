@@ -202,7 +202,7 @@ export function packagesFor(missing: Missing[]): string[] {
   return [...new Set(missing.flatMap((m) => m.parts.flatMap((p) => (p.package ? [p.package] : []))))];
 }
 
-/** Whether the only thing missing from `missing` is the Docker engine answering (so: start it). */
+/** Whether the Docker engine not answering is among what is missing (so: start it). */
 export function engineMissing(missing: Missing[]): boolean {
   return missing.some((m) => m.parts.some((p) => "dockerEngine" in p.check));
 }
