@@ -278,6 +278,11 @@ export class TelegramBot implements Lifecycle {
     if (down.length === 0) return `${c} is not down: nothing to acknowledge. (/mute silences something ahead of time.)`;
     // One ack per component, each cleared by its own recovery.
     for (const id of down) await silences.store.ack(id, chatId, q.by);
+    // A component that recovered between the status read and the insert had its recovery (and
+    // its ack clearing) before the ack existed: the ack would outlive the outage and hold the
+    // next one. Read again now that the acks are stored, and clear those no longer down.
+    const still = new Set((await this.deps.status()).filter((r) => r.state === "down").map((r) => r.component));
+    for (const id of down) if (!still.has(id)) await silences.store.clearAck(id);
     return `👍 Acknowledged by ${q.by}: ${down.join(", ")}. No more alerts about ${down.length === 1 ? "it" : "them"} until ${down.length === 1 ? "it recovers" : "each recovers"}; the recovery is announced.`;
   }
 
