@@ -41,6 +41,9 @@ afterAll(async () => {
 
 const sendFromAlice = (msgId: string): Incoming => ({ gateway: "gw1", addr: "127.0.0.1:1001", reqId: 7, text: "@t1 SEND bob hello once", msgId });
 const lines = async (inc: Incoming) => (await processBatch(deps, [inc], runCommands)).map((o) => o.line[1]);
+async function until(cond: () => Promise<boolean>, ms = 5000): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await cond()); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > deadline) throw new Error(`not true within ${ms} ms`);
+}
 const stored = async () => (await db.query<{ id: string; body: string }>("SELECT id, body FROM messages ORDER BY id")).rows;
 
 test("a replayed entry answers the same and pushes again under one id; a client's retry gets the first reply, nothing new", async () => {
@@ -56,4 +59,30 @@ test("a replayed entry answers the same and pushes again under one id; a client'
   expect(await lines(sendFromAlice("local:e2-000-000"))).toEqual(["@t1 OK SENT local:e1-000-000 DELIVERED"]);
   expect(await stored()).toEqual([{ id: "local:e1-000-000", body: "hello once" }]);
   expect((await db.query("SELECT message_id FROM send_dedup")).rows).toEqual([{ message_id: "local:e1-000-000" }]);
+});
+
+test("a retry racing its first try on another router: the claim waits for it, then the retry gets its reply and stores nothing", async () => {
+  // The first try, on another router, has claimed the tag and not committed yet: our batch's
+  // opening read does not see it, and our claim waits on its row until it commits.
+  const other = new PgDb(tdb.url, { max: 1, applicationName: "pesan-exactly-once-other" });
+  try {
+    let commitFirst!: () => void;
+    let claimed!: () => void;
+    const firstClaimed = new Promise<void>((r) => (claimed = r));
+    const firstDone = other.withTransaction(async (tx) => {
+      await tx.query("INSERT INTO send_dedup (token, tag, reply, message_id, created_at) VALUES ('tok-alice', 't2', 'OK SENT local:f1-000-000 STORED', 'local:f1-000-000', $1)", [now]);
+      claimed();
+      await new Promise<void>((r) => (commitFirst = r));
+    });
+    await firstClaimed;
+    const retry = lines({ gateway: "gw1", addr: "127.0.0.1:1001", reqId: 8, text: "@t2 SEND bob the race", msgId: "local:f2-000-000" });
+    // Our claim is waiting on the first try's row lock (so it is past its opening read).
+    await until(async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pesan-exactly-once-test' AND wait_event_type = 'Lock'")).rows.length > 0);
+    commitFirst();
+    await firstDone;
+    expect(await retry).toEqual(["@t2 OK SENT local:f1-000-000 STORED"]);
+    expect((await stored()).map((m) => m.id)).not.toContain("local:f2-000-000");
+  } finally {
+    await other.close();
+  }
 });
