@@ -44,7 +44,9 @@ test("a 10,000 datagrams/s flood gets ERR RATE_LIMITED once, then silence, while
 
   expect(floodSent).toBe(10_000);
   const limitedAt = flood.lines.findIndex((l) => l.startsWith("ERR RATE_LIMITED"));
-  expect(limitedAt).toBeGreaterThanOrEqual(0);
+  // Which side lost it, should it fail again: far fewer replies than the burst means the
+  // kernel thinned the flood before the gateway; about the burst or more, the reply was lost.
+  if (limitedAt < 0) throw new Error(`no ERR RATE_LIMITED among ${flood.lines.length} replies to ${floodSent} datagrams (burst 2,000, then 2,000/s)`);
   expect(flood.lines[limitedAt]).toMatch(/^ERR RATE_LIMITED \S/);
   // The flood was held: some datagrams were answered before the limit hit, not all of them.
   expect(limitedAt).toBeGreaterThan(0);

@@ -30,6 +30,11 @@ export class RawClient {
       bindHost: address.startsWith("[") ? "::1" : "127.0.0.1",
       // Like netcat: a reply counts whoever sent it.
       matchAnySource: true,
+      // A test floods the gateway with thousands of small datagrams and checks the last reply
+      // (flood.test's one ERR RATE_LIMITED): the kernel's default 208 KiB buffer holds a few
+      // hundred of them, so a jest worker slowed by the others lost that reply in CI. The
+      // server's behaviour is under test, not this socket's (the kernel caps it at rmem_max).
+      recvBufferSize: 4 * 1024 * 1024,
       autoProof: o.proofs ?? false,
       inbound: () => {
         if (self && self.dropNext > 0) {
