@@ -12,7 +12,7 @@ import { freePorts, REPO_ROOT } from "@pesan/cluster";
 import { migrate, PgDb } from "@pesan/shared/db";
 import { createMonitorApp, parseMonitorConfig, type MonitorApp } from "../services/monitor-bot/src/index.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
-import { MONITOR_DIR, testLogger } from "./support/monitor.ts";
+import { MONITOR_DIR, NO_THRESHOLDS, monitorBase, testLogger } from "./support/monitor.ts";
 import { requireTools } from "./support/needs.ts";
 import { TestSshd } from "./support/sshd.ts";
 
@@ -43,11 +43,8 @@ beforeAll(async () => {
   sshd = await TestSshd.create(sshPort!);
   await sshd.start();
   const config = parseMonitorConfig({
-    instance: "dash-test",
-    http: { port: 0 },
-    database: { url: db.url },
-    history: { flushEvery: 100 },
-    thresholds: { cpu: { high: 101 }, mem: { high: 101 }, hdd: { high: 101 } },
+    ...monitorBase("dash-test", db.url),
+    thresholds: NO_THRESHOLDS,
     targets: [
       {
         name: "box",

@@ -14,7 +14,7 @@ import { freePorts } from "@pesan/cluster";
 import { createMonitorApp, parseMonitorConfig, type MonitorApp, type MonitorEvent } from "../services/monitor-bot/src/index.ts";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { TestDns } from "./support/dns.ts";
-import { MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
+import { MONITOR_DIR, NO_THRESHOLDS, monitorBase, testLogger, waitFor } from "./support/monitor.ts";
 
 const INTERVAL_MS = 300;
 const FORGET_MS = 1500;
@@ -69,13 +69,10 @@ beforeAll(async () => {
   await dns.start();
   dns.records.set("pool.test", ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
   const config = parseMonitorConfig({
-    instance: "local-test",
-    http: { port: 0 },
-    database: { url: db.url },
-    history: { flushEvery: 100 },
+    ...monitorBase("local-test", db.url),
     userStats: { enabled: false },
     defaults: { interval: INTERVAL_MS, timeout: 1000, forgetAfter: FORGET_MS },
-    thresholds: { cpu: { high: 101 }, mem: { high: 101 }, hdd: { high: 101 } },
+    thresholds: NO_THRESHOLDS,
     targets: [
       {
         name: "here",

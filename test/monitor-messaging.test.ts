@@ -7,7 +7,7 @@ import pg from "pg";
 import { startCluster, type Cluster } from "@pesan/cluster";
 import { createMonitorApp, parseMonitorConfig, type MonitorApp, type MonitorEvent } from "../services/monitor-bot/src/index.ts";
 import { createTestDatabase, deleteRedisKeys, uniquePrefix, type TestDatabase } from "./support/db.ts";
-import { MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
+import { MONITOR_DIR, monitorBase, testLogger, waitFor } from "./support/monitor.ts";
 
 let db: TestDatabase;
 let cluster: Cluster;
@@ -42,10 +42,7 @@ beforeAll(async () => {
   const gw = cluster.gateways[0]!;
   const router = cluster.routers[0]!;
   const config = parseMonitorConfig({
-    instance: "msg-test",
-    http: { port: 0 },
-    database: { url: db.url },
-    history: { flushEvery: 100 },
+    ...monitorBase("msg-test", db.url),
     defaults: { interval: 400, timeout: 1500 },
     components: [
       { type: "udp", name: "gateway", address: cluster.addresses[0] },

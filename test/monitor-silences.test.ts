@@ -18,7 +18,7 @@ import { createMonitorApp, parseMonitorConfig, type MonitorApp } from "../servic
 import { createTestDatabase, deleteRedisKeys, queryRows, uniquePrefix, type TestDatabase } from "./support/db.ts";
 import { closeServer, okServer } from "./support/http.ts";
 import { FakeTelegram } from "./support/fake-telegram.ts";
-import { MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
+import { MONITOR_DIR, NO_THRESHOLDS, monitorBase, testLogger, waitFor } from "./support/monitor.ts";
 import { leftOut, testNeeding } from "./support/needs.ts";
 import { TestSshd } from "./support/sshd.ts";
 
@@ -79,12 +79,9 @@ beforeAll(async () => {
   }
   const now = Date.now();
   const config = parseMonitorConfig({
-    instance: "silence-test",
-    http: { port: 0 },
-    database: { url: db.url },
-    history: { flushEvery: 100 },
+    ...monitorBase("silence-test", db.url),
     userStats: { enabled: false },
-    thresholds: { cpu: { high: 101 }, mem: { high: 101 }, hdd: { high: 101 } },
+    thresholds: NO_THRESHOLDS,
     targets: [
       // This machine without SSH: its facts are read here (the files, uname's fields).
       { name: "here", local: true, interval: 500, timeout: 3000, facts: { interval: "1s" } },

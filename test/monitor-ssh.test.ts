@@ -11,7 +11,7 @@ import pg from "pg";
 import { freePorts } from "@pesan/cluster";
 import { createMonitorApp, listDown, parseMonitorConfig, type MonitorApp, type MonitorEvent } from "../services/monitor-bot/src/index.ts";
 import { createTestDatabase, queryRows, type TestDatabase } from "./support/db.ts";
-import { lines, MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
+import { MONITOR_DIR, NO_THRESHOLDS, lines, monitorBase, testLogger, waitFor } from "./support/monitor.ts";
 import { requireTools } from "./support/needs.ts";
 import { TestSshd } from "./support/sshd.ts";
 
@@ -49,13 +49,10 @@ beforeAll(async () => {
     ...over,
   });
   const config = parseMonitorConfig({
-    instance: "ssh-test",
-    http: { port: 0 },
-    database: { url: db.url },
-    history: { flushEvery: 100 },
+    ...monitorBase("ssh-test", db.url),
     userStats: { enabled: false },
     // No accidental threshold actions on a busy test machine, except the one under test.
-    thresholds: { cpu: { high: 101 }, mem: { high: 101 }, hdd: { high: 101 } },
+    thresholds: NO_THRESHOLDS,
     targets: [
       target("box", { services: [{ name: "flag", command: `test -e ${flag}` }, { name: "sshd-itself", command: "true" }] }),
       target("hot", { thresholds: { cpu: { high: 0 } }, intervals: { mem: 60_000, hdd: 60_000 } }),

@@ -11,7 +11,7 @@ import { createMonitorApp, parseMonitorConfig, type MonitorApp } from "../servic
 import { createTestDatabase, deleteRedisKeys, queryRows, uniquePrefix, type TestDatabase } from "./support/db.ts";
 import { closeServer, okServer } from "./support/http.ts";
 import { FakeTelegram } from "./support/fake-telegram.ts";
-import { MONITOR_DIR, testLogger, waitFor } from "./support/monitor.ts";
+import { MONITOR_DIR, NO_THRESHOLDS, monitorBase, testLogger, waitFor } from "./support/monitor.ts";
 import { leftOut, testNeeding } from "./support/needs.ts";
 import { TestSshd } from "./support/sshd.ts";
 
@@ -47,12 +47,9 @@ beforeAll(async () => {
     await sshd.start();
   }
   const config = parseMonitorConfig({
-    instance: "tg-test",
-    http: { port: 0 },
-    database: { url: db.url },
-    history: { flushEvery: 100 },
+    ...monitorBase("tg-test", db.url),
     userStats: { enabled: false },
-    thresholds: { cpu: { high: 101 }, mem: { high: 101 }, hdd: { high: 101 } },
+    thresholds: NO_THRESHOLDS,
     targets: sshd
       ? [
           {

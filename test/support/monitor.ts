@@ -32,3 +32,11 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false |
 export function lines(file: string): string[] {
   return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
 }
+
+/** What every monitor test config starts with: any free HTTP port, the test's database, history written every 100 ms. */
+export function monitorBase(instance: string, databaseUrl: string) {
+  return { instance, http: { port: 0 }, database: { url: databaseUrl }, history: { flushEvery: 100 } };
+}
+
+/** Thresholds no reading reaches: no threshold alert or action on a busy test machine. */
+export const NO_THRESHOLDS = { cpu: { high: 101 }, mem: { high: 101 }, hdd: { high: 101 } };
