@@ -9,6 +9,7 @@
  * reads the same texts here (localFactSource in local.ts: the files, uname's fields, or a
  * configured command through /bin/sh).
  */
+import { parseLoadavg } from "./parsers.ts";
 
 export const FACT_KEYS = ["cpuinfo", "loadavg", "osRelease", "kernel", "uptime"] as const;
 export type FactKey = (typeof FACT_KEYS)[number];
@@ -81,11 +82,8 @@ export function parseCpuInfo(text: string): { model: string | undefined; cores: 
   return { model, cores: cores > 0 ? cores : undefined };
 }
 
-/** /proc/loadavg: `0.52 0.58 0.59 1/467 12345`. */
-export function parseLoadAvg(text: string): [number, number, number] | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s+(\d+(?:\.\d+)?)\s+(\d+(?:\.\d+)?)(?:\s|$)/.exec(text);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
-}
+/** /proc/loadavg: `0.52 0.58 0.59 1/467 12345` (the same parser as the CPU probe's load). */
+export const parseLoadAvg = parseLoadavg;
 
 /** /etc/os-release: PRETTY_NAME, else NAME and VERSION; shell quoting undone. */
 export function parseOsRelease(text: string): string | undefined {

@@ -132,7 +132,9 @@ export function diskTotalBytes(out: string): number | undefined {
  * without it (a custom command, a kernel without the file).
  */
 export function parseLoadavg(out: string): [number, number, number] | undefined {
-  const m = /^(\d+(?:\.\d+)?) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?) \d+\/\d+ \d+\s*$/m.exec(out);
+  // A line that starts with three numbers: /proc/loadavg's (after the CPU probe's two reads,
+  // or alone, as the facts read it). No /proc/stat line does: they start with a name.
+  const m = /^[ \t]*(\d+(?:\.\d+)?)[ \t]+(\d+(?:\.\d+)?)[ \t]+(\d+(?:\.\d+)?)(?:[ \t]|$)/m.exec(out);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
 }
 
