@@ -29,8 +29,11 @@ class FakePeer implements PeerCaller {
   readonly paths: string[] = [];
   up = true;
   answerAs = "b";
+  /** How long the peer takes to answer. */
+  delayMs = 0;
   async post(path: string): Promise<unknown> {
     this.paths.push(path);
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (!this.up) throw new Error("connect ECONNREFUSED");
     return { v: 1, kind: "status", server: { name: this.answerAs, address: "127.0.0.1:5000", syncUrl: "http://127.0.0.1:7001", quota: 10, online: 3 } };
   }
@@ -67,7 +70,28 @@ test("announces first, then says hello; each answer writes the peer UP with its 
   expect(peer.paths).toEqual(["/v1/announce", "/v1/hello"]);
   expect(link.state).toBe("UP");
   expect(db.writes()).toEqual(["up", "up"]);
-  expect(db.calls[0]!.params).toEqual(["b", "127.0.0.1:5000", 20, 10, 3, new Date(0)]);
+  expect(db.calls[0]!.params).toEqual(["b", "127.0.0.1:5000", 20, 10, 3, new Date(0), expect.any(Number)]);
+});
+
+test("each UP write carries the measured round trip, smoothed; a failed check measures nothing", async () => {
+  const { db, peer, link } = setup(3);
+  peer.delayMs = 200;
+  await link.checkOnce();
+  const first = db.calls[0]!.params[6] as number;
+  // The first sample is taken as it is: at least the peer's 200 ms (timers never fire early).
+  expect(Number.isInteger(first)).toBe(true);
+  expect(first).toBeGreaterThanOrEqual(200);
+  // A fast answer moves the SRTT by an eighth of the difference: past the hysteresis (10%), but
+  // no more than that eighth...
+  peer.delayMs = 0;
+  await link.checkOnce();
+  const second = db.calls[1]!.params[6] as number;
+  expect(second).toBeLessThan(first);
+  expect(second).toBeGreaterThanOrEqual(Math.floor((first * 7) / 8) - 1);
+  // ...and a failure writes no row (the row keeps its last distance).
+  peer.up = false;
+  await link.checkOnce();
+  expect(db.writes()).toEqual(["up", "up"]);
 });
 
 test("DOWN after N failures in a row, written once; back UP with an announce again", async () => {

@@ -2,7 +2,8 @@
  * One link, from our side: checks the peer every interval and keeps its server_list row and
  * link metrics in step with the answers. The first successful exchange after start, and after
  * each time the peer was DOWN, is an announce (the peer may have come back with an empty
- * database); the others are hellos.
+ * database); the others are hellos. Each answer's round trip feeds the peer's measured
+ * distance (rtt.ts), which the routers order SERVERS and ERR FULL by.
  */
 import type { Db } from "@pesan/shared/db";
 import { askLive } from "@pesan/client";
@@ -12,6 +13,7 @@ import { PATHS, PROTOCOL_VERSION, statusReply, type ServerStatus } from "./frame
 import { Liveness, type LinkState, type Transition } from "./liveness.ts";
 import { Loop } from "@pesan/shared/runtime";
 import type { PeerSyncMetrics } from "./metrics.ts";
+import { RttEstimator } from "./rtt.ts";
 import * as store from "./store.ts";
 
 /** What a link needs of a client: PeerClient, or a fake in tests. */
@@ -69,6 +71,8 @@ export class Link {
   private rowActive: boolean | undefined;
   /** Where the peer's clients reach it, as it last told us. */
   private clientAddress: string;
+  /** The distance to the peer, from our checks' round trips; written with each UP. */
+  private readonly rtt = new RttEstimator();
 
   constructor(peer: PeerConfig, o: LinkOptions, d: LinkDeps) {
     this.name = `link-${peer.name}`;
@@ -138,12 +142,14 @@ export class Link {
       }
       return;
     }
-    this.d.metrics.helloSeconds.observe({ peer: this.peer.name }, Number(process.hrtime.bigint() - started) / 1e9);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.d.metrics.helloSeconds.observe({ peer: this.peer.name }, seconds);
+    const rttMs = this.rtt.sample(seconds * 1000);
     this.d.metrics.checks.inc({ peer: this.peer.name, outcome: "ok" });
     this.lastError = "";
     this.announced = true;
     this.track(this.liveness.success());
-    await store.markUp(this.d.db, this.peer.name, status, this.peer.proximity, this.clock());
+    await store.markUp(this.d.db, this.peer.name, status, this.peer.proximity, this.clock(), rttMs);
     this.rowActive = true;
     this.clientAddress = status.address;
     await this.d.onStatus?.(this.peer.name, status);
