@@ -70,28 +70,31 @@ test("announces first, then says hello; each answer writes the peer UP with its 
   expect(peer.paths).toEqual(["/v1/announce", "/v1/hello"]);
   expect(link.state).toBe("UP");
   expect(db.writes()).toEqual(["up", "up"]);
-  expect(db.calls[0]!.params).toEqual(["b", "127.0.0.1:5000", 20, 10, 3, new Date(0), expect.any(Number)]);
+  expect(db.calls[0]!.params).toEqual(["b", "127.0.0.1:5000", 20, 10, 3, new Date(0), null]);
+  expect(db.calls[1]!.params[6]).toEqual(expect.any(Number));
 });
 
-test("each UP write carries the measured round trip, smoothed; a failed check measures nothing", async () => {
+test("each hello's UP write carries the measured distance; the announce and a failed check measure nothing", async () => {
   const { db, peer, link } = setup(3);
+  // The announce: a new connection's handshakes are no distance; the row keeps its value (null).
+  peer.delayMs = 500;
+  await link.checkOnce();
+  expect(db.calls[0]!.params[6]).toBeNull();
   peer.delayMs = 200;
   await link.checkOnce();
-  const first = db.calls[0]!.params[6] as number;
-  // The first sample is taken as it is: at least the peer's 200 ms (timers never fire early).
+  const first = db.calls[1]!.params[6] as number;
+  // The first sample is the distance: at least the peer's 200 ms (timers never fire early).
   expect(Number.isInteger(first)).toBe(true);
   expect(first).toBeGreaterThanOrEqual(200);
-  // A fast answer moves the SRTT by an eighth of the difference: past the hysteresis (10%), but
-  // no more than that eighth...
+  expect(first).toBeLessThan(500);
+  // A quicker answer is the distance at once.
   peer.delayMs = 0;
   await link.checkOnce();
-  const second = db.calls[1]!.params[6] as number;
-  expect(second).toBeLessThan(first);
-  expect(second).toBeGreaterThanOrEqual(Math.floor((first * 7) / 8) - 1);
-  // ...and a failure writes no row (the row keeps its last distance).
+  expect(db.calls[2]!.params[6] as number).toBeLessThan(100);
+  // A failure writes no row (the row keeps its last distance).
   peer.up = false;
   await link.checkOnce();
-  expect(db.writes()).toEqual(["up", "up"]);
+  expect(db.writes()).toEqual(["up", "up", "up"]);
 });
 
 test("DOWN after N failures in a row, written once; back UP with an announce again", async () => {

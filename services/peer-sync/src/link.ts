@@ -2,7 +2,7 @@
  * One link, from our side: checks the peer every interval and keeps its server_list row and
  * link metrics in step with the answers. The first successful exchange after start, and after
  * each time the peer was DOWN, is an announce (the peer may have come back with an empty
- * database); the others are hellos. Each answer's round trip feeds the peer's measured
+ * database); the others are hellos. Each hello's round trip feeds the peer's measured
  * distance (rtt.ts), which the routers order SERVERS and ERR FULL by.
  */
 import type { Db } from "@pesan/shared/db";
@@ -134,6 +134,8 @@ export class Link {
       this.track(t);
       if (t.state === "DOWN") {
         this.announced = false;
+        // It may come back elsewhere: its distance is measured afresh (the row keeps the last).
+        this.rtt.reset();
         if (this.rowActive !== false) {
           await store.markDown(this.d.db, this.peer.name);
           this.rowActive = false;
@@ -144,7 +146,11 @@ export class Link {
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.d.metrics.helloSeconds.observe({ peer: this.peer.name }, seconds);
-    const rttMs = this.rtt.sample(seconds * 1000);
+    // The announce is no sample of the distance: it is the first exchange after start or after
+    // DOWN, so it usually opens the connection (TCP, and TLS, handshakes: a few round trips),
+    // and the peer does more for it. Taken as the first sample, it would rank the peer farther
+    // than it is for dozens of checks. Until a hello is timed the row keeps its last value.
+    const rttMs = kind === "hello" ? this.rtt.sample(seconds * 1000) : undefined;
     this.d.metrics.checks.inc({ peer: this.peer.name, outcome: "ok" });
     this.lastError = "";
     this.announced = true;

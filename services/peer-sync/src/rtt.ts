@@ -1,56 +1,64 @@
 /**
- * The measured distance to a peer: the round trip of the link's liveness checks (announce or
- * hello, from sending the request to a verified answer), smoothed, and published to
- * server_list (`rtt_ms`) only when it has really moved. Pure: the Link feeds it samples.
+ * The measured distance to a peer, from the round trips of the link's hellos (from sending the
+ * request to a verified answer; not the announce, see Link), published to server_list
+ * (`rtt_ms`) only when it has really moved. Pure: the Link feeds it samples.
  *
- * Smoothing is TCP's SRTT (RFC 6298 section 2): the first sample is taken as it is, then
- * SRTT <- (1 - 1/8) * SRTT + 1/8 * R'. One slow answer (a GC pause, a loaded machine) moves
- * it by an eighth of the excess; a peer that really moved gets there in a few dozen checks.
- * Failed checks give no sample (as TCP's Karn rule: a timeout measures the timeout).
+ * The distance is the smallest of the last RTT_WINDOW round trips (a windowed minimum, as
+ * BBR's min_rtt or LEDBAT's base delay), not their average (TCP's SRTT). A round trip is the
+ * path's delay plus whatever the two machines were busy with: the peer's database commits for
+ * the hello, a GC pause, a loaded CPU. Those only ever add, so the quickest recent answer is
+ * the best estimate of how far away the peer is. An average follows the load instead: in
+ * test/peer-nearest.test.ts on a loaded 2-core machine (load average 15), a peer whose quickest
+ * hellos took 5-12 ms averaged about 90 ms, what a peer 80 ms farther away took at best, and
+ * the two swapped places. The window lets the distance rise again when the path really got
+ * longer (after RTT_WINDOW hellos), and it falls at the first quicker answer.
  *
- * Hysteresis: the published value changes only when the smoothed one is more than
- * max(HYSTERESIS_MIN_MS, HYSTERESIS_FRACTION of it) away. So the rows the routers order by do
- * not change on every check, and two peers whose round trips wobble around each other do not
- * swap places in `SERVERS` / `ERR FULL` each round; how the routers compare the published values
- * (in bands of the same width for all) is the router's one ordering rule (server-order.ts).
+ * Hysteresis: the published value changes only when the distance is more than
+ * max(HYSTERESIS_MIN_MS, HYSTERESIS_FRACTION of it) away from it. So the rows the routers order
+ * by do not change at every check, and a value near the edge of the routers' "same distance"
+ * margin (server-order.ts, the one ordering rule) does not cross it back and forth.
  */
 
-/** RFC 6298's alpha. */
-export const RTT_ALPHA = 1 / 8;
-/** Below this a change of the smoothed round trip is noise on any network. */
+/** How many recent hellos the distance is the minimum of (20 s at the default 2 s interval). */
+export const RTT_WINDOW = 10;
+/** Below this a change of the distance is noise on any network. */
 export const HYSTERESIS_MIN_MS = 3;
 /** ...and so is a change of less than this fraction of the published value (far peers wobble more). */
 export const HYSTERESIS_FRACTION = 0.1;
 
-/** The next SRTT (ms) from the current one (undefined before the first sample) and a sample. */
-export function smoothRtt(srttMs: number | undefined, sampleMs: number): number {
-  if (!Number.isFinite(sampleMs) || sampleMs < 0) throw new RangeError(`a round-trip sample must be a finite number >= 0, not ${sampleMs}`);
-  return srttMs === undefined ? sampleMs : (1 - RTT_ALPHA) * srttMs + RTT_ALPHA * sampleMs;
-}
-
 /**
  * What to publish (whole ms) given what was published last (undefined: nothing yet) and the
- * current SRTT: the old value while the SRTT stays within the hysteresis of it.
+ * current distance: the old value while the distance stays within the hysteresis of it.
  */
-export function publishedRtt(publishedMs: number | undefined, srttMs: number): number {
-  if (publishedMs !== undefined && Math.abs(srttMs - publishedMs) <= Math.max(HYSTERESIS_MIN_MS, HYSTERESIS_FRACTION * publishedMs)) return publishedMs;
-  return Math.round(srttMs);
+export function publishedRtt(publishedMs: number | undefined, distanceMs: number): number {
+  if (publishedMs !== undefined && Math.abs(distanceMs - publishedMs) <= Math.max(HYSTERESIS_MIN_MS, HYSTERESIS_FRACTION * publishedMs)) return publishedMs;
+  return Math.round(distanceMs);
 }
 
-/** One link's estimator: samples in, the value to write to server_list out. */
+/** One link's estimator: round trips in, the value to write to server_list out. */
 export class RttEstimator {
-  private srtt: number | undefined;
+  private readonly window: number[] = [];
   private published: number | undefined;
 
-  /** Feeds one successful check's round trip (ms); returns the value to publish (whole ms). */
+  /** Feeds one hello's round trip (ms); returns the value to publish (whole ms). */
   sample(ms: number): number {
-    this.srtt = smoothRtt(this.srtt, ms);
-    this.published = publishedRtt(this.published, this.srtt);
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`a round-trip sample must be a finite number >= 0, not ${ms}`);
+    this.window.push(ms);
+    if (this.window.length > RTT_WINDOW) this.window.shift();
+    this.published = publishedRtt(this.published, this.distanceMs!);
     return this.published;
   }
 
-  /** The smoothed round trip (ms), undefined before the first sample. */
-  get smoothedMs(): number | undefined {
-    return this.srtt;
+  /** The minimum of the window (ms), undefined before the first sample (or after reset). */
+  get distanceMs(): number | undefined {
+    return this.window.length === 0 ? undefined : Math.min(...this.window);
+  }
+
+  /**
+   * Forgets the samples (the peer went DOWN: it may come back elsewhere). What was published
+   * stays the reference of the hysteresis, as it stays in the row.
+   */
+  reset(): void {
+    this.window.length = 0;
   }
 }

@@ -1,19 +1,25 @@
 /**
  * The one rule for "nearest first" (SERVERS, ERR FULL): this cluster itself first (distance 0),
- * then the servers peer-sync measured, by their round trip (`rtt_ms`, the smoothed liveness
- * round trip of the sync link, see services/peer-sync/src/rtt.ts) in bands of RTT_BAND_MS,
- * then those never measured. Within a band, and among the unmeasured, the configured order
- * (proximity: the position in PEERS) decides, then the name.
+ * then the servers peer-sync measured, by their round trip (`rtt_ms`: the smoothed round trip
+ * of the sync link's liveness checks, see services/peer-sync/src/rtt.ts), then those never
+ * measured, in configured order (proximity: the position in PEERS), then by name.
  *
- * The band is why two peers a few ms apart keep the operator's order instead of swapping with
- * every wobble: a user does not notice 20 ms, and an operator who listed a peer first had a
- * reason. peer-sync's hysteresis keeps a value near a band's edge from crossing it back and
- * forth. UP or DOWN does not matter here (as before: SERVERS shows DOWN servers where they
- * stand, by their last measured distance; ERR FULL lists only the UP ones).
+ * Round trips that are close count as the same distance, and then the configured order
+ * decides: going up from the nearest, the measured servers form groups, each from its nearest
+ * member to the last one within max(TIE_MIN_MS, TIE_FRACTION of that nearest one's round
+ * trip); within a group, proximity and then the name order them. A user does not notice 25 ms
+ * (or a quarter of a long round trip), an operator who listed a peer first had a reason, and
+ * two peers a few ms apart do not swap places whenever one of them wobbles. (peer-sync's
+ * hysteresis keeps a value near a group's edge from crossing it back and forth.)
+ *
+ * UP or DOWN does not matter here, as before: SERVERS shows a DOWN server where its last
+ * measured distance puts it; ERR FULL lists only the UP ones, in this order.
  */
 
-/** Round trips this close (the same band) count as the same distance. */
-export const RTT_BAND_MS = 20;
+/** Round trips closer than this to a group's nearest one are in that group... */
+export const TIE_MIN_MS = 25;
+/** ...or closer than this fraction of it, when that is more (far peers wobble more). */
+export const TIE_FRACTION = 0.25;
 
 export interface Distance {
   name: string;
@@ -23,22 +29,21 @@ export interface Distance {
   proximity: number;
 }
 
-/** The band of a measured round trip; Infinity for one never measured (after all that were). */
-export function rttBand(rttMs: number | undefined): number {
-  return rttMs === undefined ? Number.POSITIVE_INFINITY : Math.floor(rttMs / RTT_BAND_MS);
-}
+const byConfig = (a: Distance, b: Distance): number => a.proximity - b.proximity || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
-/** Nearest first, as above: a comparator for Array.prototype.sort. */
-export function compareServers(a: Distance, b: Distance): number {
-  if (a.isSelf !== b.isSelf) return a.isSelf ? -1 : 1;
-  const ba = rttBand(a.rttMs);
-  const bb = rttBand(b.rttMs);
-  if (ba !== bb) return ba < bb ? -1 : 1;
-  if (a.proximity !== b.proximity) return a.proximity - b.proximity;
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-/** A sorted copy. */
+/** A sorted copy: nearest first, as above. */
 export function nearestFirst<T extends Distance>(rows: readonly T[]): T[] {
-  return [...rows].sort(compareServers);
+  const self = rows.filter((r) => r.isSelf);
+  const others = rows.filter((r) => !r.isSelf);
+  const measured = others.filter((r) => r.rttMs !== undefined).sort((a, b) => a.rttMs! - b.rttMs! || byConfig(a, b));
+  const out: T[] = [...self];
+  for (let i = 0; i < measured.length; ) {
+    const limit = measured[i]!.rttMs! + Math.max(TIE_MIN_MS, TIE_FRACTION * measured[i]!.rttMs!);
+    let j = i + 1;
+    while (j < measured.length && measured[j]!.rttMs! < limit) j++;
+    out.push(...measured.slice(i, j).sort(byConfig));
+    i = j;
+  }
+  out.push(...others.filter((r) => r.rttMs === undefined).sort(byConfig));
+  return out;
 }
