@@ -76,7 +76,7 @@ test("announces first, then says hello; each answer writes the peer UP with its 
 
 test("each hello's UP write carries the measured distance; the announce and a failed check measure nothing", async () => {
   const { db, peer, link } = setup(3);
-  // The announce: a new connection's handshakes are no distance; the row keeps its value (null).
+  // The announce: a new connection's handshakes are no distance; the row keeps its value (null here).
   peer.delayMs = 500;
   await link.checkOnce();
   expect(db.calls[0]!.params[6]).toBeNull();

@@ -147,9 +147,8 @@ export class Link {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.d.metrics.helloSeconds.observe({ peer: this.peer.name }, seconds);
     // The announce is no sample of the distance: it is the first exchange after start or after
-    // DOWN, so it usually opens the connection (TCP, and TLS, handshakes: a few round trips),
-    // and the peer does more for it. Taken as the first sample, it would rank the peer farther
-    // than it is for dozens of checks. Until a hello is timed the row keeps its last value.
+    // DOWN, so it usually opens the connection (TCP, and TLS, handshakes: a few round trips).
+    // Until a hello is timed the row keeps its last value.
     const rttMs = kind === "hello" ? this.rtt.sample(seconds * 1000) : undefined;
     this.d.metrics.checks.inc({ peer: this.peer.name, outcome: "ok" });
     this.lastError = "";

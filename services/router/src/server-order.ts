@@ -1,7 +1,7 @@
 /**
  * The one rule for "nearest first" (SERVERS, ERR FULL): this cluster itself first (distance 0),
- * then the servers peer-sync measured, by their round trip (`rtt_ms`: the smoothed round trip
- * of the sync link's liveness checks, see services/peer-sync/src/rtt.ts), then those never
+ * then the servers peer-sync measured, by their round trip (`rtt_ms`: the quickest of the sync
+ * link's recent hellos, see services/peer-sync/src/rtt.ts), then those never
  * measured, in configured order (proximity: the position in PEERS), then by name.
  *
  * Round trips that are close count as the same distance, and then the configured order
