@@ -59,6 +59,10 @@ test("a's configuration says b is nearest, but b's sync link is slower: SERVERS 
     if (order !== "a c b") throw new Error(`SERVERS on a went back to ${order} (rtt_ms: ${JSON.stringify(await measured())})`);
     await new Promise((r) => setTimeout(r, 200));
   }
+  // What an operator sees of it: the distances in a's /healthz.
+  const health = (await (await fetch(`http://127.0.0.1:${fx.lc.get("a").peerSync.httpPort}/healthz`)).json()) as { links: Record<string, { rttMs?: number }> };
+  expect(health.links.b!.rttMs).toBeGreaterThanOrEqual(EXTRA_MS - 10);
+  expect(health.links.c!.rttMs).toBeLessThan(health.links.b!.rttMs! - 25);
 }, 45_000);
 
 test("ERR FULL on a lists c before b as well", async () => {

@@ -87,10 +87,12 @@ test("each hello's UP write carries the measured distance; the announce and a fa
   expect(Number.isInteger(first)).toBe(true);
   expect(first).toBeGreaterThanOrEqual(200);
   expect(first).toBeLessThan(500);
-  // A quicker answer is the distance at once.
+  // A quicker answer is the distance at once, and /healthz shows it.
   peer.delayMs = 0;
   await link.checkOnce();
-  expect(db.calls[2]!.params[6] as number).toBeLessThan(100);
+  const quick = db.calls[2]!.params[6] as number;
+  expect(quick).toBeLessThan(100);
+  expect(link.describe()).toEqual({ state: "UP", failures: 0, rttMs: quick });
   // A failure writes no row (the row keeps its last distance).
   peer.up = false;
   await link.checkOnce();

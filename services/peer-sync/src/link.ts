@@ -71,7 +71,7 @@ export class Link {
   private rowActive: boolean | undefined;
   /** Where the peer's clients reach it, as it last told us. */
   private clientAddress: string;
-  /** The distance to the peer, from our checks' round trips; written with each UP. */
+  /** The distance to the peer, from our hellos' round trips; written with each UP. */
   private readonly rtt = new RttEstimator();
 
   constructor(peer: PeerConfig, o: LinkOptions, d: LinkDeps) {
@@ -92,9 +92,12 @@ export class Link {
     return this.liveness.state === "UP";
   }
 
-  /** For /healthz: the state and, while not UP, the last failure. */
-  describe(): { state: LinkState; failures: number; error?: string } {
-    return this.up ? { state: "UP", failures: 0 } : { state: this.state, failures: this.liveness.failures, ...(this.lastError ? { error: this.lastError } : {}) };
+  /** For /healthz: the state, the distance last published (once measured) and, while not UP, the last failure. */
+  describe(): { state: LinkState; failures: number; rttMs?: number; error?: string } {
+    const rtt = this.rtt.publishedMs === undefined ? {} : { rttMs: this.rtt.publishedMs };
+    return this.up
+      ? { state: "UP", failures: 0, ...rtt }
+      : { state: this.state, failures: this.liveness.failures, ...rtt, ...(this.lastError ? { error: this.lastError } : {}) };
   }
 
   async start(): Promise<void> {

@@ -49,6 +49,11 @@ export class RttEstimator {
     return this.published;
   }
 
+  /** What was published last (whole ms), undefined before the first sample. */
+  get publishedMs(): number | undefined {
+    return this.published;
+  }
+
   /** The minimum of the window (ms), undefined before the first sample (or after reset). */
   get distanceMs(): number | undefined {
     return this.window.length === 0 ? undefined : Math.min(...this.window);
