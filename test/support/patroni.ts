@@ -151,12 +151,27 @@ export class PatroniCluster {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   }
 
-  /** kill -9 of a node's postmaster: Postgres dies as in a crash, its backends with it; Patroni lives on. */
-  killPostgres(n: PatroniNode): number {
+  /**
+   * kill -9 of a node's postmaster: Postgres dies as in a crash, its backends with it (they
+   * notice their postmaster's death); Patroni lives on. `also`: more PIDs killed with it (a
+   * stopped walsender cannot notice anything).
+   */
+  killPostgres(n: PatroniNode, also: number[] = []): number {
     const pid = this.postmasterPid(n);
     if (pid === undefined) throw new Error(`${n.name}: no postmaster.pid`);
-    process.kill(pid, "SIGKILL");
+    for (const p of [pid, ...also]) process.kill(p, "SIGKILL");
     return pid;
+  }
+
+  /**
+   * SIGSTOP of the primary's walsenders: from now on nothing it commits reaches the replica, as
+   * when the replica lags behind or the network between them is slow. Returns their PIDs.
+   */
+  async stallReplication(primary: PatroniNode): Promise<number[]> {
+    const rows = await queryRows<{ pid: number }>(this.nodeUrl(primary), "SELECT pid FROM pg_stat_replication");
+    if (rows.length === 0) throw new Error(`${primary.name}: no walsender to stall`);
+    for (const r of rows) process.kill(r.pid, "SIGSTOP");
+    return rows.map((r) => r.pid);
   }
 
   /** The last lines of every log, for an error message. */
