@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCluster, type Cluster } from "@pesan/cluster";
+import { PgDb } from "@pesan/shared/db";
 import { sentId, sleep, sql } from "./support/e2e.ts";
 import { deleteRedisKeys, uniquePrefix } from "./support/db.ts";
 import { startCountedLoad, type CountedLoad } from "./support/load.ts";
@@ -132,6 +133,15 @@ describe("synchronous_mode", () => {
     const { ha } = s;
     // The old primary has rejoined as the synchronous replica of the new one.
     await ha.waitReplicating(120_000);
+    const primary = (await ha.primary())!;
+    const replica = ha.nodes.find((n) => n !== primary)!;
+    // Named first, the replica (read-only, but up) is passed over for the primary.
+    const db = new PgDb(`postgres://postgres@127.0.0.1:${replica.pgPort},127.0.0.1:${primary.pgPort}/${DATABASE}?target_session_attrs=read-write`, { max: 1 });
+    try {
+      expect((await db.query<{ port: number }>("SELECT inet_server_port() AS port")).rows[0]!.port).toBe(primary.pgPort);
+    } finally {
+      await db.close();
+    }
     const load = await startLoad(s, "hw");
     try {
       await acknowledgedAfter(load, 0, 20, "before the stall");
