@@ -200,7 +200,7 @@ describe("asynchronous replication", () => {
       expect(lostTimes.filter((t) => t < stalledAt - 1000 || t > killedAt + promotedMs)).toEqual([]);
       console.log(
         `postgres failover (asynchronous, replication stalled before the kill): ${promoted.name} writable after ${promotedMs} ms; ` +
-          `${lost.length} of ${acked.length} acknowledged messages lost (all acknowledged in the ${killedAt - stalledAt} ms the replica got nothing); longest gap ${longestGap(load)} ms`,
+          `${lost.length} of ${acked.length} acknowledged messages lost (the replica got nothing for the last ${killedAt - stalledAt} ms before the kill); longest gap ${longestGap(load)} ms`,
       );
     } finally {
       load.close();
