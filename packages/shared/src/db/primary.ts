@@ -89,6 +89,12 @@ export function primaryClientClass(finder: PrimaryFinder): typeof pg.Client {
     override connect(callback: ConnectCallback): void;
     override connect(callback?: ConnectCallback): Promise<pg.Client> | void {
       const done = finder.find().then((h) => {
+        // pg-pool gives a connect connectionTimeoutMillis by destroying the client's socket; if
+        // that happened while the hosts were asked, this connect is over (the next one starts
+        // with the host found, as the finder remembers it).
+        if ((this as unknown as { connection: { stream: { destroyed?: boolean } } }).connection.stream.destroyed) {
+          throw Object.assign(new Error(`timeout expired while looking for the primary (found ${h.host}:${h.port})`), { code: "ETIMEDOUT" });
+        }
         this.host = h.host;
         this.port = h.port;
         const params = (this as unknown as { connectionParameters: { host: string; port: number } }).connectionParameters;
