@@ -143,12 +143,21 @@ export class PatroniCluster {
     });
   }
 
-  /** The postmaster's PID (first line of postmaster.pid), or undefined when it is not running. */
+  /**
+   * The postmaster's PID (first line of postmaster.pid), or undefined when it is not running: a
+   * killed postmaster leaves its file behind, so the PID counts only while that process is a
+   * postgres of this data directory (a reused PID is somebody else's process).
+   */
   postmasterPid(n: PatroniNode): number | undefined {
     const f = join(n.dataDir, "postmaster.pid");
     if (!existsSync(f)) return undefined;
     const pid = Number(readFileSync(f, "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(n.dataDir) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -161,6 +170,13 @@ export class PatroniCluster {
     if (pid === undefined) throw new Error(`${n.name}: no postmaster.pid`);
     for (const p of [pid, ...also]) process.kill(p, "SIGKILL");
     return pid;
+  }
+
+  /** The whole node dies at once, as with its machine: its Patroni (SIGKILL) and its Postgres. */
+  async killNode(n: PatroniNode): Promise<void> {
+    killGroup(n.proc);
+    await exited(n.proc);
+    this.killPostgres(n);
   }
 
   /**
