@@ -6,10 +6,12 @@
  * Which acknowledged messages survive depends on one setting, and both promises are tested:
  * - synchronous_mode: every SEND that got OK SENT is on the new primary exactly once and was
  *   pushed to its recipient, also when the replica had stopped receiving WAL before the kill
- *   (then COMMITs wait, and nobody is told OK SENT);
+ *   (then COMMITs wait, and nobody is told OK SENT), and when the primary's Patroni dies with
+ *   it (then the replica waits for the leader key's ttl);
  * - asynchronous replication: what the replica had not yet received when the primary died is
  *   lost, OK SENT or not (the test stalls the stream to make that tail certain); nothing older.
- * The gap (the longest stretch without an OK SENT) is printed.
+ * The routers say 503 naming postgres while there is no primary. The gap (the longest stretch
+ * without an OK SENT) is printed.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
