@@ -11,7 +11,7 @@ const PREFLIGHT = join(REPO_ROOT, "tools/preflight/src/preflight.ts");
 // node and pnpm, and the ordinary directories: /usr/sbin (nginx) and /sbin are not on it.
 const PNPM = spawnSync("sh", ["-c", "command -v pnpm"], { encoding: "utf8" }).stdout.trim();
 const NO_NGINX_PATH = [dirname(process.execPath), dirname(PNPM), "/usr/local/bin", "/usr/bin", "/bin"].join(":");
-const OTHERS_LEFT_OUT = "docker,sshd,chromium,tmux";
+const OTHERS_LEFT_OUT = "docker,sshd,chromium,tmux,patroni";
 const root = process.getuid?.() === 0;
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv) {
@@ -61,7 +61,7 @@ test("--untested lists what the --without list leaves untested, file by file", (
 test("a name --without does not know, or one that cannot be left out, is exit code 2 naming the valid ones", () => {
   for (const [flag, bad] of [["--without=dockr", "dockr"], ["--without=openssl", "openssl"]] as const) {
     const r = run(process.execPath, [PREFLIGHT, flag], { PATH: NO_NGINX_PATH, PESAN_TEST_NO_INSTALL: "1" });
-    expect(r).toEqual({ code: 2, stdout: "", stderr: `pesan test: --without: ${bad} cannot be left out; the names are sshd, chromium, nginx, docker, tmux\n` });
+    expect(r).toEqual({ code: 2, stdout: "", stderr: `pesan test: --without: ${bad} cannot be left out; the names are sshd, chromium, nginx, docker, tmux, patroni\n` });
   }
   const r = run(join(REPO_ROOT, "pesan"), ["test", "--without", "nosuch"], { PATH: NO_NGINX_PATH, PESAN_TEST_NO_INSTALL: "1" });
   expect(r.code).toBe(2);

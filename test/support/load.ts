@@ -19,6 +19,8 @@ export interface Sent {
 
 export interface CountedLoad {
   readonly sent: Sent[];
+  /** When the load started (Date.now()); each Sent's doneAt counts from here. */
+  readonly startedAt: number;
   readonly senders: RawClient[];
   readonly receivers: RawClient[];
   /** Stops adding SENDs and waits for every one in flight to get its final reply. */
@@ -84,6 +86,7 @@ export async function startCountedLoad(o: CountedLoadOptions): Promise<CountedLo
 
   return {
     sent,
+    startedAt: t0,
     senders,
     receivers,
     finish: async () => {

@@ -12,7 +12,7 @@ const HELP = `pesan peer-sync: links this cluster with the others (Update Server
 usage: node services/peer-sync/src/main.ts [--help] [--version]
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
-  DATABASE_URL (required)  this cluster's postgres://...
+  DATABASE_URL (required)  this cluster's postgres://... (several hosts with target_session_attrs=read-write: docs/ha.md)
   SERVER_NAME=local  PUBLIC_ADDRESS=127.0.0.1:4999   (the same as this cluster's routers)
   SYNC_LISTEN=0.0.0.0:7000  SYNC_URL=http://127.0.0.1:7000 (how peers reach this one)
   PEERS=name=syncUrl=clientAddress=key,...  nearest first; one key per pair of clusters,

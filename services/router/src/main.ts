@@ -14,6 +14,7 @@ usage: node services/router/src/main.ts [--help] [--version]
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   DATABASE_URL (required)  postgres://...          REDIS_URL (required)  redis://...
+    (a primary and replicas: postgres://u@pg1:5432,pg2:5432/db?target_session_attrs=read-write, docs/ha.md)
   SERVER_NAME=local  PUBLIC_ADDRESS=127.0.0.1:4999  QUOTA=10000  SERVERS=name=host:port,...
   SESSION_LEASE_MS=180000  PLAIN_SESSIONS=all (all, loopback, none)  SESSIONS_PER_IP=1000
   BATCH_SIZE=128  CLAIM_IDLE_MS=10000  RESEND_BASE_MS=200

@@ -17,9 +17,9 @@ function machine(has: { commands?: string[]; paths?: string[]; engine?: boolean 
 test("a bare machine lacks every part; the engine is not asked while docker itself is missing", () => {
   const m = machine({});
   const missing = findMissing(NEEDS, m);
-  expect(missing.map((x) => x.need.name)).toEqual(["sshd", "chromium", "nginx", "docker", "tmux", "openssl", "postgres", "redis"]);
+  expect(missing.map((x) => x.need.name)).toEqual(["sshd", "chromium", "nginx", "docker", "tmux", "patroni", "openssl", "postgres", "redis"]);
   expect(m.engineAsked).toBe(0);
-  expect(packagesFor(missing)).toEqual(["openssh-server", "openssh-client", "chromium", "nginx", "libnginx-mod-stream", "docker.io", "docker-compose", "debootstrap", "tmux", "openssl", "postgresql", "redis-server"]);
+  expect(packagesFor(missing)).toEqual(["openssh-server", "openssh-client", "chromium", "nginx", "libnginx-mod-stream", "docker.io", "docker-compose", "debootstrap", "tmux", "patroni", "etcd-server", "etcd-client", "openssl", "postgresql", "redis-server"]);
   expect(engineMissing(missing)).toBe(true);
 });
 

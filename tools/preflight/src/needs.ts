@@ -90,6 +90,18 @@ export const NEEDS: readonly Need[] = [
     tests: [],
   },
   {
+    name: "patroni",
+    optional: true,
+    why: "the Postgres failover test runs a primary and a replica under Patroni, with etcd",
+    parts: [
+      { label: "patroni", check: { command: "patroni" }, package: "patroni" },
+      { label: "etcd", check: { command: "etcd" }, package: "etcd-server" },
+      { label: "etcdctl", check: { command: "etcdctl" }, package: "etcd-client" },
+    ],
+    files: ["test/postgres-failover.test.ts"],
+    tests: [],
+  },
+  {
     name: "openssl",
     optional: false,
     why: "the peer-sync TLS test makes its certificate",

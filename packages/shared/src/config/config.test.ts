@@ -142,6 +142,13 @@ describe("loadConfig", () => {
     expect(e.name).toBe("ConfigError");
   });
 
+  test("DATABASE_URL takes libpq's multi-host form (a primary and its replicas) and names what is wrong with a bad one", () => {
+    const multi = "postgres://pesan:pw@pg1:5432,pg2:5432/pesan?target_session_attrs=read-write";
+    expect(loadConfig(schema, { DATABASE_URL: multi }).DATABASE_URL).toBe(multi);
+    expect(configError({ DATABASE_URL: "postgres://pg1:5432,pg2:5432/pesan" }).issues[0]).toMatch(/^DATABASE_URL: a URL with several hosts needs target_session_attrs=read-write/);
+    expect(configError({ DATABASE_URL: "postgres://pg1:5432,pg2:70000/pesan?target_session_attrs=read-write" }).issues[0]).toMatch(/^DATABASE_URL: has a bad port "70000" \(host 2 of 2\)/);
+  });
+
   test("a missing required setting is named (without a value)", () => {
     const required = z.object({ DATABASE_URL: pgUrl(), QUOTA: int(0, 10) });
     let err: unknown;

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { HOST_PORT_RE, trailingPort } from "../names.ts";
+import { parsePgTarget, PgUrlError } from "../db/hosts.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -56,7 +57,19 @@ export const bool = () =>
   z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => v === "true" || v === "1" || v === "yes");
 export const logLevel = () => z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
 export const id = () => z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 of A-Z a-z 0-9 _ . -");
-export const pgUrl = () => z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL");
+/**
+ * A postgres:// URL, one host or libpq's several (`h1:5432,h2:5432/db?target_session_attrs=read-write`,
+ * for a primary with replicas: docs/ha.md); checked by the parser PgDb connects with.
+ */
+export const pgUrl = () =>
+  z.string().superRefine((s, ctx) => {
+    try {
+      parsePgTarget(s);
+    } catch (e) {
+      if (!(e instanceof PgUrlError)) throw e;
+      ctx.addIssue({ code: "custom", message: e.message });
+    }
+  });
 export const redisUrl = () => z.string().regex(/^rediss?:\/\//, "must be a redis:// URL");
 /** A `host:port` address; IPv6 hosts in brackets. */
 export const hostPort = () =>

@@ -5,6 +5,8 @@
  */
 import pg from "pg";
 import { Backoff } from "../retry/backoff.ts";
+import { parsePgTarget } from "./hosts.ts";
+import { PrimaryFinder, primaryClientClass } from "./primary.ts";
 
 export type Row = Record<string, unknown>;
 export interface QueryResult<R> {
@@ -96,11 +98,21 @@ export class PgDb implements Db {
   private readonly url: string;
   private readonly applicationName: string;
 
+  /** How this database's connections are made: pg's own, or one that finds the primary among several hosts. */
+  private readonly Client: typeof pg.Client;
+
+  /** url: one host, or libpq's multi-host form with target_session_attrs=read-write (hosts.ts). */
   constructor(url: string, opts: { max?: number; applicationName?: string } = {}) {
-    this.url = url;
     this.applicationName = opts.applicationName ?? "pesan";
+    const target = parsePgTarget(url);
+    // Every host's URL differs only in the host, so the first one stands for all of them; the
+    // finder sets the host per connection. A plain single-host URL is used as it always was.
+    this.url = target.urls[0]!;
+    this.Client =
+      target.urls.length === 1 && !target.readWrite ? pg.Client : primaryClientClass(new PrimaryFinder(target, { connectionTimeoutMillis: CONNECT_TIMEOUT_MS, applicationName: this.applicationName }));
     this.pool = new pg.Pool({
-      connectionString: url,
+      Client: this.Client,
+      connectionString: this.url,
       max: opts.max ?? 10,
       application_name: this.applicationName,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -179,7 +191,7 @@ export class PgDb implements Db {
       timer.unref();
     };
     const connect = async () => {
-      const c = new pg.Client({
+      const c = new this.Client({
         connectionString: this.url,
         application_name: `${this.applicationName}-listen`,
         connectionTimeoutMillis: CONNECT_TIMEOUT_MS,

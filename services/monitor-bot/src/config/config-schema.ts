@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { HOST_PORT_RE, parseHostPort, USER_NAME_RE, USER_NAME_RULE } from "@pesan/shared/names";
+import { pgUrl } from "@pesan/shared/config";
 import { parseDuration } from "./duration.ts";
 import { parseHostKeyPin } from "../probes/hostkey.ts";
 import { WEEKDAYS } from "../alerting/suppression.ts";
@@ -343,10 +344,10 @@ export const configSchema = z
     /** Required, except when the program embedding the monitor hands it a database. */
     database: z
       .strictObject({
-        /** Where the history goes (monitor_* tables, own migrations). */
-        url: urlWith(["postgres:", "postgresql:"], "postgres://"),
+        /** Where the history goes (monitor_* tables, own migrations); several hosts as DATABASE_URL takes them (docs/ha.md). */
+        url: pgUrl(),
         /** The messaging database whose users table the statistics count; default: url. */
-        usersUrl: urlWith(["postgres:", "postgresql:"], "postgres://").optional(),
+        usersUrl: pgUrl().optional(),
         poolMax: int(1, 100).default(4),
       })
       .optional(),

@@ -41,6 +41,9 @@ describe("a minimal config", () => {
     expect(c.http).toEqual({ host: "127.0.0.1", port: 8080 });
     expect(c.database!.usersUrl).toBe(c.database!.url);
     expect(c.history.retentionMs).toBe(7 * 86_400_000);
+    // A primary and its replica (docs/ha.md), as DATABASE_URL takes them.
+    const ha = "postgres://m@pg1:5432,pg2:5432/pesan?target_session_attrs=read-write";
+    expect(parseMonitorConfig({ database: { url: ha } }, {}).database!.url).toBe(ha);
     expect(c.alerts).toEqual({ downAfter: 1, upAfter: 1, maxConcurrentActions: 8 });
   });
 
@@ -140,6 +143,7 @@ describe("broken configs name the field and what was expected", () => {
   const cases: Array<[string, unknown, RegExp]> = [
     ["no database", {}, /^database: required \(expected object\)$/],
     ["database url of the wrong kind", { database: { url: "mysql://x" } }, /^database\.url: must be a postgres:\/\/ URL \(got "mysql:\/\/x"\)$/],
+    ["several database hosts without read-write", { database: { url: "postgres://pg1,pg2/pesan" } }, /^database\.url: a URL with several hosts needs target_session_attrs=read-write/],
     ["misspelt top-level key", { ...base(), targetz: [] }, /^\(top level\): Unrecognized key: "targetz"$/],
     ["port not a number", { ...base(), http: { port: "eighty" } }, /^http\.port: Invalid input: expected number, received string \(got "eighty"\)$/],
     ["port out of range", { ...base(), http: { port: 70000 } }, /^http\.port: Too big: expected number to be <=65535 \(got 70000\)$/],
