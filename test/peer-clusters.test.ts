@@ -3,7 +3,7 @@
  * peer-sync process with its own database: what a user sees with `SERVERS` on each cluster.
  */
 import { RawClient } from "./support/udp.ts";
-import { eventually, startLinkedClusters, type LinkedClusters } from "./support/clusters.ts";
+import { eventually, serversAt, startLinkedClusters, type LinkedClusters, type ServerLine } from "./support/clusters.ts";
 
 const INTERVAL_MS = 200;
 const QUOTA: Record<string, number> = { a: 100, b: 200, c: 300 };
@@ -16,39 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await lc?.stop();
 });
-
-interface ServerLine {
-  name: string;
-  address: string;
-  state: string;
-  online: number;
-  quota: number;
-}
-
-/**
- * `SERVERS` through a cluster's gateway, as a netcat user would send it, in a session of its
- * own (without one an address gets at most 3x its bytes); the session ends before it returns.
- */
-async function serversAt(address: string): Promise<ServerLine[]> {
-  const c = await RawClient.open(address);
-  try {
-    const name = `srv_${Math.random().toString(36).slice(2, 10)}`;
-    await c.request(`REGISTER ${name} secret1`);
-    await c.request(`LOGIN ${name} secret1`);
-    const lines = await c.requestAll("SERVERS", 3000);
-    await c.request("LOGOUT");
-    const ok = lines.at(-1)!;
-    const rows = lines.slice(0, -1).map((l) => {
-      const m = /^SERVER (\S+) (\S+) (UP|DOWN) (\d+)\/(\d+)$/.exec(l);
-      if (!m) throw new Error(`not a SERVER line: ${l}`);
-      return { name: m[1]!, address: m[2]!, state: m[3]!, online: Number(m[4]), quota: Number(m[5]) };
-    });
-    expect(ok).toBe(`OK SERVERS ${rows.length}`);
-    return rows;
-  } finally {
-    c.close();
-  }
-}
 
 const summary = (rows: ServerLine[]) => rows.map((r) => `${r.name} ${r.state}`);
 

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { freePorts, ServiceProcess, startCluster, type Cluster } from "@pesan/cluster";
 import { createTestDatabase, deleteRedisKeys, uniquePrefix, type TestDatabase } from "./db.ts";
+import { RawClient } from "./udp.ts";
 
 export interface LinkedCluster {
   name: string;
@@ -37,6 +38,8 @@ export interface LinkedClustersOptions {
   start?: string[];
   /** Serve and call https with these PEM files. */
   tls?: { cert: string; key: string; ca: string };
+  /** Clusters in no one's PEERS, with no PEERS of their own (they join by invite). */
+  unlinked?: string[];
 }
 
 export interface LinkedClusters {
@@ -100,7 +103,7 @@ export async function startLinkedClusters(o: LinkedClustersOptions): Promise<Lin
       const syncUrl = `${scheme}://127.0.0.1:${syncPort}`;
       const peers = o.names
         .map((other, j) => ({ other, j }))
-        .filter(({ other }) => other !== name)
+        .filter(({ other }) => other !== name && !o.unlinked?.includes(name) && !o.unlinked?.includes(other))
         .map(({ other, j }) => `${other}=${scheme}://127.0.0.1:${tcpPorts[j]}=${addressOf(j)}=${keyOf(name, other)}`)
         .join(",");
       const env: Record<string, string> = {
@@ -219,4 +222,37 @@ export function useLinkedClusters(o: LinkedClustersOptions, setupTimeoutMs = 90_
       return c;
     },
   };
+}
+
+export interface ServerLine {
+  name: string;
+  address: string;
+  state: string;
+  online: number;
+  quota: number;
+}
+
+/**
+ * `SERVERS` through a cluster's gateway, as a netcat user would send it, in a session of its
+ * own (without one an address gets at most 3x its bytes); the session ends before it returns.
+ */
+export async function serversAt(address: string): Promise<ServerLine[]> {
+  const c = await RawClient.open(address);
+  try {
+    const name = `srv_${Math.random().toString(36).slice(2, 10)}`;
+    await c.request(`REGISTER ${name} secret1`);
+    await c.request(`LOGIN ${name} secret1`);
+    const lines = await c.requestAll("SERVERS", 3000);
+    await c.request("LOGOUT");
+    const ok = lines.at(-1)!;
+    const rows = lines.slice(0, -1).map((l) => {
+      const m = /^SERVER (\S+) (\S+) (UP|DOWN) (\d+)\/(\d+)$/.exec(l);
+      if (!m) throw new Error(`not a SERVER line: ${l}`);
+      return { name: m[1]!, address: m[2]!, state: m[3]!, online: Number(m[4]), quota: Number(m[5]) };
+    });
+    expect(ok).toBe(`OK SERVERS ${rows.length}`);
+    return rows;
+  } finally {
+    c.close();
+  }
 }

@@ -114,8 +114,8 @@ export class JoinDesk {
   }
 }
 
-/** The newcomer's signer: the invite's key, the join labels, and the invite's id in a header. */
-function joinSigner(inviteId: string): Signer {
+/** The newcomer's signer: the invite's key, the join labels, and the invite's id in a header. Exported for tests that forge joins. */
+export function joinSigner(inviteId: string): Signer {
   return {
     headers: (key, p) => ({ ...signedHeaders(key, p), [HEADERS.signature]: signJoinRequest(key, p), [HEADERS.invite]: inviteId }),
     verify: verifyJoinResponse,
