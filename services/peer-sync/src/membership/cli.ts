@@ -59,7 +59,7 @@ async function invite(cl: CommandLine, config: PeerSyncConfig, logger: Logger, n
     const inv = newInvite({ issuer: config.SERVER_NAME, syncUrl: config.syncUrl, name, expiresAt: new Date(now.getTime() + ttlMs) });
     await members.createInvite(db, { id: inv.id, name, macKey: inviteMacKey(inv), expiresAt: new Date(inv.expiresAt) });
     // The invite's id and expiry only: the token is printed, never logged.
-    logger.info({ name, invite: inv.id, expiresAt: inv.expiresAt, syncUrl: config.syncUrl }, "invite issued");
+    logger.info({ member: name, invite: inv.id, expiresAt: inv.expiresAt, syncUrl: config.syncUrl }, "invite issued");
     return `${encodeInvite(inv)}\n`;
   });
 }
