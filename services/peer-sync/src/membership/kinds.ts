@@ -10,7 +10,9 @@ import { oneByOne, type ApplyContext, type FrameKind } from "../frame-kind.ts";
 import * as members from "./store.ts";
 
 async function applyMemberJoin(tx: Queryable, ctx: ApplyContext, d: MemberJoin): Promise<void> {
-  if (d.name === ctx.self || (await members.isStaticPeer(tx, d.name))) return ctx.ignore("member.join", "not_member", { member: d.name });
+  // The newcomer is sent the news of its own join too (the frame goes to every peer): nothing to do.
+  if (d.name === ctx.self) return;
+  if (await members.isStaticPeer(tx, d.name)) return ctx.ignore("member.join", "not_member", { member: d.name });
   const cur = await tx.query<{ public_key: string }>("SELECT public_key FROM peer_members WHERE name = $1 AND revoked_at IS NULL FOR UPDATE", [d.name]);
   if (cur.rows[0]) {
     // Already linked: the same news again is nothing; another key under that name is refused
