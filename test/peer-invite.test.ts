@@ -100,16 +100,19 @@ async function postJoin(inv: Invite, from: string): Promise<{ status: number; er
   }
 }
 
-/** A request c signs with its derived key with `to`: accepted (200) while c is a member there, 403 after. */
-async function cHelloTo(to: string): Promise<number> {
+/** A request c signs with the key it derives with `to` (from the two databases' key pairs), as c's peer-sync does. */
+async function cPost(to: string, path: string, data: unknown): Promise<number> {
   const [id] = await sql<{ private_key: string; public_key: string }>("c", "SELECT private_key, public_key FROM peer_identity");
   const [peer] = await sql<{ public_key: string }>(to, "SELECT public_key FROM peer_identity");
   const key = pairKey({ name: "c", keys: { privateKey: id!.private_key, publicKey: id!.public_key } }, { name: to, publicKey: peer!.public_key });
-  const body = JSON.stringify({ v: 1, kind: "hello", server: { name: "c", address: fx.addr("c"), syncUrl: fx.lc.get("c").syncUrl, quota: 0, online: 0 } });
-  const headers = signedHeaders(key, { method: "POST", path: PATHS.hello, from: "c", to, timestamp: Date.now(), nonce: newNonce(), body });
-  const r = await fetch(`${fx.lc.get(to).syncUrl}${PATHS.hello}`, { method: "POST", headers, body });
+  const body = JSON.stringify(data);
+  const headers = signedHeaders(key, { method: "POST", path, from: "c", to, timestamp: Date.now(), nonce: newNonce(), body });
+  const r = await fetch(`${fx.lc.get(to).syncUrl}${path}`, { method: "POST", headers, body });
   return r.status;
 }
+
+/** A hello from c: accepted (200) while c is a member there, 403 after. */
+const cHelloTo = (to: string) => cPost(to, PATHS.hello, { v: 1, kind: "hello", server: { name: "c", address: fx.addr("c"), syncUrl: fx.lc.get("c").syncUrl, quota: 0, online: 0 } });
 
 const summary = async (at: string) => (await serversAt(fx.addr(at))).map((r) => `${r.name} ${r.state}`).sort();
 
@@ -211,6 +214,15 @@ test("after restarts of c (without its token) and a, the links come back from th
   await eventually(async () => expect(await healthOf("a")).toMatchObject({ b: { state: "UP" }, c: { state: "UP" } }), 10_000);
   for (const at of NAMES) await eventually(async () => expect(await summary(at)).toEqual(["a UP", "b UP", "c UP"]), 10_000);
 }, 60_000);
+
+test("a member cannot revoke a PEERS peer: c's member.revoke about a is ignored by b, and a stays linked", async () => {
+  const frames = { v: 1, kind: "frames", epoch: "lying-c", frames: [{ txid: "1", id: "1", kind: "member.revoke", data: { name: "a" } }] };
+  expect(await cPost("b", PATHS.frames, frames)).toBe(200);
+  const metrics = await (await fetch(`http://127.0.0.1:${fx.lc.get("b").peerSync.httpPort}/metrics`)).text();
+  expect(metrics).toMatch(/^pesan_peer_frames_refused_total\{kind="member\.revoke",reason="not_member"[^}]*\} 1$/m);
+  expect(await summary("b")).toEqual(["a UP", "b UP", "c UP"]);
+  expect(await sql("b", "SELECT name FROM server_list WHERE name = 'a' AND access_key IS NOT NULL")).toEqual([{ name: "a" }]);
+});
 
 test("revoke c on b: within 5 s neither a nor b accepts c's requests, and neither lists it", async () => {
   expect(await cHelloTo("a")).toBe(200);
