@@ -393,5 +393,6 @@ export class PeerSync implements Lifecycle {
     await this.replay.prune(this.d.clock?.() ?? new Date());
     await store.pruneOutbox(this.d.db, this.peerNames());
     await store.pruneTombstones(this.d.db, new Date((this.d.clock?.() ?? new Date()).getTime() - TOMBSTONE_KEEP_MS));
+    await members.pruneInvites(this.d.db, new Date(this.clock().getTime() - TOMBSTONE_KEEP_MS));
   }
 }

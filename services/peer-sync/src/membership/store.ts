@@ -32,6 +32,11 @@ export async function lockInvite(tx: Queryable, id: string): Promise<InviteRow |
   return x && { id: x.id, name: x.name, mac_key: x.mac_key, expires_at: new Date(x.expires_at), used_at: x.used_at === null ? null : new Date(x.used_at) };
 }
 
+/** Invites expired before `before` (used or not) are forgotten: kept a while for the operator, then bounded. */
+export async function pruneInvites(q: Queryable, before: Date): Promise<void> {
+  await q.query("DELETE FROM peer_invites WHERE expires_at < $1", [before]);
+}
+
 export async function markInviteUsed(tx: Queryable, id: string, now: Date): Promise<void> {
   await tx.query("UPDATE peer_invites SET used_at = $2 WHERE id = $1", [id, now]);
 }
