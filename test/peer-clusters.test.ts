@@ -19,7 +19,11 @@ afterAll(async () => {
 
 const summary = (rows: ServerLine[]) => rows.map((r) => `${r.name} ${r.state}`);
 
-/** What cluster `at` must list: itself first, then the others in its PEERS order (nearest first). */
+/**
+ * What cluster `at` must list: itself first, then the others in its PEERS order. All are on
+ * this machine, so their measured round trips are in one band and PEERS order is the tie-break
+ * (peer-nearest.test.ts has a cluster made farther away).
+ */
 const expectedOrder = (at: string) => [at, ...["a", "b", "c"].filter((n) => n !== at)];
 
 async function healthOf(name: string): Promise<{ status: number; body: { links: Record<string, { state: string }> } }> {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { freePorts, ServiceProcess, startCluster, type Cluster } from "@pesan/cluster";
 import { createTestDatabase, deleteRedisKeys, uniquePrefix, type TestDatabase } from "./db.ts";
+import { startLatencyProxy, type LatencyProxy } from "./latency-proxy.ts";
 import { RawClient } from "./udp.ts";
 
 export interface LinkedCluster {
@@ -21,7 +22,9 @@ export interface LinkedCluster {
   peerSync: ServiceProcess;
   /** Where its clients go (its gateway). */
   address: string;
+  /** Where its peers call it (through a latency proxy when `slowSync` names it). */
   syncUrl: string;
+  /** Where its peer-sync listens. */
   syncPort: number;
 }
 
@@ -38,6 +41,11 @@ export interface LinkedClustersOptions {
   start?: string[];
   /** Serve and call https with these PEM files. */
   tls?: { cert: string; key: string; ca: string };
+  /**
+   * Clusters whose sync endpoint is farther away: name -> ms added to every request to it
+   * (a latency proxy in front of it; its peers' PEERS and its own SYNC_URL name the proxy).
+   */
+  slowSync?: Record<string, number>;
   /** Clusters in no one's PEERS, with no PEERS of their own (they join by invite). */
   unlinked?: string[];
 }
@@ -65,10 +73,11 @@ export async function startLinkedClusters(o: LinkedClustersOptions): Promise<Lin
   const clusters: LinkedCluster[] = [];
   // Everything started so far, so a failed start stops what did come up.
   const running: Cluster[] = [];
+  const proxies: LatencyProxy[] = [];
   const prefixes: string[] = [];
   /** Logs are removed unless asked to keep them (a failed start, or PESAN_KEEP_TEST_LOGS=1). */
   const stop = async (keepLogs = process.env.PESAN_KEEP_TEST_LOGS === "1") => {
-    await Promise.all([...clusters.map((c) => c.peerSync.stop()), ...running.map((c) => c.stop())]);
+    await Promise.all([...clusters.map((c) => c.peerSync.stop()), ...running.map((c) => c.stop()), ...proxies.map((p) => p.close())]);
     await Promise.all(dbs.map((d) => d.drop()));
     await Promise.all(prefixes.map((p) => deleteRedisKeys(p)));
     if (!keepLogs) rmSync(logDir, { recursive: true, force: true });
@@ -95,16 +104,22 @@ export async function startLinkedClusters(o: LinkedClustersOptions): Promise<Lin
         return { prefix, cluster };
       }),
     );
-    const tcpPorts = await freePorts(2 * n);
+    const tcpPorts = await freePorts(3 * n);
     const addressOf = (i: number) => started[i]!.cluster?.addresses[0] ?? `127.0.0.1:${4990 + i}`;
+    // Where the others call cluster j: its own port, or its latency proxy's.
+    const callPortOf = (j: number) => (o.slowSync?.[o.names[j]!] === undefined ? tcpPorts[j]! : tcpPorts[2 * n + j]!);
+    for (const [j, name] of o.names.entries()) {
+      const delayMs = o.slowSync?.[name];
+      if (delayMs !== undefined) proxies.push(await startLatencyProxy({ port: callPortOf(j), target: { host: "127.0.0.1", port: tcpPorts[j]! }, delayMs }));
+    }
     for (const [i, name] of o.names.entries()) {
       const syncPort = tcpPorts[i]!;
       const httpPort = tcpPorts[n + i]!;
-      const syncUrl = `${scheme}://127.0.0.1:${syncPort}`;
+      const syncUrl = `${scheme}://127.0.0.1:${callPortOf(i)}`;
       const peers = o.names
         .map((other, j) => ({ other, j }))
         .filter(({ other }) => other !== name && !o.unlinked?.includes(name) && !o.unlinked?.includes(other))
-        .map(({ other, j }) => `${other}=${scheme}://127.0.0.1:${tcpPorts[j]}=${addressOf(j)}=${keyOf(name, other)}`)
+        .map(({ other, j }) => `${other}=${scheme}://127.0.0.1:${callPortOf(j)}=${addressOf(j)}=${keyOf(name, other)}`)
         .join(",");
       const env: Record<string, string> = {
         DATABASE_URL: dbs[i]!.url,
@@ -172,6 +187,25 @@ export async function sqlOn<R extends Record<string, unknown>>(url: string, text
   }
 }
 
+export interface ServerLine {
+  name: string;
+  address: string;
+  state: string;
+  online: number;
+  quota: number;
+}
+
+/** A `SERVERS` answer (requestAll's lines: `SERVER ...` lines, then `OK SERVERS <n>`) as rows; throws on anything else. */
+export function parseServers(lines: string[]): ServerLine[] {
+  const rows = lines.slice(0, -1).map((l) => {
+    const m = /^SERVER (\S+) (\S+) (UP|DOWN) (\d+)\/(\d+)$/.exec(l);
+    if (!m) throw new Error(`not a SERVER line: ${l}`);
+    return { name: m[1]!, address: m[2]!, state: m[3]!, online: Number(m[4]), quota: Number(m[5]) };
+  });
+  if (lines.at(-1) !== `OK SERVERS ${rows.length}`) throw new Error(`SERVERS ended with ${JSON.stringify(lines.at(-1))}, not OK SERVERS ${rows.length}`);
+  return rows;
+}
+
 /** Polls until check() returns without throwing; rethrows its last error after timeoutMs. */
 export async function eventually<T>(check: () => Promise<T>, timeoutMs: number, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -224,14 +258,6 @@ export function useLinkedClusters(o: LinkedClustersOptions, setupTimeoutMs = 90_
   };
 }
 
-export interface ServerLine {
-  name: string;
-  address: string;
-  state: string;
-  online: number;
-  quota: number;
-}
-
 /**
  * `SERVERS` through a cluster's gateway, as a netcat user would send it, in a session of its
  * own (without one an address gets at most 3x its bytes); the session ends before it returns.
@@ -244,14 +270,7 @@ export async function serversAt(address: string): Promise<ServerLine[]> {
     await c.request(`LOGIN ${name} secret1`);
     const lines = await c.requestAll("SERVERS", 3000);
     await c.request("LOGOUT");
-    const ok = lines.at(-1)!;
-    const rows = lines.slice(0, -1).map((l) => {
-      const m = /^SERVER (\S+) (\S+) (UP|DOWN) (\d+)\/(\d+)$/.exec(l);
-      if (!m) throw new Error(`not a SERVER line: ${l}`);
-      return { name: m[1]!, address: m[2]!, state: m[3]!, online: Number(m[4]), quota: Number(m[5]) };
-    });
-    expect(ok).toBe(`OK SERVERS ${rows.length}`);
-    return rows;
+    return parseServers(lines);
   } finally {
     c.close();
   }

@@ -1,6 +1,6 @@
 /**
  * Which of the servers an `ERR FULL` offers to try first: the nearest, measured. The server
- * lists them by its own idea of proximity; what matters to this client is its own round trip,
+ * lists them by its own measure (its sync links' round trips); what matters to this client is its own round trip,
  * so each one is asked `/@live?` (askLive) and timed.
  */
 import { askLive } from "./live.ts";

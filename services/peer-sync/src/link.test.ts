@@ -29,8 +29,11 @@ class FakePeer implements PeerCaller {
   readonly paths: string[] = [];
   up = true;
   answerAs = "b";
+  /** How long the peer takes to answer. */
+  delayMs = 0;
   async post(path: string): Promise<unknown> {
     this.paths.push(path);
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (!this.up) throw new Error("connect ECONNREFUSED");
     return { v: 1, kind: "status", server: { name: this.answerAs, address: "127.0.0.1:5000", syncUrl: "http://127.0.0.1:7001", quota: 10, online: 3 } };
   }
@@ -67,7 +70,33 @@ test("announces first, then says hello; each answer writes the peer UP with its 
   expect(peer.paths).toEqual(["/v1/announce", "/v1/hello"]);
   expect(link.state).toBe("UP");
   expect(db.writes()).toEqual(["up", "up"]);
-  expect(db.calls[0]!.params).toEqual(["b", "127.0.0.1:5000", 20, 10, 3, new Date(0)]);
+  expect(db.calls[0]!.params).toEqual(["b", "127.0.0.1:5000", 20, 10, 3, new Date(0), null]);
+  expect(db.calls[1]!.params[6]).toEqual(expect.any(Number));
+});
+
+test("each hello's UP write carries the measured distance; the announce and a failed check measure nothing", async () => {
+  const { db, peer, link } = setup(3);
+  // The announce: a new connection's handshakes are no distance; the row keeps its value (null here).
+  peer.delayMs = 500;
+  await link.checkOnce();
+  expect(db.calls[0]!.params[6]).toBeNull();
+  peer.delayMs = 200;
+  await link.checkOnce();
+  const first = db.calls[1]!.params[6] as number;
+  // The first sample is the distance: at least the peer's 200 ms (timers never fire early).
+  expect(Number.isInteger(first)).toBe(true);
+  expect(first).toBeGreaterThanOrEqual(200);
+  expect(first).toBeLessThan(500);
+  // A quicker answer is the distance at once, and /healthz shows it.
+  peer.delayMs = 0;
+  await link.checkOnce();
+  const quick = db.calls[2]!.params[6] as number;
+  expect(quick).toBeLessThan(100);
+  expect(link.describe()).toEqual({ state: "UP", failures: 0, rttMs: quick });
+  // A failure writes no row (the row keeps its last distance).
+  peer.up = false;
+  await link.checkOnce();
+  expect(db.writes()).toEqual(["up", "up", "up"]);
 });
 
 test("DOWN after N failures in a row, written once; back UP with an announce again", async () => {

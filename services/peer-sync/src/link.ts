@@ -2,7 +2,8 @@
  * One link, from our side: checks the peer every interval and keeps its server_list row and
  * link metrics in step with the answers. The first successful exchange after start, and after
  * each time the peer was DOWN, is an announce (the peer may have come back with an empty
- * database); the others are hellos.
+ * database); the others are hellos. Each hello's round trip feeds the peer's measured
+ * distance (rtt.ts), which the routers order SERVERS and ERR FULL by.
  */
 import type { Db } from "@pesan/shared/db";
 import { askLive } from "@pesan/client";
@@ -12,6 +13,7 @@ import { PATHS, PROTOCOL_VERSION, statusReply, type ServerStatus } from "./frame
 import { Liveness, type LinkState, type Transition } from "./liveness.ts";
 import { Loop } from "@pesan/shared/runtime";
 import type { PeerSyncMetrics } from "./metrics.ts";
+import { RttEstimator } from "./rtt.ts";
 import * as store from "./store.ts";
 
 /** What a link needs of a client: PeerClient, or a fake in tests. */
@@ -69,6 +71,8 @@ export class Link {
   private rowActive: boolean | undefined;
   /** Where the peer's clients reach it, as it last told us. */
   private clientAddress: string;
+  /** The distance to the peer, from our hellos' round trips; written with each UP. */
+  private readonly rtt = new RttEstimator();
 
   constructor(peer: PeerConfig, o: LinkOptions, d: LinkDeps) {
     this.name = `link-${peer.name}`;
@@ -88,9 +92,12 @@ export class Link {
     return this.liveness.state === "UP";
   }
 
-  /** For /healthz: the state and, while not UP, the last failure. */
-  describe(): { state: LinkState; failures: number; error?: string } {
-    return this.up ? { state: "UP", failures: 0 } : { state: this.state, failures: this.liveness.failures, ...(this.lastError ? { error: this.lastError } : {}) };
+  /** For /healthz: the state, the distance last published (once measured) and, while not UP, the last failure. */
+  describe(): { state: LinkState; failures: number; rttMs?: number; error?: string } {
+    const rtt = this.rtt.publishedMs === undefined ? {} : { rttMs: this.rtt.publishedMs };
+    return this.up
+      ? { state: "UP", failures: 0, ...rtt }
+      : { state: this.state, failures: this.liveness.failures, ...rtt, ...(this.lastError ? { error: this.lastError } : {}) };
   }
 
   async start(): Promise<void> {
@@ -130,6 +137,8 @@ export class Link {
       this.track(t);
       if (t.state === "DOWN") {
         this.announced = false;
+        // It may come back elsewhere: its distance is measured afresh (the row keeps the last).
+        this.rtt.reset();
         if (this.rowActive !== false) {
           await store.markDown(this.d.db, this.peer.name);
           this.rowActive = false;
@@ -138,12 +147,17 @@ export class Link {
       }
       return;
     }
-    this.d.metrics.helloSeconds.observe({ peer: this.peer.name }, Number(process.hrtime.bigint() - started) / 1e9);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.d.metrics.helloSeconds.observe({ peer: this.peer.name }, seconds);
+    // The announce is no sample of the distance: it is the first exchange after start or after
+    // DOWN, so it usually opens the connection (TCP, and TLS, handshakes: a few round trips).
+    // Until a hello is timed the row keeps its last value.
+    const rttMs = kind === "hello" ? this.rtt.sample(seconds * 1000) : undefined;
     this.d.metrics.checks.inc({ peer: this.peer.name, outcome: "ok" });
     this.lastError = "";
     this.announced = true;
     this.track(this.liveness.success());
-    await store.markUp(this.d.db, this.peer.name, status, this.peer.proximity, this.clock());
+    await store.markUp(this.d.db, this.peer.name, status, this.peer.proximity, this.clock(), rttMs);
     this.rowActive = true;
     this.clientAddress = status.address;
     await this.d.onStatus?.(this.peer.name, status);

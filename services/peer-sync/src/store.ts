@@ -99,18 +99,22 @@ export async function localLoad(q: Queryable, self: string): Promise<{ online: n
   return { online: r.rows[0]?.online ?? 0, quota: r.rows[0]?.quota ?? 0 };
 }
 
-/** The peer answered: UP with what it says of itself. Proximity stays ours (config order). */
-export async function markUp(q: Queryable, peer: string, s: ServerStatus, proximity: number, now: Date): Promise<void> {
+/**
+ * The peer answered: UP with what it says of itself. Proximity stays ours (config order), and
+ * so does the round trip (rtt.ts), when our own check measured one: an announce received
+ * (applyAnnounce) measures nothing and keeps the last value.
+ */
+export async function markUp(q: Queryable, peer: string, s: ServerStatus, proximity: number, now: Date, rttMs?: number): Promise<void> {
   await q.query(
-    `INSERT INTO server_list (name, address, active, proximity, quota, online, last_seen) VALUES ($1, $2, true, $3, $4, $5, $6)
+    `INSERT INTO server_list (name, address, active, proximity, quota, online, last_seen, rtt_ms) VALUES ($1, $2, true, $3, $4, $5, $6, $7)
      ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, active = true, proximity = EXCLUDED.proximity, quota = EXCLUDED.quota,
-       online = EXCLUDED.online, last_seen = EXCLUDED.last_seen
+       online = EXCLUDED.online, last_seen = EXCLUDED.last_seen, rtt_ms = COALESCE(EXCLUDED.rtt_ms, server_list.rtt_ms)
      WHERE NOT server_list.is_self`,
-    [peer, s.address, proximity, s.quota, s.online, now],
+    [peer, s.address, proximity, s.quota, s.online, now, rttMs ?? null],
   );
 }
 
-/** Nobody can reach that cluster's users through us any more: online 0 until it is back. */
+/** Nobody can reach that cluster's users through us any more: online 0 until it is back (its rtt_ms stays: the last distance measured). */
 export async function markDown(q: Queryable, peer: string): Promise<void> {
   await q.query("UPDATE server_list SET active = false, online = 0 WHERE name = $1 AND NOT is_self", [peer]);
 }

@@ -5,6 +5,7 @@
 import type { Queryable } from "@pesan/shared/db";
 import { sqlIsProbeName } from "@pesan/shared/names";
 import { framesFromRowsSql, sqlBool, sqlInstant, sqlText, SQL_TRUE } from "@pesan/shared/replication";
+import { nearestFirst } from "./server-order.ts";
 
 export interface Session {
   user: string;
@@ -522,6 +523,8 @@ export interface ServerRow {
   address: string;
   active: boolean;
   proximity: number;
+  /** peer-sync's measured round trip to it (ms); undefined when never measured. */
+  rttMs: number | undefined;
   quota: number;
   online: number;
   isSelf: boolean;
@@ -546,11 +549,14 @@ export async function seedServers(q: Queryable, servers: Array<{ name: string; a
   }
 }
 
+/** Every known server, nearest first (server-order.ts: the one rule, for SERVERS and ERR FULL). */
 export async function servers(q: Queryable): Promise<ServerRow[]> {
-  const r = await q.query<{ name: string; address: string; active: boolean; proximity: number; quota: number; online: number; is_self: boolean }>(
-    "SELECT name, address, active, proximity, quota, online, is_self FROM server_list ORDER BY is_self DESC, proximity, name",
+  const r = await q.query<{ name: string; address: string; active: boolean; proximity: number; rtt_ms: number | null; quota: number; online: number; is_self: boolean }>(
+    "SELECT name, address, active, proximity, rtt_ms, quota, online, is_self FROM server_list",
   );
-  return r.rows.map((x) => ({ name: x.name, address: x.address, active: x.active, proximity: x.proximity, quota: x.quota, online: x.online, isSelf: x.is_self }));
+  return nearestFirst(
+    r.rows.map((x) => ({ name: x.name, address: x.address, active: x.active, proximity: x.proximity, rttMs: x.rtt_ms ?? undefined, quota: x.quota, online: x.online, isSelf: x.is_self })),
+  );
 }
 
 // --- background work ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ import type { Queryable } from "@pesan/shared/db";
 import type { MemberInfo, InviteRow } from "./checks.ts";
 import { generateKeyPair, type KeyPair } from "./keys.ts";
 
-/** Rank in SERVERS of members: after every configured peer (PEERS gives 10, 20, ...). */
+/** Members' proximity, the tie-break among servers of one measured round-trip band (PEERS gives 10, 20, ...): after every configured peer. */
 export const MEMBER_PROXIMITY = 1000;
 
 /** This cluster's key pair, made at the first call (two processes racing keep the first one written). */
