@@ -150,5 +150,6 @@ test("a hello is answered with this cluster's online count (its own sessions) an
   // epoch: a's database identity, the one in its peer_self row.
   const epoch = (await sqlOn<{ epoch: string }>(a().db.url, "SELECT epoch FROM peer_self"))[0]?.epoch;
   expect(epoch).toMatch(/^[0-9a-f-]{36}$/);
-  expect(r.json).toEqual({ v: 1, kind: "status", server: { name: "a", address: a().address, syncUrl: a().syncUrl, online: 2, quota: 77, epoch } });
+  const publicKey = (await sqlOn<{ public_key: string }>(a().db.url, "SELECT public_key FROM peer_identity"))[0]?.public_key;
+  expect(r.json).toEqual({ v: 1, kind: "status", server: { name: "a", address: a().address, syncUrl: a().syncUrl, online: 2, quota: 77, epoch, publicKey } });
 });

@@ -3,7 +3,7 @@
  * peer-sync process with its own database: what a user sees with `SERVERS` on each cluster.
  */
 import { RawClient } from "./support/udp.ts";
-import { eventually, parseServers, startLinkedClusters, type LinkedClusters, type ServerLine } from "./support/clusters.ts";
+import { eventually, serversAt, startLinkedClusters, type LinkedClusters, type ServerLine } from "./support/clusters.ts";
 
 const INTERVAL_MS = 200;
 const QUOTA: Record<string, number> = { a: 100, b: 200, c: 300 };
@@ -16,24 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await lc?.stop();
 });
-
-/**
- * `SERVERS` through a cluster's gateway, as a netcat user would send it, in a session of its
- * own (without one an address gets at most 3x its bytes); the session ends before it returns.
- */
-async function serversAt(address: string): Promise<ServerLine[]> {
-  const c = await RawClient.open(address);
-  try {
-    const name = `srv_${Math.random().toString(36).slice(2, 10)}`;
-    await c.request(`REGISTER ${name} secret1`);
-    await c.request(`LOGIN ${name} secret1`);
-    const lines = await c.requestAll("SERVERS", 3000);
-    await c.request("LOGOUT");
-    return parseServers(lines);
-  } finally {
-    c.close();
-  }
-}
 
 const summary = (rows: ServerLine[]) => rows.map((r) => `${r.name} ${r.state}`);
 

@@ -11,6 +11,7 @@ import pg from "pg";
 import { freePorts, ServiceProcess, startCluster, type Cluster } from "@pesan/cluster";
 import { createTestDatabase, deleteRedisKeys, uniquePrefix, type TestDatabase } from "./db.ts";
 import { startLatencyProxy, type LatencyProxy } from "./latency-proxy.ts";
+import { RawClient } from "./udp.ts";
 
 export interface LinkedCluster {
   name: string;
@@ -45,6 +46,8 @@ export interface LinkedClustersOptions {
    * (a latency proxy in front of it; its peers' PEERS and its own SYNC_URL name the proxy).
    */
   slowSync?: Record<string, number>;
+  /** Clusters in no one's PEERS, with no PEERS of their own (they join by invite). */
+  unlinked?: string[];
 }
 
 export interface LinkedClusters {
@@ -115,7 +118,7 @@ export async function startLinkedClusters(o: LinkedClustersOptions): Promise<Lin
       const syncUrl = `${scheme}://127.0.0.1:${callPortOf(i)}`;
       const peers = o.names
         .map((other, j) => ({ other, j }))
-        .filter(({ other }) => other !== name)
+        .filter(({ other }) => other !== name && !o.unlinked?.includes(name) && !o.unlinked?.includes(other))
         .map(({ other, j }) => `${other}=${scheme}://127.0.0.1:${callPortOf(j)}=${addressOf(j)}=${keyOf(name, other)}`)
         .join(",");
       const env: Record<string, string> = {
@@ -253,4 +256,22 @@ export function useLinkedClusters(o: LinkedClustersOptions, setupTimeoutMs = 90_
       return c;
     },
   };
+}
+
+/**
+ * `SERVERS` through a cluster's gateway, as a netcat user would send it, in a session of its
+ * own (without one an address gets at most 3x its bytes); the session ends before it returns.
+ */
+export async function serversAt(address: string): Promise<ServerLine[]> {
+  const c = await RawClient.open(address);
+  try {
+    const name = `srv_${Math.random().toString(36).slice(2, 10)}`;
+    await c.request(`REGISTER ${name} secret1`);
+    await c.request(`LOGIN ${name} secret1`);
+    const lines = await c.requestAll("SERVERS", 3000);
+    await c.request("LOGOUT");
+    return parseServers(lines);
+  } finally {
+    c.close();
+  }
 }

@@ -50,13 +50,19 @@ interface Ignored {
 
 export class Applier implements SyncHandlers {
   private readonly d: ApplierDeps;
-  private readonly peers: ReadonlyMap<string, PeerConfig>;
+  /** The linked cluster of a name; the set changes while running (members join and are revoked). */
+  private readonly peers: (name: string) => PeerConfig | undefined;
   private readonly clock: () => Date;
   private readonly ignoredLogged = new Map<string, { at: number; suppressed: number }>();
 
-  constructor(peers: PeerConfig[], d: ApplierDeps) {
+  /** `peers`: a fixed list, or a lookup of the live set. */
+  constructor(peers: PeerConfig[] | ((name: string) => PeerConfig | undefined), d: ApplierDeps) {
     this.d = d;
-    this.peers = new Map(peers.map((p) => [p.name, p]));
+    if (typeof peers === "function") this.peers = peers;
+    else {
+      const m = new Map(peers.map((p) => [p.name, p]));
+      this.peers = (name) => m.get(name);
+    }
     this.clock = d.clock ?? (() => new Date());
   }
 
@@ -67,7 +73,10 @@ export class Applier implements SyncHandlers {
   private checkSender(peer: string, body: { server: ServerStatus }): PeerConfig {
     // The signature proves who sent it; a body speaking for someone else is a bug or an attack.
     if (body.server.name !== peer) throw new FrameError(`server.name ${JSON.stringify(body.server.name)} is not the sender ${peer}`);
-    return this.peers.get(peer)!;
+    const p = this.peers(peer);
+    // Authenticated a moment ago with its key: only a revocation in between gets here.
+    if (!p) throw new FrameError(`${peer} is not linked any more`);
+    return p;
   }
 
   async announce(peer: string, body: AnnounceBody): Promise<StatusReply> {

@@ -6,7 +6,7 @@ import { isClusterName } from "@pesan/shared/names";
 import { HEADERS, NONCE_RE, verifyRequest } from "./signing.ts";
 
 /** Why a request was refused: a bounded set, used as a metric label. */
-export const REFUSAL_REASONS = ["missing_auth", "unknown_sender", "wrong_receiver", "bad_signature", "clock_skew", "replay", "bad_frame"] as const;
+export const REFUSAL_REASONS = ["missing_auth", "unknown_sender", "wrong_receiver", "bad_signature", "clock_skew", "replay", "bad_frame", "bad_invite"] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 export interface Refusal {

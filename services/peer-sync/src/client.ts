@@ -5,7 +5,15 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { HEADERS, newNonce, signedHeaders, verifyResponse } from "./signing.ts";
+import { HEADERS, newNonce, signedHeaders, verifyResponse, type RequestParts, type ResponseParts } from "./signing.ts";
+
+/** How requests are signed and answers checked: a link's pair key by default; a join uses its invite's (membership/join.ts). */
+export interface Signer {
+  headers(key: string, p: RequestParts): Record<string, string>;
+  verify(key: string, p: ResponseParts, signature: string | undefined): boolean;
+}
+
+const LINK_SIGNER: Signer = { headers: signedHeaders, verify: verifyResponse };
 
 export interface PeerClientOptions {
   self: string;
@@ -17,6 +25,7 @@ export interface PeerClientOptions {
   ca?: Buffer;
   clock?: () => number;
   nonce?: () => string;
+  signer?: Signer;
 }
 
 /** Why a call failed, for logs; every failure counts the same for liveness. */
@@ -56,7 +65,8 @@ export class PeerClient {
     const nonce = this.nonce();
     // The protocol path is signed, not the URL's prefix: a reverse proxy in front of the peer
     // may strip the prefix, and the peer verifies the path it receives.
-    const headers = signedHeaders(this.o.key, { method: "POST", path, from: this.o.self, to: this.o.peer, timestamp: this.clock(), nonce, body: text });
+    const signer = this.o.signer ?? LINK_SIGNER;
+    const headers = signer.headers(this.o.key, { method: "POST", path, from: this.o.self, to: this.o.peer, timestamp: this.clock(), nonce, body: text });
     const { status, headers: resHeaders, raw } = await this.send(fullPath, headers, text);
     if (status < 200 || status >= 300) {
       let reason = "";
@@ -68,7 +78,7 @@ export class PeerClient {
       throw new PeerCallError("refused", `HTTP ${status}${reason ? ` (${reason})` : ""}`, status);
     }
     const sig = resHeaders[HEADERS.signature];
-    if (!verifyResponse(this.o.key, { status, from: this.o.peer, to: this.o.self, nonce, body: raw }, typeof sig === "string" ? sig : undefined)) {
+    if (!signer.verify(this.o.key, { status, from: this.o.peer, to: this.o.self, nonce, body: raw }, typeof sig === "string" ? sig : undefined)) {
       throw new PeerCallError("bad_response", "the answer is not signed with this link's key", status);
     }
     try {

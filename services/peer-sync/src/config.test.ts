@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "@pesan/shared/errors";
 import { loadPeerSyncConfig, parsePeers } from "./config.ts";
+import { encodeInvite, newInvite } from "./membership/token.ts";
 
 const KB = "b".repeat(64);
 const KC = "c".repeat(64);
@@ -114,4 +115,24 @@ test("a short key, or one that looks like a placeholder, is refused naming PEERS
   // A real random key passes.
   const good = "3f9c1a7e52b04d8e9a6c0b1f2e3d4c5b6a798897a6b5c4d3e2f1a0b9c8d7e6f5";
   expect(loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "a", PEERS: `b=http://b:7000=b:4999=${good}` }).peers[0]!.key).toBe(good);
+});
+
+describe("JOIN", () => {
+  const invite = newInvite({ issuer: "a", syncUrl: "http://127.0.0.1:7101", name: "c", expiresAt: new Date("2030-01-01T00:00:00Z") });
+  const token = encodeInvite(invite);
+
+  test("an invite for this SERVER_NAME is read into the config", () => {
+    expect(loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "c", JOIN: token }).join).toEqual(invite);
+    expect(loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "c" }).join).toBeUndefined();
+  });
+
+  test("an invite for another name, from this cluster, or damaged stops the start, naming JOIN and never quoting the token", () => {
+    const other = errorOf(() => loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "d", JOIN: token }));
+    expect(other.issues).toEqual(["JOIN: this invite is for a cluster named c, and SERVER_NAME is d (an invite admits only the name it was issued for)"]);
+    const own = errorOf(() => loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "c", JOIN: encodeInvite({ ...invite, issuer: "c" }) }));
+    expect(own.issues).toEqual(["JOIN: this invite was issued by this very cluster (c)"]);
+    const damaged = errorOf(() => loadPeerSyncConfig({ DATABASE_URL: DB, SERVER_NAME: "c", JOIN: token.slice(0, 40) }));
+    expect(damaged.issues).toEqual([expect.stringMatching(/^JOIN: the invite token is damaged/)]);
+    for (const e of [other, own, damaged]) expect(e.message).not.toContain(invite.secret);
+  });
 });

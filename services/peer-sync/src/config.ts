@@ -3,6 +3,7 @@ import { z } from "zod";
 import { commonSettings, hostPort, int, pgUrl, port, loadConfig, type Env } from "@pesan/shared/config";
 import { ConfigError } from "@pesan/shared/errors";
 import { CLUSTER_NAME_RE, CLUSTER_NAME_RULE, isClusterName } from "@pesan/shared/names";
+import { decodeInvite, type Invite } from "./membership/token.ts";
 
 /** One linked cluster. `key` is shared by this pair of clusters only and signs both directions. */
 export interface PeerConfig {
@@ -141,10 +142,12 @@ export const peerSyncSettings = {
   SYNC_TLS_KEY: readableFile("private key"),
   SYNC_TLS_CA: readableFile("CA"),
   DB_POOL_MAX: int(1, 100).default(4),
+  /** An invite token (`invite --name <SERVER_NAME>` on a member): join that member's federation at start. */
+  JOIN: z.string().optional(),
   LOCAL_KEY: z.undefined({ error: "not used: each pair of clusters has its own key, the last field of that peer's PEERS entry" }).optional(),
 };
 
-const SECRET_SETTINGS = new Set(["PEERS", "LOCAL_KEY"]);
+const SECRET_SETTINGS = new Set(["PEERS", "LOCAL_KEY", "JOIN"]);
 
 export const peerSyncSchema = z.object(peerSyncSettings);
 type BaseConfig = z.infer<typeof peerSyncSchema>;
@@ -154,6 +157,8 @@ export type PeerSyncConfig = BaseConfig & {
   listen: { host: string; port: number };
   /** How peers reach us (announced to them); derived from SYNC_LISTEN when SYNC_URL is unset. */
   syncUrl: string;
+  /** The invite of JOIN, checked against SERVER_NAME. */
+  join: Invite | undefined;
 };
 
 export function splitHostPort(s: string): { host: string; port: number } {
@@ -167,10 +172,19 @@ function finish(c: BaseConfig): PeerSyncConfig {
   const peers = parsePeers(c.PEERS, c.SERVER_NAME, (m) => issues.push(`PEERS: ${m}`));
   if ((c.SYNC_TLS_CERT === undefined) !== (c.SYNC_TLS_KEY === undefined)) issues.push("SYNC_TLS_CERT, SYNC_TLS_KEY: set both (https) or neither (http)");
   if (c.SYNC_URL !== undefined && !parseSyncUrl(c.SYNC_URL)) issues.push("SYNC_URL: must be an http:// or https:// URL without query");
+  let join: Invite | undefined;
+  if (c.JOIN !== undefined && c.JOIN.trim() !== "") {
+    const d = decodeInvite(c.JOIN);
+    if (!d.ok) issues.push(`JOIN: ${d.error}`);
+    else if (d.invite.name !== c.SERVER_NAME) issues.push(`JOIN: this invite is for a cluster named ${d.invite.name}, and SERVER_NAME is ${c.SERVER_NAME} (an invite admits only the name it was issued for)`);
+    else if (d.invite.issuer === c.SERVER_NAME) issues.push(`JOIN: this invite was issued by this very cluster (${c.SERVER_NAME})`);
+    else if (!parseSyncUrl(d.invite.syncUrl)) issues.push("JOIN: the invite's sync URL is not an http:// or https:// URL");
+    else join = d.invite;
+  }
   if (issues.length > 0) throw new ConfigError(issues);
   const listen = splitHostPort(c.SYNC_LISTEN);
   const scheme = c.SYNC_TLS_CERT ? "https" : "http";
-  return { ...c, peers, listen, syncUrl: c.SYNC_URL ? parseSyncUrl(c.SYNC_URL)! : `${scheme}://127.0.0.1:${listen.port}` };
+  return { ...c, peers, listen, join, syncUrl: c.SYNC_URL ? parseSyncUrl(c.SYNC_URL)! : `${scheme}://127.0.0.1:${listen.port}` };
 }
 
 const peersOnly = z.object({ PEERS: z.string().default(""), SERVER_NAME: z.string().optional() });

@@ -8,6 +8,7 @@ import { CLUSTER_NAME_RE, HOST_PORT_RE } from "@pesan/shared/names";
 import { CONNECTED_KINDS, USER_KINDS } from "./kinds.ts";
 import type { FrameKinds } from "./frame-kind.ts";
 import { MESSAGE_KINDS } from "./message-kinds.ts";
+import { MEMBER_KINDS } from "./membership/kinds.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const PATHS = { announce: "/v1/announce", hello: "/v1/hello", frames: "/v1/frames" } as const;
@@ -28,6 +29,8 @@ export const serverStatus = z.object({
   online: count,
   /** Its database's identity (peer_self.epoch): a new one means it was recreated. Optional (added within v1). */
   epoch: z.string().min(1).max(64).optional(),
+  /** Its X25519 public key (membership/keys.ts), handed on to clusters that join. Optional (added within v1). */
+  publicKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional(),
 });
 export type ServerStatus = z.infer<typeof serverStatus>;
 
@@ -62,8 +65,8 @@ export type FramesAck = z.infer<typeof framesAck>;
 // file imports them for FRAME_KINDS, so they must not import it back.
 export { oneByOne, type ApplyContext, type FrameKind, type FrameKinds, type Validator } from "./frame-kind.ts";
 
-/** Update User and Update Connected (kinds.ts), Update Messages and routing (message-kinds.ts). */
-export const FRAME_KINDS: FrameKinds = { ...USER_KINDS, ...CONNECTED_KINDS, ...MESSAGE_KINDS };
+/** Update User and Update Connected (kinds.ts), Update Messages and routing (message-kinds.ts), membership (membership/kinds.ts). */
+export const FRAME_KINDS: FrameKinds = { ...USER_KINDS, ...CONNECTED_KINDS, ...MESSAGE_KINDS, ...MEMBER_KINDS };
 
 export function comparePositions(a: OutboxPosition, b: OutboxPosition): number {
   const d = BigInt(a.txid) - BigInt(b.txid);

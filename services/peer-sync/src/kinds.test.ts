@@ -27,8 +27,8 @@ test("the later binding of a session wins; at the same instant the larger cluste
   expect(compareBindings({ at: t("2024-01-01T00:00:00Z"), cluster: "a" }, { at: t("2024-01-01T00:00:00Z"), cluster: "a" })).toBe(0);
 });
 
-test("the user, session and message frame kinds are registered with their schemas", () => {
-  expect(Object.keys(FRAME_KINDS).sort()).toEqual(["broadcast", "message.new", "message.state", "session.down", "session.snapshot", "session.up", "user.register", "user.unregister"]);
+test("the user, session, message and membership frame kinds are registered with their schemas", () => {
+  expect(Object.keys(FRAME_KINDS).sort()).toEqual(["broadcast", "member.join", "member.revoke", "message.new", "message.state", "session.down", "session.snapshot", "session.up", "user.register", "user.unregister"]);
 });
 
 test("frame schemas accept what the routers write and refuse bad shapes", () => {

@@ -6,10 +6,13 @@ import { closeOnly, runService } from "@pesan/shared/runtime";
 import { loadPeerSyncConfig } from "./config.ts";
 import { peerSyncOptionsFrom } from "./options.ts";
 import { PeerSync } from "./peer-sync.ts";
+import { runMembershipCommand } from "./membership/cli.ts";
 
 const HELP = `pesan peer-sync: links this cluster with the others (Update Server, Update User, Update Connected).
 
 usage: node services/peer-sync/src/main.ts [--help] [--version]
+       node services/peer-sync/src/main.ts invite --name <cluster> [--ttl 1h]   (prints a one-time invite token)
+       node services/peer-sync/src/main.ts revoke <cluster>                     (removes a member everywhere)
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   DATABASE_URL (required)  this cluster's postgres://... (several hosts with target_session_attrs=read-write: docs/ha.md)
@@ -21,11 +24,18 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   LIVENESS_INTERVAL_MS=2000  LIVENESS_FAILURES=2  LIVENESS_TIMEOUT_MS=1000  CLOCK_SKEW_MS=60000
   SYNC_TLS_CERT, SYNC_TLS_KEY (PEM files: serve https)  SYNC_TLS_CA (PEM: trust for https peers)
   OUTBOX_POLL_MS=250  OUTBOX_BATCH=500  SNAPSHOT_INTERVAL_MS=30000  DB_POOL_MAX=4
+  JOIN=<invite token>  join the federation of the member that issued it, at the first start
+        (SERVER_NAME must be the name the invite was issued for; kept secret like a key)
   HTTP_HOST=127.0.0.1  HTTP_PORT=9300 (/healthz, /metrics)  LOG_LEVEL=info
 See services/peer-sync/README.md.
 `;
 
-void runService({
+const command = process.argv[2];
+if (command === "invite" || command === "revoke") {
+  void runMembershipCommand(command, process.argv.slice(3)).then((code) => {
+    process.exitCode = code;
+  });
+} else void runService({
   help: HELP,
   config: () => loadPeerSyncConfig(),
   build: async (config) => {

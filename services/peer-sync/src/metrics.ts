@@ -13,6 +13,8 @@ const IGNORABLE: ReadonlyArray<[string, IgnoreReason]> = [
   ["message.new", "foreign_id"],
   ["broadcast", "foreign_id"],
   ["message.state", "not_held"],
+  ["member.join", "not_member"],
+  ["member.revoke", "not_member"],
 ];
 
 export type PeerSyncMetrics = ReturnType<typeof createPeerSyncMetrics>;

@@ -20,5 +20,6 @@ export function peerSyncOptionsFrom(c: PeerSyncConfig): PeerSyncOptions {
     outboxBatch: c.OUTBOX_BATCH,
     snapshotMs: c.SNAPSHOT_INTERVAL_MS,
     backlogMaxAgeMs: c.PEER_BACKLOG_MAX_AGE_MS,
+    ...(c.join ? { join: c.join } : {}),
   };
 }

@@ -20,6 +20,8 @@ export const IGNORE_REASONS = [
   "foreign_id",
   /** message.state about a message of this cluster's id space that never left it (or not for that recipient). */
   "not_held",
+  /** member.join or member.revoke about this cluster or a PEERS peer, or a member.join giving a member another key. */
+  "not_member",
 ] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 

@@ -1,6 +1,7 @@
 /**
- * The peer-sync component: the inbound endpoint, one Link and one OutboxPump per configured
- * peer, and the housekeeping of nonces and acknowledged outbox rows.
+ * The peer-sync component: the inbound endpoint, one Link and one OutboxPump per linked
+ * cluster (the PEERS ones, and the members that joined by invite, added and removed while it
+ * runs), and the housekeeping of nonces and acknowledged outbox rows.
  */
 import { CHANNELS, type Db, type Listener } from "@pesan/shared/db";
 import type { Logger, Registry } from "@pesan/shared/observability";
@@ -18,6 +19,10 @@ import { createPeerSyncMetrics, type PeerSyncMetrics } from "./metrics.ts";
 import { OutboxPump } from "./pump.ts";
 import { SyncServer } from "./server.ts";
 import * as store from "./store.ts";
+import { JoinDesk, joinByInvite } from "./membership/join.ts";
+import { pairKey, type KeyPair } from "./membership/keys.ts";
+import * as members from "./membership/store.ts";
+import type { Invite } from "./membership/token.ts";
 
 export interface PeerSyncOptions {
   self: string;
@@ -40,6 +45,8 @@ export interface PeerSyncOptions {
   snapshotMs?: number;
   /** A peer not UP with rows waiting longer than this loses them and is bootstrapped when back (0: never). Default 1 h. */
   backlogMaxAgeMs?: number;
+  /** JOIN: join the federation of this invite's issuer at start (unless joined already). */
+  join?: Invite;
 }
 
 export interface PeerSyncDeps {
@@ -63,6 +70,17 @@ const DEFAULT_BACKLOG_MAX_AGE_MS = 3_600_000;
 const TOMBSTONE_KEEP_MS = 30 * 86_400_000;
 /** How long a snapshot waits for older transactions to end before it is skipped. */
 const SNAPSHOT_WAIT_MS = 5000;
+/** The members are re-read this often even without a notification (LISTEN is the fast path). */
+const MEMBERS_POLL_MS = 2000;
+
+/** One linked cluster's parts. `member`: it joined by invite (its key is derived), not from PEERS. */
+interface PeerParts {
+  config: PeerConfig;
+  member: boolean;
+  client: PeerCaller & { close(): void };
+  link: Link;
+  pump: OutboxPump;
+}
 
 export class PeerSync implements Lifecycle {
   readonly name = "peer-sync";
@@ -70,9 +88,22 @@ export class PeerSync implements Lifecycle {
   readonly metrics: PeerSyncMetrics;
   private readonly o: PeerSyncOptions;
   private readonly d: PeerSyncDeps;
-  private readonly clients: Array<PeerCaller & { close(): void }>;
-  private readonly links = new Map<string, Link>();
-  private readonly pumps: OutboxPump[] = [];
+  /** Every linked cluster; changes while running (members joining, revoked). */
+  private readonly peers = new Map<string, PeerParts>();
+  /** Each linked cluster's key, the very map the SyncServer reads: a revoked member is refused at once. */
+  private readonly keys = new Map<string, string>();
+  private readonly staticNames: ReadonlySet<string>;
+  private readonly connect: (peer: PeerConfig) => PeerCaller & { close(): void };
+  private readonly clock: () => Date;
+  private readonly membersLoop: Loop;
+  private membersWake: Listener | undefined;
+  /** Member changes are applied one at a time, in order. */
+  private reloading: Promise<void> = Promise.resolve();
+  /** Static peers' public keys as last recorded (written when they change). */
+  private readonly publicKeys = new Map<string, string>();
+  private identity: KeyPair | undefined;
+  /** Set in start(), before the members are read: from then on an added peer starts at once. */
+  private live = false;
   private readonly housekeeping: Loop;
   private readonly backlogLoop: Loop;
   private readonly backlogs = new Map<string, { depth: number; lagSeconds: number }>();
@@ -89,57 +120,139 @@ export class PeerSync implements Lifecycle {
     this.o = o;
     this.d = d;
     const clock = d.clock ?? (() => new Date());
+    this.clock = clock;
+    this.staticNames = new Set(o.peers.map((p) => p.name));
     this.metrics = createPeerSyncMetrics(d.registry, o.peers.map((p) => p.name));
     this.replay = d.replay ?? new store.PgReplayGuard(d.db);
     const selfStatus = () => this.selfStatus();
-    const applier = new Applier(o.peers, {
+    const applier = new Applier((name) => this.peers.get(name)?.config, {
       db: d.db,
       logger: d.logger,
       metrics: this.metrics,
       kinds: d.kinds ?? FRAME_KINDS,
       self: o.self,
       selfStatus,
-      onAnnounce: (peer) => this.links.get(peer)?.observeAnnounce(),
+      onAnnounce: (peer) => this.peers.get(peer)?.link.observeAnnounce(),
       clock,
     });
+    const join = new JoinDesk({
+      db: d.db,
+      logger: d.logger,
+      metrics: this.metrics,
+      self: o.self,
+      selfInfo: () => ({ name: o.self, syncUrl: o.syncUrl, address: o.publicAddress, publicKey: this.identity!.publicKey }),
+      staticPeers: this.staticNames,
+      linked: () => [...this.peers.keys()],
+      windowMs: o.windowMs,
+      clock,
+      onJoined: () => void this.reloadMembers(),
+    });
     this.server = new SyncServer(
-      { self: o.self, keys: new Map(o.peers.map((p) => [p.name, p.key])), host: o.listen.host, port: o.listen.port, windowMs: o.windowMs, ...(o.tls ? { tls: o.tls } : {}) },
-      { replay: this.replay, handlers: applier, logger: d.logger, metrics: this.metrics, clock: () => clock().getTime() },
+      { self: o.self, keys: this.keys, host: o.listen.host, port: o.listen.port, windowMs: o.windowMs, ...(o.tls ? { tls: o.tls } : {}) },
+      { replay: this.replay, handlers: applier, logger: d.logger, metrics: this.metrics, clock: () => clock().getTime(), join },
     );
-    const connect =
+    this.connect =
       d.connect ??
       ((p: PeerConfig) =>
         new PeerClient({ self: o.self, peer: p.name, baseUrl: p.syncUrl, key: p.key, timeoutMs: o.timeoutMs, clock: () => clock().getTime(), ...(o.ca ? { ca: o.ca } : {}) }));
-    this.clients = [];
-    for (const p of o.peers) {
-      const client = connect(p);
-      this.clients.push(client);
-      const link = new Link(
-        p,
-        { intervalMs: o.intervalMs, failuresToDown: o.failuresToDown },
-        { db: d.db, client, logger: d.logger, metrics: this.metrics, selfStatus, onStatus: (peer, s) => this.onPeerStatus(peer, s), clock },
-      );
-      this.links.set(p.name, link);
-      this.pumps.push(new OutboxPump(p.name, { pollMs: o.outboxPollMs, batch: o.outboxBatch }, { db: d.db, client, logger: d.logger, metrics: this.metrics, isUp: () => link.up, clock }));
-    }
+    for (const p of o.peers) this.buildPeer(p, false);
+    this.membersLoop = new Loop("members", MEMBERS_POLL_MS, () => this.reloadMembers(), d.logger);
     this.housekeeping = new Loop("housekeeping", HOUSEKEEPING_MS, () => this.tidy(), d.logger);
     this.backlogLoop = new Loop("backlog", BACKLOG_MS, () => this.measureBacklog(), d.logger, { immediate: true });
     const snapshotMs = o.snapshotMs ?? DEFAULT_SNAPSHOT_MS;
     // Only with the production kinds: a receiver without session.snapshot would refuse the batch.
-    this.snapshots = snapshotMs > 0 && o.peers.length > 0 && d.kinds === undefined ? new Loop("snapshot", snapshotMs, () => this.snapshot(), d.logger, { immediate: true }) : undefined;
+    this.snapshots = snapshotMs > 0 && d.kinds === undefined ? new Loop("snapshot", snapshotMs, () => this.snapshot(), d.logger, { immediate: true }) : undefined;
   }
 
   /** The periodic full refresh of Update Connected: this cluster's sessions, to every peer. */
   private async snapshot(): Promise<void> {
+    if (this.peers.size === 0) return;
     const ok = await this.d.db.withTransaction((tx) => writeSnapshot(tx, this.o.self, SNAPSHOT_WAIT_MS));
     if (!ok) this.d.logger.warn("session snapshot skipped: an older transaction is still running");
-    for (const p of this.pumps) p.kick();
+    for (const p of this.peers.values()) p.pump.kick();
+  }
+
+  private peerNames(): string[] {
+    return [...this.peers.keys()];
+  }
+
+  /** One linked cluster's client, link and pump (started by the caller once running). */
+  private buildPeer(p: PeerConfig, member: boolean): PeerParts {
+    const client = this.connect(p);
+    const link = new Link(
+      p,
+      { intervalMs: this.o.intervalMs, failuresToDown: this.o.failuresToDown },
+      { db: this.d.db, client, logger: this.d.logger, metrics: this.metrics, selfStatus: () => this.selfStatus(), onStatus: (peer, s) => this.onPeerStatus(peer, s), clock: this.clock },
+    );
+    const pump = new OutboxPump(p.name, { pollMs: this.o.outboxPollMs, batch: this.o.outboxBatch }, { db: this.d.db, client, logger: this.d.logger, metrics: this.metrics, isUp: () => link.up, clock: this.clock });
+    const parts = { config: p, member, client, link, pump };
+    this.peers.set(p.name, parts);
+    this.keys.set(p.name, p.key);
+    return parts;
+  }
+
+  /** Re-reads the members (a notification, the poll, a join here); one change at a time. */
+  private reloadMembers(): Promise<void> {
+    const next = this.reloading.then(() => this.syncMembers()).catch((err: unknown) => this.d.logger.error({ err }, "cannot apply the member list"));
+    this.reloading = next;
+    return next;
+  }
+
+  /**
+   * Makes the links match peer_members: a member not linked yet gets its key (derived from the
+   * two key pairs), client, link and pump, started now; a revoked one loses its key first (its
+   * requests are refused from this moment), then its link.
+   */
+  private async syncMembers(): Promise<void> {
+    if (!this.live || this.closed) return;
+    const want = new Map<string, PeerConfig>();
+    for (const m of await members.activeMembers(this.d.db)) {
+      if (m.name === this.o.self || this.staticNames.has(m.name)) continue; // PEERS wins: its key is the operator's
+      try {
+        const key = pairKey({ name: this.o.self, keys: this.identity! }, m);
+        want.set(m.name, { name: m.name, syncUrl: m.syncUrl, address: m.address, key, proximity: members.MEMBER_PROXIMITY });
+      } catch (e) {
+        this.d.logger.warn({ member: m.name, err: (e as Error).message }, "member not linked: no key can be derived with it");
+      }
+    }
+    for (const [name, parts] of [...this.peers]) {
+      if (!parts.member) continue;
+      const w = want.get(name);
+      if (w && w.key === parts.config.key && w.syncUrl === parts.config.syncUrl) continue;
+      await this.removePeer(name, w === undefined);
+    }
+    let added = false;
+    for (const [name, p] of want) {
+      if (this.peers.has(name)) continue;
+      const parts = this.buildPeer(p, true);
+      this.metrics.linkUp.set({ peer: name }, 0);
+      await parts.link.start();
+      await parts.pump.start();
+      added = true;
+      this.d.logger.info({ member: name, syncUrl: p.syncUrl }, "member linked");
+    }
+    if (added) await this.bootstrapNewPeers();
+  }
+
+  private async removePeer(name: string, revoked: boolean): Promise<void> {
+    const parts = this.peers.get(name);
+    if (!parts) return;
+    this.keys.delete(name);
+    this.peers.delete(name);
+    await parts.pump.close();
+    await parts.link.close();
+    parts.client.close();
+    this.backlogs.delete(name);
+    for (const g of [this.metrics.linkUp, this.metrics.outboxDepth, this.metrics.replicationLag]) g.remove({ peer: name });
+    // After the link stopped: a check in flight may have written its server_list row back.
+    if (revoked) await members.forgetLink(this.d.db, name);
+    this.d.logger.info({ member: name }, revoked ? "member revoked: link and key removed" : "member's key or sync URL changed: linking again");
   }
 
   /** Peers linked for the first time get what this cluster had before (see store.bootstrapPeer). */
   private async bootstrapNewPeers(): Promise<void> {
     const now = this.d.clock?.() ?? new Date();
-    for (const peer of await store.peersToBootstrap(this.d.db, this.o.peers.map((p) => p.name))) {
+    for (const peer of await store.peersToBootstrap(this.d.db, this.peerNames())) {
       const n = await this.d.db.withTransaction((tx) => store.bootstrapPeer(tx, peer, this.o.self, now));
       if (n) this.d.logger.info({ peer, ...n }, "new peer link: this cluster's accounts and undelivered messages queued for it");
     }
@@ -147,7 +260,14 @@ export class PeerSync implements Lifecycle {
 
   async selfStatus(): Promise<ServerStatus> {
     this.epoch ??= await store.epoch(this.d.db);
-    return { name: this.o.self, address: this.o.publicAddress, syncUrl: this.o.syncUrl, epoch: this.epoch, ...(await store.localLoad(this.d.db, this.o.self)) };
+    return {
+      name: this.o.self,
+      address: this.o.publicAddress,
+      syncUrl: this.o.syncUrl,
+      epoch: this.epoch,
+      ...(this.identity ? { publicKey: this.identity.publicKey } : {}),
+      ...(await store.localLoad(this.d.db, this.o.self)),
+    };
   }
 
   /**
@@ -155,6 +275,11 @@ export class PeerSync implements Lifecycle {
    * after its backlog was dropped (dropDeadBacklogs marked it).
    */
   private async onPeerStatus(peer: string, status: ServerStatus): Promise<void> {
+    // A PEERS peer's public key, from its signed answer: what a join answer hands a newcomer.
+    if (status.publicKey !== undefined && this.staticNames.has(peer) && this.publicKeys.get(peer) !== status.publicKey) {
+      await members.notePublicKey(this.d.db, peer, status.publicKey);
+      this.publicKeys.set(peer, status.publicKey);
+    }
     if (status.epoch !== undefined && (await store.notePeerEpoch(this.d.db, peer, status.epoch))) {
       this.d.logger.warn({ peer, epoch: status.epoch }, "peer's database is new (another epoch): sending it this cluster's accounts and undelivered messages again");
       await this.bootstrapNewPeers();
@@ -176,31 +301,32 @@ export class PeerSync implements Lifecycle {
     if (maxAgeS <= 0) return;
     let dropped = false;
     for (const [peer, b] of this.backlogs) {
-      if (b.depth === 0 || b.lagSeconds <= maxAgeS || this.links.get(peer)?.up !== false) continue;
+      if (b.depth === 0 || b.lagSeconds <= maxAgeS || this.peers.get(peer)?.link.up !== false) continue;
       if (!(await store.dropBacklog(this.d.db, peer, this.d.clock?.() ?? new Date()))) continue;
       dropped = true;
       this.backlogDropped.add(peer);
-      this.pumps.find((p) => p.name === `pump-${peer}`)?.forgetCursor();
+      this.peers.get(peer)?.pump.forgetCursor();
       this.metrics.backlogDropped.inc({ peer }, b.depth);
       this.d.logger.warn({ peer, rows: b.depth, lagSeconds: Math.round(b.lagSeconds) }, "peer DOWN too long: its outbox backlog dropped; it is bootstrapped when back");
     }
-    if (dropped) await store.pruneOutbox(this.d.db, this.o.peers.map((p) => p.name));
+    if (dropped) await store.pruneOutbox(this.d.db, this.peerNames());
   }
 
   /** Each link's state and backlog (unacknowledged outbox rows, age of the oldest in seconds), for /healthz. */
   linkStates(): Record<string, { state: LinkState; failures: number; error?: string; outboxDepth: number; lagSeconds: number }> {
     return Object.fromEntries(
-      [...this.links].map(([name, l]) => {
+      [...this.peers].map(([name, p]) => {
         const b = this.backlogs.get(name) ?? { depth: 0, lagSeconds: 0 };
-        return [name, { ...l.describe(), outboxDepth: b.depth, lagSeconds: Math.round(b.lagSeconds * 1000) / 1000 }];
+        return [name, { ...p.link.describe(), outboxDepth: b.depth, lagSeconds: Math.round(b.lagSeconds * 1000) / 1000 }];
       }),
     );
   }
 
   private async measureBacklog(): Promise<void> {
-    if (this.o.peers.length === 0) return;
-    const m = await store.backlog(this.d.db, this.o.peers.map((p) => p.name));
+    if (this.peers.size === 0) return;
+    const m = await store.backlog(this.d.db, this.peerNames());
     for (const [peer, b] of m) {
+      if (!this.peers.has(peer)) continue; // removed meanwhile
       this.backlogs.set(peer, b);
       this.metrics.outboxDepth.set({ peer }, b.depth);
       this.metrics.replicationLag.set({ peer }, b.lagSeconds);
@@ -209,39 +335,64 @@ export class PeerSync implements Lifecycle {
   }
 
   async start(): Promise<void> {
-    await store.seedPeers(this.d.db, this.o.peers);
+    this.identity = await members.ensureIdentity(this.d.db);
+    if (this.o.join) {
+      const invite = this.o.join;
+      const r = await joinByInvite({
+        db: this.d.db,
+        logger: this.d.logger,
+        self: { name: this.o.self, syncUrl: this.o.syncUrl, address: this.o.publicAddress, publicKey: this.identity.publicKey },
+        invite,
+        timeoutMs: Math.max(this.o.timeoutMs, 5000),
+        clock: this.clock,
+        ...(this.o.ca ? { ca: this.o.ca } : {}),
+      });
+      if (r === "member already") this.d.logger.info({ issuer: invite.issuer }, "JOIN is set but this cluster joined already: the member list in the database is used");
+    }
+    // Members keep their link rows (cursors, bootstrap) across restarts, as PEERS entries do.
+    await store.seedPeers(this.d.db, this.o.peers, (await members.activeMembers(this.d.db)).map((m) => m.name));
     await this.bootstrapNewPeers();
     // Listen before calling out: a peer answering our announce may call back at once.
     await this.server.start();
-    for (const l of this.links.values()) await l.start();
-    for (const p of this.pumps) await p.start();
+    for (const p of this.peers.values()) await p.link.start();
+    for (const p of this.peers.values()) await p.pump.start();
     // The routers' commits of outbox rows wake the pumps (migration 005); the poll stays as the net.
     this.wake = await this.d.db.listen(CHANNELS.outbox, () => {
-      for (const p of this.pumps) p.kick();
+      for (const p of this.peers.values()) p.pump.kick();
     });
+    this.live = true;
+    // A join here, a member.join or member.revoke applied, the `revoke` command (migration 014).
+    this.membersWake = await this.d.db.listen(CHANNELS.members, () => void this.reloadMembers());
+    await this.reloadMembers();
+    await this.membersLoop.start();
     await this.housekeeping.start();
     await this.backlogLoop.start();
     await this.snapshots?.start();
     this.started = true;
-    this.d.logger.info({ self: this.o.self, peers: this.o.peers.map((p) => p.name), syncUrl: this.o.syncUrl }, "peer-sync running");
+    this.d.logger.info({ self: this.o.self, peers: this.peerNames(), syncUrl: this.o.syncUrl }, "peer-sync running");
   }
 
   async close(): Promise<void> {
     if (this.closed || !this.started) return;
     this.closed = true;
     await this.wake?.close();
+    await this.membersWake?.close();
+    await this.membersLoop.close();
+    await this.reloading;
     await this.housekeeping.close();
     await this.backlogLoop.close();
     await this.snapshots?.close();
-    await Promise.all(this.pumps.map((p) => p.close()));
-    await Promise.all([...this.links.values()].map((l) => l.close()));
+    const all = [...this.peers.values()];
+    await Promise.all(all.map((p) => p.pump.close()));
+    await Promise.all(all.map((p) => p.link.close()));
     await this.server.close();
-    for (const c of this.clients) c.close();
+    for (const p of all) p.client.close();
   }
 
   private async tidy(): Promise<void> {
     await this.replay.prune(this.d.clock?.() ?? new Date());
-    await store.pruneOutbox(this.d.db, this.o.peers.map((p) => p.name));
+    await store.pruneOutbox(this.d.db, this.peerNames());
     await store.pruneTombstones(this.d.db, new Date((this.d.clock?.() ?? new Date()).getTime() - TOMBSTONE_KEEP_MS));
+    await members.pruneInvites(this.d.db, new Date(this.clock().getTime() - TOMBSTONE_KEEP_MS));
   }
 }

@@ -10,6 +10,8 @@ import { authenticate, nonceExpiry, refuse, type Refusal, type RefusalReason, ty
 import { announceBody, FrameError, framesBody, helloBody, PATHS, type AnnounceBody, type FramesAck, type FramesBody, type HelloBody, type StatusReply } from "./frames.ts";
 import type { PeerSyncMetrics } from "./metrics.ts";
 import { HEADERS, signResponse } from "./signing.ts";
+import { JOIN_PATH } from "./membership/checks.ts";
+import type { JoinReply, JoinRequest } from "./membership/join.ts";
 
 export interface SyncHandlers {
   announce(peer: string, body: AnnounceBody): Promise<StatusReply>;
@@ -19,6 +21,7 @@ export interface SyncHandlers {
 
 export interface SyncServerOptions {
   self: string;
+  /** The key of each linked cluster, read at every request: peer-sync adds and removes members while running. */
   keys: ReadonlyMap<string, string>;
   host: string;
   port: number;
@@ -32,6 +35,8 @@ export interface SyncServerDeps {
   logger: Logger;
   metrics: PeerSyncMetrics;
   clock?: () => number;
+  /** Join requests (signed under an invite, not a link key: membership/join.ts); none: 404. */
+  join?: { handle(req: JoinRequest): Promise<JoinReply> };
 }
 
 const BODY_LIMIT = 8 * 1024 * 1024;
@@ -62,6 +67,21 @@ export class SyncServer {
     this.route(PATHS.announce, announceBody, (peer, b) => d.handlers.announce(peer, b));
     this.route(PATHS.hello, helloBody, (peer, b) => d.handlers.hello(peer, b));
     this.route(PATHS.frames, framesBody, (peer, b) => d.handlers.frames(peer, b));
+    const join = d.join;
+    if (join) {
+      this.app.post(JOIN_PATH, async (req, reply) => {
+        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        let r: JoinReply;
+        try {
+          r = await join.handle({ method: req.method, path: req.url, headers: req.headers, body });
+        } catch (err) {
+          this.d.logger.error({ err }, "cannot handle a join request");
+          return reply.code(503).send({ error: "unavailable", message: "this server could not handle the join; send it again" });
+        }
+        if (r.signature) reply.header(HEADERS.signature, r.signature);
+        return reply.code(r.status).header("content-type", "application/json").send(r.text);
+      });
+    }
   }
 
   private route<S extends z.ZodType>(path: string, schema: S, handle: (peer: string, body: z.infer<S>) => Promise<unknown>): void {

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from "node:crypto";
-import { HEADERS, newNonce, requestCanonical, signedHeaders, signRequest, signResponse, verifyRequest, verifyResponse, type RequestParts } from "./signing.ts";
+import { HEADERS, newNonce, requestCanonical, signedHeaders, signJoinRequest, signJoinResponse, signRequest, signResponse, verifyJoinRequest, verifyJoinResponse, verifyRequest, verifyResponse, type RequestParts } from "./signing.ts";
 
 const KEY = "0123456789abcdef0123456789abcdef";
 const base: RequestParts = { method: "POST", path: "/v1/hello", from: "b", to: "a", timestamp: 1_700_000_000_000, nonce: "AAAAAAAAAAAAAAAAAAAAAA", body: '{"v":1}' };
@@ -64,4 +64,16 @@ test("nonces are 22 URL-safe characters and do not repeat", () => {
   const seen = new Set(Array.from({ length: 1000 }, () => newNonce()));
   expect(seen.size).toBe(1000);
   for (const n of seen) expect(n).toMatch(/^[A-Za-z0-9_-]{22}$/);
+});
+
+test("a join request's signature is no link request's signature, nor the other way round", () => {
+  const p = { method: "POST", path: "/v1/join", from: "c", to: "a", timestamp: 1_700_000_000_000, nonce: "n".repeat(22), body: "{}" };
+  const key = "k".repeat(64);
+  expect(signJoinRequest(key, p)).not.toBe(signRequest(key, p));
+  expect(verifyJoinRequest(key, p, signRequest(key, p))).toBe(false);
+  expect(verifyRequest(key, p, signJoinRequest(key, p))).toBe(false);
+  expect(verifyJoinRequest(key, p, signJoinRequest(key, p))).toBe(true);
+  const r = { status: 200, from: "a", to: "c", nonce: p.nonce, body: "{}" };
+  expect(verifyJoinResponse(key, r, signResponse(key, r))).toBe(false);
+  expect(verifyJoinResponse(key, r, signJoinResponse(key, r))).toBe(true);
 });

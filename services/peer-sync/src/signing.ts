@@ -13,6 +13,8 @@ export const HEADERS = {
   timestamp: "x-pesan-timestamp",
   nonce: "x-pesan-nonce",
   signature: "x-pesan-signature",
+  /** A join request only: the invite it is signed under (docs/peer-protocol.md, "Joining by invite"). */
+  invite: "x-pesan-invite",
 } as const;
 
 export const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;
@@ -40,18 +42,29 @@ export interface ResponseParts {
   body: string | Buffer;
 }
 
+/**
+ * The first line of each canonical form. A join request is signed with an invite's key, not a
+ * link's: its own label, so no signature of one kind can ever pass for the other.
+ */
+const LABELS = {
+  request: "pesan-peer-v1 request",
+  response: "pesan-peer-v1 response",
+  joinRequest: "pesan-peer-v1 join request",
+  joinResponse: "pesan-peer-v1 join response",
+} as const;
+
 const sha256 = (b: string | Buffer): string => createHash("sha256").update(b).digest("hex");
 
 /**
  * Names, the receiver included, are signed: a request for one peer cannot be replayed to
  * another peer sharing nothing but the same sender, nor reflected back to its sender.
  */
-export function requestCanonical(p: RequestParts): string {
-  return ["pesan-peer-v1 request", p.method.toUpperCase(), p.path, p.from, p.to, String(p.timestamp), p.nonce, sha256(p.body)].join("\n");
+export function requestCanonical(p: RequestParts, label: string = LABELS.request): string {
+  return [label, p.method.toUpperCase(), p.path, p.from, p.to, String(p.timestamp), p.nonce, sha256(p.body)].join("\n");
 }
 
-export function responseCanonical(p: ResponseParts): string {
-  return ["pesan-peer-v1 response", String(p.status), p.from, p.to, p.nonce, sha256(p.body)].join("\n");
+export function responseCanonical(p: ResponseParts, label: string = LABELS.response): string {
+  return [label, String(p.status), p.from, p.to, p.nonce, sha256(p.body)].join("\n");
 }
 
 function mac(key: string, text: string): string {
@@ -68,6 +81,11 @@ export const signRequest = (key: string, p: RequestParts): string => mac(key, re
 export const verifyRequest = (key: string, p: RequestParts, signature: string | undefined): boolean => sameSignature(signRequest(key, p), signature);
 export const signResponse = (key: string, p: ResponseParts): string => mac(key, responseCanonical(p));
 export const verifyResponse = (key: string, p: ResponseParts, signature: string | undefined): boolean => sameSignature(signResponse(key, p), signature);
+
+export const signJoinRequest = (key: string, p: RequestParts): string => mac(key, requestCanonical(p, LABELS.joinRequest));
+export const verifyJoinRequest = (key: string, p: RequestParts, signature: string | undefined): boolean => sameSignature(signJoinRequest(key, p), signature);
+export const signJoinResponse = (key: string, p: ResponseParts): string => mac(key, responseCanonical(p, LABELS.joinResponse));
+export const verifyJoinResponse = (key: string, p: ResponseParts, signature: string | undefined): boolean => sameSignature(signJoinResponse(key, p), signature);
 
 export function newNonce(): string {
   return randomBytes(16).toString("base64url");

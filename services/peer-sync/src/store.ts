@@ -11,12 +11,12 @@ import type { OutboxPosition, ServerStatus } from "./frames.ts";
 
 /**
  * Configured peers into server_list (address until they announce one, key, sync URL, rank),
- * and a peer_links row each. A peer no longer configured loses its link row: its cursors
+ * and a peer_links row each. `members` (joined by invite, migration 014) keep theirs. A peer no longer configured loses its link row: its cursors
  * mean nothing once the outbox was pruned without it, and if it is configured again it is
  * bootstrapped like a new peer. (With no peers left, the routers stop writing frames.)
  */
-export async function seedPeers(q: Queryable, peers: PeerConfig[]): Promise<void> {
-  await q.query("DELETE FROM peer_links WHERE NOT (peer = ANY($1::text[]))", [peers.map((p) => p.name)]);
+export async function seedPeers(q: Queryable, peers: PeerConfig[], members: string[] = []): Promise<void> {
+  await q.query("DELETE FROM peer_links WHERE NOT (peer = ANY($1::text[]))", [[...peers.map((p) => p.name), ...members]]);
   for (const p of peers) {
     await q.query(
       `INSERT INTO server_list (name, address, active, access_key, proximity, sync_url) VALUES ($1, $2, false, $3, $4, $5)

@@ -52,6 +52,8 @@ export const CHANNELS = {
   outbox: "pesan_outbox",
   /** Pushes for this cluster's clients (pending_pushes rows, copies due now): the routers publish them. */
   pushes: "pesan_pushes",
+  /** peer_members changed (a join, a member.join or member.revoke frame, the `revoke` command): peer-sync re-reads its links. */
+  members: "pesan_members",
 } as const;
 
 const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -1,7 +1,7 @@
 import { FRAME_PAYLOADS, sessionDown, sessionDownPayload } from "./payloads.ts";
 
 test("every frame kind has a payload schema", () => {
-  expect(Object.keys(FRAME_PAYLOADS).sort()).toEqual(["broadcast", "message.new", "message.state", "session.down", "session.snapshot", "session.up", "user.register", "user.unregister"]);
+  expect(Object.keys(FRAME_PAYLOADS).sort()).toEqual(["broadcast", "member.join", "member.revoke", "message.new", "message.state", "session.down", "session.snapshot", "session.up", "user.register", "user.unregister"]);
 });
 
 test("sessionDownPayload writes the wire format, keys in order, and its own schema accepts it", () => {

@@ -65,6 +65,14 @@ export type MessageNew = z.infer<typeof messageNew>;
 export type MessageState = z.infer<typeof messageState>;
 export type BroadcastFrame = z.infer<typeof broadcastFrame>;
 
+// Membership (peer-sync's invites): a cluster that joined, told to every member by its issuer;
+// a member revoked. The public key is a base64url X25519 key (43 characters).
+const publicKey = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+export const memberJoin = z.object({ name: clusterName, syncUrl: z.string().min(1).max(2048), address: z.string().min(1).max(300), publicKey });
+export const memberRevoke = z.object({ name: clusterName });
+export type MemberJoin = z.infer<typeof memberJoin>;
+export type MemberRevoke = z.infer<typeof memberRevoke>;
+
 /** Every frame kind's payload schema, by the kind written in peer_outbox.kind and on the wire. */
 export const FRAME_PAYLOADS = {
   "user.register": userRegister,
@@ -75,6 +83,8 @@ export const FRAME_PAYLOADS = {
   "message.new": messageNew,
   "message.state": messageState,
   broadcast: broadcastFrame,
+  "member.join": memberJoin,
+  "member.revoke": memberRevoke,
 } as const;
 export type FrameKindName = keyof typeof FRAME_PAYLOADS;
 /** The payload type of each kind, as its writer builds it (optional fields may be left undefined). */
