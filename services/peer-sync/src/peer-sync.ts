@@ -394,5 +394,6 @@ export class PeerSync implements Lifecycle {
     await store.pruneOutbox(this.d.db, this.peerNames());
     await store.pruneTombstones(this.d.db, new Date((this.d.clock?.() ?? new Date()).getTime() - TOMBSTONE_KEEP_MS));
     await members.pruneInvites(this.d.db, new Date(this.clock().getTime() - TOMBSTONE_KEEP_MS));
+    await members.pruneRevokedInvites(this.d.db, new Date(this.clock().getTime() - TOMBSTONE_KEEP_MS));
   }
 }
