@@ -144,10 +144,11 @@ export class Link {
       status = answer.data.server;
     } catch (e) {
       this.lastError = checkFailure(e);
-      this.noteNotAMember(this.lastError === NOT_A_MEMBER);
       this.d.metrics.checks.inc({ peer: this.peer.name, outcome: "fail" });
       const t = this.liveness.failure();
       this.track(t);
+      // Only once it made the link DOWN (LIVENESS_FAILURES in a row): not for a moment's refusal.
+      this.noteNotAMember(this.lastError === NOT_A_MEMBER && t.state === "DOWN");
       if (t.state === "DOWN") {
         this.announced = false;
         // It may come back elsewhere: its distance is measured afresh (the row keeps the last).
@@ -196,7 +197,7 @@ export class Link {
     if (now === this.notAMember) return;
     this.notAMember = now;
     if (now) this.d.logger.warn({ peer: this.peer.name }, `peer ${this.peer.name} refuses this cluster as not a member (403 unknown_sender): it was revoked there, or never admitted; only a new invite (JOIN) brings it back`);
-    else this.d.logger.info({ peer: this.peer.name }, `peer ${this.peer.name} accepts this cluster again`);
+    else this.d.logger.info({ peer: this.peer.name }, `peer ${this.peer.name} no longer refuses this cluster as not a member`);
   }
 
   private track(t: Transition): void {
