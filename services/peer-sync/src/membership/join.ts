@@ -206,8 +206,9 @@ export async function joinByInvite(o: JoinOptions): Promise<"joined" | "member a
   const list = answer.data.members.filter((m) => m.name !== o.self.name);
   await o.db.withTransaction(async (tx) => {
     for (const m of list) {
-      // A rejoin: the old link rows (cursor, bootstrapped) go, so each link starts as new.
-      await members.forgetLink(tx, m.name);
+      // A rejoin: the old link rows (cursor, bootstrapped) go, so each link starts as new (a
+      // PEERS peer's link is the operator's: it stays).
+      if (!(await members.isStaticPeer(tx, m.name))) await members.forgetLink(tx, m.name);
       await members.recordMember(tx, m, invite.issuer, now, m.invite ?? null);
     }
     await members.setJoinedWith(tx, invite.id);
