@@ -4,7 +4,7 @@
  * (burst 2,000) instead of the default 4,000: on a 2-core machine busy with other test files,
  * the flood may arrive stretched over 1.5 s or thinned by the kernel, and only a limit well
  * below it makes "held" certain. The default's numbers (2,000/s passes, 10,000/s is held) are
- * checked exactly in services/udp-gateway/src/rate-limit.test.ts, and 2,000/s through a real
+ * checked exactly in packages/shared/src/rate-limit.test.ts, and 2,000/s through a real
  * gateway at the default in bad-input.test.ts.
  */
 import { linesMatching, pacedSend, sentId, sleep } from "./support/e2e.ts";

@@ -2,11 +2,15 @@
  * A cluster joins the federation with one invite (services/peer-sync/README.md, "Three
  * clusters: the third joins by invite"): a and b linked by PEERS; c has no PEERS, only
  * JOIN=<token from a>. Forged, expired, reused and renamed invites are refused with nothing
- * applied; `revoke c` on b cuts c off everywhere; restarts need no token.
+ * applied; a join whose answer is lost is answered again on retry; `revoke c` on b cuts c off
+ * everywhere, and neither an older member.join delivered after it nor an older revoke after a
+ * rejoin (a new invite) undoes it; restarts need no token; /v1/join is rate limited.
  */
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { ServiceProcess } from "@pesan/cluster";
+import { freePorts, ServiceProcess } from "@pesan/cluster";
 import { PeerClient } from "../services/peer-sync/src/client.ts";
 import { JOIN_PATH } from "../services/peer-sync/src/membership/checks.ts";
 import { joinSigner } from "../services/peer-sync/src/membership/join.ts";
@@ -87,11 +91,11 @@ async function nothingApplied(inviteId?: string): Promise<void> {
 }
 
 /** A join request as a newcomer sends it, signed under an invite: for forgeries the process would refuse to send. */
-async function postJoin(inv: Invite, from: string): Promise<{ status: number; error: string }> {
+async function postJoin(inv: Invite, from: string, server?: { name: string; syncUrl: string; address: string; publicKey: string }): Promise<{ status: number; error: string; members?: string[] }> {
   const client = new PeerClient({ self: from, peer: inv.issuer, baseUrl: inv.syncUrl, key: inviteMacKey(inv), timeoutMs: 5000, signer: joinSigner(inv.id) });
   try {
-    await client.post(JOIN_PATH, { v: 1, kind: "join", server: { name: from, syncUrl: "http://127.0.0.1:1", address: "127.0.0.1:1", publicKey: generateKeyPair().publicKey } });
-    return { status: 200, error: "" };
+    const answer = (await client.post(JOIN_PATH, { v: 1, kind: "join", server: server ?? { name: from, syncUrl: "http://127.0.0.1:1", address: "127.0.0.1:1", publicKey: generateKeyPair().publicKey } })) as { members: Array<{ name: string }> };
+    return { status: 200, error: "", members: answer.members.map((m) => m.name) };
   } catch (e) {
     const m = /^HTTP (\d+) \((\w+)\)/.exec((e as Error).message);
     return { status: Number(m?.[1] ?? 0), error: m?.[2] ?? (e as Error).message };
@@ -117,6 +121,48 @@ const cHelloTo = (to: string) => cPost(to, PATHS.hello, { v: 1, kind: "hello", s
 const summary = async (at: string) => (await serversAt(fx.addr(at))).map((r) => `${r.name} ${r.state}`).sort();
 
 let token = "";
+
+/**
+ * A TCP proxy to `port` that cuts the first connection as soon as the answer to its request
+ * starts coming back: the issuer has accepted (and committed) the join, and the newcomer never
+ * hears of it. Later connections pass.
+ */
+async function dropFirstAnswer(port: number): Promise<{ url: string; dropped: () => number; close: () => Promise<void> }> {
+  const [own] = await freePorts(1);
+  let dropped = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((down) => {
+    const up = connect(port, "127.0.0.1");
+    for (const s of [down, up]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => sockets.delete(s));
+    }
+    down.pipe(up);
+    if (dropped === 0) {
+      up.once("data", () => {
+        dropped++;
+        down.destroy();
+        up.destroy();
+      });
+    } else up.pipe(down);
+  });
+  await new Promise<void>((r) => server.listen(own!, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${own}`,
+    dropped: () => dropped,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+const logOf = (n: string) => readFileSync(join(fx.lc.logDir, `peer-sync-${n}.log`), "utf8");
+/** a's "cluster joined by invite" log lines: one per accepted join (its member.join written with it), none for a join answered again. */
+const joinedLines = () => logOf("a").split("\n").filter((l) => l.includes('"cluster joined by invite"')).length;
+const metricsOf = async (n: string) => (await fetch(`http://127.0.0.1:${fx.lc.get(n).peerSync.httpPort}/metrics`)).text();
 
 test("a and b are linked by PEERS and know each other's public key (what a join hands on)", async () => {
   for (const [at, other] of [["a", "b"], ["b", "a"]] as const) {
@@ -159,10 +205,20 @@ test("an expired invite is refused and changes nothing", async () => {
   await nothingApplied(inviteOf(token).id);
 }, 30_000);
 
-test("c joins with only an invite: within 5 s SERVERS on a, b and c lists all three; a user of a logs in on c; messages route a->c and c->b", async () => {
-  const p = cProcess({ JOIN: token });
+test("c joins with only an invite (a's first answer lost on the way: c asks again and is answered again): within 5 s SERVERS on a, b and c lists all three; a user of a logs in on c; messages route a->c and c->b", async () => {
+  // The token names the proxy as a's sync URL (the MAC key binds id, name and secret, not the URL).
+  const proxy = await dropFirstAnswer(Number(new URL(fx.lc.get("a").syncUrl).port));
+  const p = cProcess({ JOIN: encodeInvite({ ...inviteOf(token), syncUrl: proxy.url }) });
   p.start();
-  await p.waitReady(20_000);
+  try {
+    await p.waitReady(20_000);
+  } finally {
+    await proxy.close();
+  }
+  expect(proxy.dropped()).toBe(1);
+  expect(logOf("a")).toContain("join asked again by the cluster it admitted");
+  // Accepted once (one member.join written, the invite marked used once), answered twice.
+  expect(joinedLines()).toBe(1);
   // Timed from the join itself (a marked the invite used), not from the process start: a node
   // process booting on a loaded 2-core machine is not what the 5 s are about.
   const [{ used_at: usedAt }] = (await sql<{ used_at: Date }>("a", "SELECT used_at FROM peer_invites WHERE id = $1", [inviteOf(token).id])) as [{ used_at: Date }];
@@ -197,10 +253,20 @@ test("c joins with only an invite: within 5 s SERVERS on a, b and c lists all th
   await bob.waitFor((l) => l.startsWith(`MSG ${sentId(toB)} alice `) && l.endsWith(" hello b"), 5000);
 }, 60_000);
 
-test("a reused invite is refused and changes nothing", async () => {
-  const before = await sql("a", "SELECT name, public_key, joined_at FROM peer_members");
+test("a reused invite is refused and changes nothing; the cluster it admitted asking again (same key) is answered again, also changing nothing", async () => {
+  const before = await sql("a", "SELECT name, public_key, joined_at, invite_id FROM peer_members");
+  expect(before).toEqual([expect.objectContaining({ name: "c", invite_id: inviteOf(token).id })]);
   expect(await postJoin(inviteOf(token), "c")).toEqual({ status: 403, error: "invite_used" });
-  expect(await sql("a", "SELECT name, public_key, joined_at FROM peer_members")).toEqual(before);
+  expect(await sql("a", "SELECT name, public_key, joined_at, invite_id FROM peer_members")).toEqual(before);
+  // c's own key (what c's retry after a lost answer sends, with a fresh nonce): the same answer.
+  const [{ public_key: cKey }] = (await sql<{ public_key: string }>("c", "SELECT public_key FROM peer_identity")) as [{ public_key: string }];
+  const server = { name: "c", syncUrl: fx.lc.get("c").syncUrl, address: fx.addr("c"), publicKey: cKey };
+  const answers: unknown[] = [];
+  for (let i = 0; i < 2; i++) answers.push(await postJoin(inviteOf(token), "c", server));
+  expect(answers[0]).toEqual({ status: 200, error: "", members: ["a", "b"] });
+  expect(answers[1]).toEqual(answers[0]);
+  expect(await sql("a", "SELECT name, public_key, joined_at, invite_id FROM peer_members")).toEqual(before);
+  expect(joinedLines()).toBe(1);
 });
 
 test("after restarts of c (without its token) and a, the links come back from the database", async () => {
@@ -241,3 +307,77 @@ test("revoke c on b: within 5 s neither a nor b accepts c's requests, and neithe
   // A second revoke: nothing to do, said so.
   expect(await cli(fx.lc.get("b"), ["revoke", "c"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/not a member here/) });
 }, 30_000);
+
+/** A batch of frames to a, signed by b with the a-b key, as b's peer-sync sends them (its epoch our own: nothing skipped). */
+let bTxid = 1;
+async function fromBToA(frames: Array<{ kind: string; data: unknown }>): Promise<void> {
+  const client = new PeerClient({ self: "b", peer: "a", baseUrl: fx.lc.get("a").syncUrl, key: fx.lc.keyOf("a", "b"), timeoutMs: 10_000 });
+  try {
+    const t = String(bTxid++);
+    await client.post(PATHS.frames, { v: 1, kind: "frames", epoch: "test-b-replay", frames: frames.map((f, i) => ({ txid: t, id: String(i + 1), ...f })) });
+  } finally {
+    client.close();
+  }
+}
+
+const refusedFrames = async (at: string, kind: string, reason: string) =>
+  Number(new RegExp(`^pesan_peer_frames_refused_total\\{kind="${kind.replace(".", "\\.")}",reason="${reason}"[^}]*\\} (\\d+)$`, "m").exec(await metricsOf(at))?.[1] ?? NaN);
+
+test("c, revoked, sees every member refuse it: /healthz says 'refused: not a member' and the log says so once per link", async () => {
+  const health = async () => ((await (await fetch(`http://127.0.0.1:${fx.lc.get("c").peerSync.httpPort}/healthz`)).json()) as { links: Record<string, { state: string; error?: string }> }).links;
+  await eventually(async () => expect(await health()).toMatchObject({ a: { state: "DOWN", error: "refused: not a member (403 unknown_sender)" }, b: { state: "DOWN", error: "refused: not a member (403 unknown_sender)" } }), 10_000);
+  const warned = logOf("c").split("\n").filter((l) => l.includes("refuses this cluster as not a member"));
+  expect(warned.map((l) => (JSON.parse(l) as { peer: string }).peer).sort()).toEqual(["a", "b"]);
+}, 30_000);
+
+test("an older member.join of c (its revoked invite) delivered to a after the revoke does not bring c back", async () => {
+  const old = inviteOf(token).id;
+  // a applied b's member.revoke: it remembers the revoked membership.
+  expect(await sql("a", "SELECT name, invite_id FROM peer_revoked_invites")).toEqual([{ name: "c", invite_id: old }]);
+  const [{ public_key: cKey }] = (await sql<{ public_key: string }>("c", "SELECT public_key FROM peer_identity")) as [{ public_key: string }];
+  const before = await refusedFrames("a", "member.join", "revoked");
+  await fromBToA([{ kind: "member.join", data: { name: "c", syncUrl: fx.lc.get("c").syncUrl, address: fx.addr("c"), publicKey: cKey, invite: old, revoked: [] } }]);
+  expect(await refusedFrames("a", "member.join", "revoked")).toBe(before + 1);
+  expect((await sql<{ revoked_at: Date | null }>("a", "SELECT revoked_at FROM peer_members WHERE name = 'c'"))[0]!.revoked_at).not.toBeNull();
+  expect(await sql("a", "SELECT name FROM server_list WHERE name = 'c'")).toEqual([]);
+  // Give a's member reload its chance (LISTEN wakes it within a second): still no link.
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(await cHelloTo("a")).toBe(403);
+  expect(await summary("a")).toEqual(["a UP", "b UP"]);
+}, 30_000);
+
+test("a new invite (from b) brings c back everywhere; the old invite's join and revoke, delivered late, change nothing", async () => {
+  const fresh = await invite("b", "c");
+  await fx.lc.get("c").peerSync.stop();
+  const p = cProcess({ JOIN: fresh });
+  p.start();
+  await p.waitReady(20_000);
+  for (const at of NAMES) await eventually(async () => expect(await summary(at)).toEqual(["a UP", "b UP", "c UP"]), 10_000, 100);
+  for (const n of ["a", "b"]) await eventually(async () => expect(await cHelloTo(n)).toBe(200), 5000, 100);
+  const now = inviteOf(fresh).id;
+  expect(await sql("a", "SELECT invite_id, introduced_by FROM peer_members WHERE name = 'c' AND revoked_at IS NULL")).toEqual([{ invite_id: now, introduced_by: "b" }]);
+  expect(await sql("c", "SELECT joined_with_invite FROM peer_identity")).toEqual([{ joined_with_invite: now }]);
+
+  // The first invite's join and revoke, again and late (another issuer's outbox): c stays.
+  const old = inviteOf(token).id;
+  const [{ public_key: cKey }] = (await sql<{ public_key: string }>("c", "SELECT public_key FROM peer_identity")) as [{ public_key: string }];
+  await fromBToA([
+    { kind: "member.join", data: { name: "c", syncUrl: fx.lc.get("c").syncUrl, address: fx.addr("c"), publicKey: cKey, invite: old, revoked: [] } },
+    { kind: "member.revoke", data: { name: "c", invite: old } },
+  ]);
+  expect(await sql("a", "SELECT invite_id FROM peer_members WHERE name = 'c' AND revoked_at IS NULL")).toEqual([{ invite_id: now }]);
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(await cHelloTo("a")).toBe(200);
+  expect(await summary("a")).toEqual(["a UP", "b UP", "c UP"]);
+}, 60_000);
+
+test("/v1/join is rate limited per address before any work: a burst of requests gets 429 rate_limited, counted", async () => {
+  const before = Number(/^pesan_peer_refused_requests_total\{reason="rate_limited"[^}]*\} (\d+)$/m.exec(await metricsOf("a"))?.[1] ?? NaN);
+  const statuses = await Promise.all(Array.from({ length: 40 }, () => fetch(`${fx.lc.get("a").syncUrl}/v1/join`, { method: "POST", body: "{}" }).then(async (r) => ({ status: r.status, error: ((await r.json()) as { error: string }).error }))));
+  const limited = statuses.filter((s) => s.status === 429);
+  // The address's burst (10) gets through to the checks (unsigned: 401); the rest is refused unread.
+  expect(statuses.filter((s) => s.status === 401).length).toBeLessThanOrEqual(12);
+  expect(limited.length).toBeGreaterThanOrEqual(28);
+  expect(new Set(limited.map((s) => s.error))).toEqual(new Set(["rate_limited"]));
+  expect(Number(/^pesan_peer_refused_requests_total\{reason="rate_limited"[^}]*\} (\d+)$/m.exec(await metricsOf("a"))?.[1])).toBe(before + limited.length);
+});

@@ -6,12 +6,12 @@ import { isClusterName } from "@pesan/shared/names";
 import { HEADERS, NONCE_RE, verifyRequest } from "./signing.ts";
 
 /** Why a request was refused: a bounded set, used as a metric label. */
-export const REFUSAL_REASONS = ["missing_auth", "unknown_sender", "wrong_receiver", "bad_signature", "clock_skew", "replay", "bad_frame", "bad_invite"] as const;
+export const REFUSAL_REASONS = ["missing_auth", "unknown_sender", "wrong_receiver", "bad_signature", "clock_skew", "replay", "bad_frame", "bad_invite", "rate_limited"] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 export interface Refusal {
   ok: false;
-  status: 400 | 401 | 403;
+  status: 400 | 401 | 403 | 429;
   reason: RefusalReason;
   /** The claimed sender, cut to a safe length (it is not authenticated). */
   peer: string | undefined;

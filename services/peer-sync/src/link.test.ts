@@ -1,6 +1,7 @@
 import type { Db, QueryResult, Row } from "@pesan/shared/db";
 import { createLogger, createRegistry } from "@pesan/shared/observability";
-import { answersHeartbeat, Link, type PeerCaller } from "./link.ts";
+import { answersHeartbeat, checkFailure, Link, NOT_A_MEMBER, type PeerCaller } from "./link.ts";
+import { PeerCallError } from "./client.ts";
 import { createPeerSyncMetrics } from "./metrics.ts";
 
 /** Records the statements peer-sync sends; answers every one with one affected row. */
@@ -182,4 +183,12 @@ test("answersHeartbeat: a real UDP socket answering yes counts; a silent port or
     s.close();
     silent.close();
   }
+});
+
+test("a check refused with 403 unknown_sender reads as 'not a member' (this cluster revoked there); other failures keep their message", () => {
+  expect(checkFailure(new PeerCallError("refused", "HTTP 403 (unknown_sender)", 403))).toBe(NOT_A_MEMBER);
+  expect(NOT_A_MEMBER).toMatch(/^refused: not a member/);
+  expect(checkFailure(new PeerCallError("refused", "HTTP 403 (wrong_receiver)", 403))).toBe("HTTP 403 (wrong_receiver)");
+  expect(checkFailure(new PeerCallError("refused", "HTTP 401 (bad_signature)", 401))).toBe("HTTP 401 (bad_signature)");
+  expect(checkFailure(new PeerCallError("timeout", "no answer within 1000 ms"))).toBe("no answer within 1000 ms");
 });

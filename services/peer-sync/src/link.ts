@@ -15,6 +15,16 @@ import { Loop } from "@pesan/shared/runtime";
 import type { PeerSyncMetrics } from "./metrics.ts";
 import { RttEstimator } from "./rtt.ts";
 import * as store from "./store.ts";
+import { PeerCallError } from "./client.ts";
+
+/** A link's error when the peer has no link with this cluster: revoked there (or never admitted). */
+export const NOT_A_MEMBER = "refused: not a member (403 unknown_sender)";
+
+/** What a failed check says, for /healthz and the logs: a peer that does not know us is told apart from one that is just down. */
+export function checkFailure(e: unknown): string {
+  if (e instanceof PeerCallError && e.kind === "refused" && e.status === 403 && e.message.includes("(unknown_sender)")) return NOT_A_MEMBER;
+  return e instanceof Error ? e.message : String(e);
+}
 
 /** What a link needs of a client: PeerClient, or a fake in tests. */
 export interface PeerCaller {
@@ -67,6 +77,8 @@ export class Link {
   private readonly clock: () => Date;
   private announced = false;
   private lastError = "";
+  /** The last check was refused with 403 unknown_sender: logged once when that starts and once when it ends. */
+  private notAMember = false;
   /** What the server_list row says, as far as we know: a failed write is retried next round. */
   private rowActive: boolean | undefined;
   /** Where the peer's clients reach it, as it last told us. */
@@ -131,10 +143,12 @@ export class Link {
       if (answer.data.server.name !== this.peer.name) throw new Error(`the answer comes from ${answer.data.server.name}, not ${this.peer.name}`);
       status = answer.data.server;
     } catch (e) {
-      this.lastError = (e as Error).message;
+      this.lastError = checkFailure(e);
       this.d.metrics.checks.inc({ peer: this.peer.name, outcome: "fail" });
       const t = this.liveness.failure();
       this.track(t);
+      // Only once it made the link DOWN (LIVENESS_FAILURES in a row): not for a moment's refusal.
+      this.noteNotAMember(this.lastError === NOT_A_MEMBER && t.state === "DOWN");
       if (t.state === "DOWN") {
         this.announced = false;
         // It may come back elsewhere: its distance is measured afresh (the row keeps the last).
@@ -155,6 +169,7 @@ export class Link {
     const rttMs = kind === "hello" ? this.rtt.sample(seconds * 1000) : undefined;
     this.d.metrics.checks.inc({ peer: this.peer.name, outcome: "ok" });
     this.lastError = "";
+    this.noteNotAMember(false);
     this.announced = true;
     this.track(this.liveness.success());
     await store.markUp(this.d.db, this.peer.name, status, this.peer.proximity, this.clock(), rttMs);
@@ -171,6 +186,18 @@ export class Link {
     }
     const n = await store.redirectClientsOf(this.d.db, this.peer.name, self.name, self.address);
     if (n > 0) this.d.logger.info({ peer: this.peer.name, clients: n, to: self.address }, "REDIRECT queued for the clients of a DOWN peer");
+  }
+
+  /**
+   * A cluster that was revoked is never told (its links are gone): what it sees is every
+   * member refusing it with 403 unknown_sender. That is said loudly, once per change, not at
+   * every check.
+   */
+  private noteNotAMember(now: boolean): void {
+    if (now === this.notAMember) return;
+    this.notAMember = now;
+    if (now) this.d.logger.warn({ peer: this.peer.name }, `peer ${this.peer.name} refuses this cluster as not a member (403 unknown_sender): it was revoked there, or never admitted; only a new invite (JOIN) brings it back`);
+    else this.d.logger.info({ peer: this.peer.name }, `peer ${this.peer.name} no longer refuses this cluster as not a member`);
   }
 
   private track(t: Transition): void {

@@ -25,7 +25,8 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   SYNC_TLS_CERT, SYNC_TLS_KEY (PEM files: serve https)  SYNC_TLS_CA (PEM: trust for https peers)
   OUTBOX_POLL_MS=250  OUTBOX_BATCH=500  SNAPSHOT_INTERVAL_MS=30000  DB_POOL_MAX=4
   JOIN=<invite token>  join the federation of the member that issued it, at the first start
-        (SERVER_NAME must be the name the invite was issued for; kept secret like a key)
+        with that invite (again with a new one after a revoke; SERVER_NAME must be the name
+        the invite was issued for; kept secret like a key)
   HTTP_HOST=127.0.0.1  HTTP_PORT=9300 (/healthz, /metrics)  LOG_LEVEL=info
 See services/peer-sync/README.md.
 `;

@@ -14,6 +14,7 @@ const IGNORABLE: ReadonlyArray<[string, IgnoreReason]> = [
   ["broadcast", "foreign_id"],
   ["message.state", "not_held"],
   ["member.join", "not_member"],
+  ["member.join", "revoked"],
   ["member.revoke", "not_member"],
 ];
 

@@ -22,6 +22,8 @@ export const IGNORE_REASONS = [
   "not_held",
   /** member.join or member.revoke about this cluster or a PEERS peer, or a member.join giving a member another key. */
   "not_member",
+  /** member.join naming a membership that was revoked (an older join delivered after its revoke): only a new invite brings the name back. */
+  "revoked",
 ] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 

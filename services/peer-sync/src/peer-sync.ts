@@ -205,16 +205,7 @@ export class PeerSync implements Lifecycle {
    */
   private async syncMembers(): Promise<void> {
     if (!this.live || this.closed) return;
-    const want = new Map<string, PeerConfig>();
-    for (const m of await members.activeMembers(this.d.db)) {
-      if (m.name === this.o.self || this.staticNames.has(m.name)) continue; // PEERS wins: its key is the operator's
-      try {
-        const key = pairKey({ name: this.o.self, keys: this.identity! }, m);
-        want.set(m.name, { name: m.name, syncUrl: m.syncUrl, address: m.address, key, proximity: members.MEMBER_PROXIMITY });
-      } catch (e) {
-        this.d.logger.warn({ member: m.name, err: (e as Error).message }, "member not linked: no key can be derived with it");
-      }
-    }
+    const want = await this.wantedMembers();
     for (const [name, parts] of [...this.peers]) {
       if (!parts.member) continue;
       const w = want.get(name);
@@ -231,7 +222,24 @@ export class PeerSync implements Lifecycle {
       added = true;
       this.d.logger.info({ member: name, syncUrl: p.syncUrl }, "member linked");
     }
+    // Keys set at start before the links (start()): none may outlive its member.
+    for (const name of [...this.keys.keys()]) if (!this.staticNames.has(name) && !this.peers.has(name)) this.keys.delete(name);
     if (added) await this.bootstrapNewPeers();
+  }
+
+  /** Each active member's link settings, its key derived from the two key pairs. */
+  private async wantedMembers(): Promise<Map<string, PeerConfig>> {
+    const want = new Map<string, PeerConfig>();
+    for (const m of await members.activeMembers(this.d.db)) {
+      if (m.name === this.o.self || this.staticNames.has(m.name)) continue; // PEERS wins: its key is the operator's
+      try {
+        const key = pairKey({ name: this.o.self, keys: this.identity! }, m);
+        want.set(m.name, { name: m.name, syncUrl: m.syncUrl, address: m.address, key, proximity: members.MEMBER_PROXIMITY });
+      } catch (e) {
+        this.d.logger.warn({ member: m.name, err: (e as Error).message }, "member not linked: no key can be derived with it");
+      }
+    }
+    return want;
   }
 
   private async removePeer(name: string, revoked: boolean): Promise<void> {
@@ -352,6 +360,9 @@ export class PeerSync implements Lifecycle {
     // Members keep their link rows (cursors, bootstrap) across restarts, as PEERS entries do.
     await store.seedPeers(this.d.db, this.o.peers, (await members.activeMembers(this.d.db)).map((m) => m.name));
     await this.bootstrapNewPeers();
+    // The members' keys before listening: a member calling in while this process starts must
+    // not be refused as unknown (it would read as "revoked" there). Their links start below.
+    for (const [name, p] of await this.wantedMembers()) this.keys.set(name, p.key);
     // Listen before calling out: a peer answering our announce may call back at once.
     await this.server.start();
     for (const p of this.peers.values()) await p.link.start();
@@ -394,5 +405,6 @@ export class PeerSync implements Lifecycle {
     await store.pruneOutbox(this.d.db, this.peerNames());
     await store.pruneTombstones(this.d.db, new Date((this.d.clock?.() ?? new Date()).getTime() - TOMBSTONE_KEEP_MS));
     await members.pruneInvites(this.d.db, new Date(this.clock().getTime() - TOMBSTONE_KEEP_MS));
+    await members.pruneRevokedInvites(this.d.db, new Date(this.clock().getTime() - TOMBSTONE_KEEP_MS));
   }
 }

@@ -11,6 +11,7 @@ import { announceBody, FrameError, framesBody, helloBody, PATHS, type AnnounceBo
 import type { PeerSyncMetrics } from "./metrics.ts";
 import { HEADERS, signResponse } from "./signing.ts";
 import { JOIN_PATH } from "./membership/checks.ts";
+import { RateLimiter } from "@pesan/shared/rate-limit";
 import type { JoinReply, JoinRequest } from "./membership/join.ts";
 
 export interface SyncHandlers {
@@ -42,6 +43,15 @@ export interface SyncServerDeps {
 const BODY_LIMIT = 8 * 1024 * 1024;
 /** At most one refusal log line per reason per second: a flood of forgeries must not flood the logs. */
 const REFUSAL_LOG_EVERY_MS = 1000;
+/**
+ * /v1/join's limits, checked before any database work (each join locks an invite row and
+ * verifies a MAC): a few joins a second is far more than a federation ever makes, and a
+ * newcomer refused with 429 retries with backoff. Per remote IP, and for all IPs together
+ * (a flood from many addresses).
+ */
+export const JOIN_LIMITS = { perIp: { perSec: 1, burst: 10 }, all: { perSec: 10, burst: 50 } } as const;
+/** Idle IPs' buckets are forgotten once this many are held (memory stays bounded). */
+const JOIN_LIMITER_SWEEP_AT = 10_000;
 
 export class SyncServer {
   readonly name = "sync-server";
@@ -50,6 +60,8 @@ export class SyncServer {
   private readonly d: SyncServerDeps;
   private readonly clock: () => number;
   private readonly lastLogged = new Map<RefusalReason, { at: number; suppressed: number }>();
+  private readonly joinPerIp = new RateLimiter(JOIN_LIMITS.perIp.perSec, JOIN_LIMITS.perIp.burst);
+  private readonly joinAll = new RateLimiter(JOIN_LIMITS.all.perSec, JOIN_LIMITS.all.burst);
   private started = false;
   private closed = false;
   address = "";
@@ -70,6 +82,8 @@ export class SyncServer {
     const join = d.join;
     if (join) {
       this.app.post(JOIN_PATH, async (req, reply) => {
+        const limited = this.joinLimited(req.ip);
+        if (limited) return this.refuse(req, reply, refuse(429, "rate_limited", undefined, limited));
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         let r: JoinReply;
         try {
@@ -117,6 +131,16 @@ export class SyncServer {
       const signature = signResponse(auth.key, { status: 200, from: this.o.self, to: auth.peer, nonce: auth.nonce, body: text });
       return reply.code(200).header("content-type", "application/json").header(HEADERS.signature, signature).send(text);
     });
+  }
+
+  /** Why this join request is refused before any work (too many from its IP, or from everyone), or undefined. */
+  private joinLimited(ip: string): string | undefined {
+    const now = this.clock();
+    if (this.joinPerIp.size >= JOIN_LIMITER_SWEEP_AT) this.joinPerIp.sweep(now);
+    // The IP's bucket first: one flooding address must not use up everyone's.
+    if (this.joinPerIp.take(ip, now) !== "ok") return "too many join requests from this address; send it again later";
+    if (this.joinAll.take("*", now) !== "ok") return "too many join requests; send it again later";
+    return undefined;
   }
 
   private refuse(req: FastifyRequest, reply: FastifyReply, r: Refusal): FastifyReply {

@@ -11,7 +11,7 @@ import { Counter, Gauge, type Logger, type Registry } from "@pesan/shared/observ
 import type { Lifecycle } from "@pesan/shared/runtime";
 import { PROOF_PREFIX, formatErr, frame, parseDatagram, parseText, withTag, type Parsed } from "@pesan/shared/protocol";
 import { Endpoints } from "./endpoints.ts";
-import { RateLimiter } from "./rate-limit.ts";
+import { RateLimiter } from "@pesan/shared/rate-limit";
 
 export interface GatewayOptions {
   gatewayId: string;

@@ -67,9 +67,21 @@ export type BroadcastFrame = z.infer<typeof broadcastFrame>;
 
 // Membership (peer-sync's invites): a cluster that joined, told to every member by its issuer;
 // a member revoked. The public key is a base64url X25519 key (43 characters).
+// Each membership is named by the invite that admitted it (`invite`): a revoke names the one it
+// ends, and a join lists the memberships of that name its issuer knows were revoked (`revoked`),
+// so a join and a revoke delivered out of order (from two issuers' outboxes) cannot bring a
+// revoked membership back.
 const publicKey = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
-export const memberJoin = z.object({ name: clusterName, syncUrl: z.string().min(1).max(2048), address: z.string().min(1).max(300), publicKey });
-export const memberRevoke = z.object({ name: clusterName });
+export const inviteId = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/);
+export const memberJoin = z.object({
+  name: clusterName,
+  syncUrl: z.string().min(1).max(2048),
+  address: z.string().min(1).max(300),
+  publicKey,
+  invite: inviteId,
+  revoked: z.array(inviteId).max(100).default([]),
+});
+export const memberRevoke = z.object({ name: clusterName, invite: inviteId.optional() });
 export type MemberJoin = z.infer<typeof memberJoin>;
 export type MemberRevoke = z.infer<typeof memberRevoke>;
 

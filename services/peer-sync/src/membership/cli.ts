@@ -71,8 +71,13 @@ async function revoke(cl: CommandLine, config: PeerSyncConfig, logger: Logger, n
   if (config.peers.some((p) => p.name === name)) throw new UsageError(`${name} is a peer configured in PEERS: remove it from PEERS (on both sides) instead`);
   return withDb(config, logger, async (db) => {
     const done = await db.withTransaction(async (tx) => {
-      if (!(await members.revokeMember(tx, name, now))) return false;
-      await enqueueFrame(tx, "member.revoke", { name });
+      // The membership revoked is the one that is active here: named by its invite, so a newer
+      // one (a new invite, admitted after this revoke) is left alone wherever this arrives late.
+      const cur = await members.lockMembership(tx, name);
+      if (!cur) return false;
+      const invite = cur.inviteId ?? undefined;
+      await members.revokeMember(tx, name, now, invite);
+      await enqueueFrame(tx, "member.revoke", invite === undefined ? { name } : { name, invite });
       return true;
     });
     if (!done) throw new UsageError(`${name} is not a member here (never joined, or revoked already)`);

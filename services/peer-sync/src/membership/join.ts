@@ -12,7 +12,7 @@ import { isClusterName } from "@pesan/shared/names";
 import { PeerCallError, PeerClient, type Signer } from "../client.ts";
 import type { PeerSyncMetrics } from "../metrics.ts";
 import { HEADERS, NONCE_RE, signedHeaders, signJoinRequest, signJoinResponse, verifyJoinRequest, verifyJoinResponse } from "../signing.ts";
-import { checkInvite, JOIN_PATH, joinAnswer, joinBody, nameTaken, type JoinRefusal, type MemberInfo } from "./checks.ts";
+import { checkInvite, JOIN_PATH, joinAnswer, joinBody, nameTaken, type AnswerMember, type JoinRefusal, type MemberInfo } from "./checks.ts";
 import * as members from "./store.ts";
 import { inviteMacKey, type Invite } from "./token.ts";
 
@@ -86,29 +86,37 @@ export class JoinDesk {
     const now = this.d.clock();
     const timestamp = Number(ts);
     const parts = { method: req.method, path: req.path, from, to, timestamp, nonce, body: req.body };
-    const outcome = await this.d.db.withTransaction(async (tx): Promise<{ refused: JoinReply } | { macKey: string; members: MemberInfo[] }> => {
+    const outcome = await this.d.db.withTransaction(async (tx): Promise<{ refused: JoinReply } | { macKey: string; again: boolean; members: AnswerMember[] }> => {
       const row = await members.lockInvite(tx, inviteId);
       // One answer for "no such invite" and "wrong secret" would hide which invites exist; the
       // id is not secret (it is in the logs), so the two are told apart for the operator.
       if (!row) return { refused: this.refuse(403, "unknown_invite", from, "no invite with this id here") };
       if (!verifyJoinRequest(row.mac_key, parts, signature)) return { refused: this.refuse(401, "bad_signature", from, "bad signature (not the invite's secret)") };
       if (Math.abs(now.getTime() - timestamp) > this.d.windowMs) return { refused: this.refuse(401, "clock_skew", from, `timestamp is ${now.getTime() - timestamp} ms off this server's clock`) };
-      const check = checkInvite(row, from, now);
+      const check = checkInvite(row, from, body.server.publicKey, await members.lockMembership(tx, from), now);
       if (!check.ok) return { refused: this.refuse(check.status, check.reason, from, check.message) };
-      const active = new Set((await members.activeMembers(tx)).map((m) => m.name));
-      const taken = nameTaken(from, { self: this.d.self, staticPeers: this.d.staticPeers, activeMembers: active });
-      if (taken) return { refused: this.refuse(409, "name_taken", from, taken) };
-      await members.markInviteUsed(tx, row.id, now);
-      await members.recordMember(tx, body.server, this.d.self, now);
-      // Every other member links with it too (in this transaction: the join exists if and only
-      // if the news of it does). The newcomer, sent it as well, ignores news of itself.
-      await enqueueFrame(tx, "member.join", body.server);
+      if (!check.again) {
+        const active = new Set((await members.activeMembers(tx)).map((m) => m.name));
+        const taken = nameTaken(from, { self: this.d.self, staticPeers: this.d.staticPeers, activeMembers: active });
+        if (taken) return { refused: this.refuse(409, "name_taken", from, taken) };
+        await members.markInviteUsed(tx, row.id, now);
+        await members.recordMember(tx, body.server, this.d.self, now, row.id);
+        // Every other member links with it too (in this transaction: the join exists if and only
+        // if the news of it does). The newcomer, sent it as well, ignores news of itself. The
+        // name's revoked memberships go with it: a member that has not had their revokes yet
+        // must not take an older join, delivered later, for a live one (order.ts).
+        await enqueueFrame(tx, "member.join", { ...body.server, invite: row.id, revoked: await members.revokedInvites(tx, from) });
+      }
       const others = await members.linkableServers(tx, this.d.linked(), from);
-      return { macKey: row.mac_key, members: [this.d.selfInfo(), ...others] };
+      return { macKey: row.mac_key, again: check.again, members: [this.d.selfInfo(), ...others] };
     });
     if ("refused" in outcome) return outcome.refused;
-    this.d.logger.info({ member: from, syncUrl: body.server.syncUrl, address: body.server.address, invite: inviteId, members: outcome.members.map((m) => m.name) }, "cluster joined by invite");
-    this.d.onJoined(from);
+    const log = { member: from, syncUrl: body.server.syncUrl, address: body.server.address, invite: inviteId, members: outcome.members.map((m) => m.name) };
+    if (outcome.again) this.d.logger.info(log, "join asked again by the cluster it admitted (its answer was lost): answered again, nothing changed");
+    else {
+      this.d.logger.info(log, "cluster joined by invite");
+      this.d.onJoined(from);
+    }
     const text = JSON.stringify({ v: 1, kind: "members", members: outcome.members });
     return { status: 200, text, signature: signJoinResponse(outcome.macKey, { status: 200, from: this.d.self, to: from, nonce, body: text }) };
   }
@@ -142,14 +150,26 @@ export class JoinRefusedError extends Error {
   }
 }
 
+/** Whether a failed join is worth sending again: no answer, or one saying "later" (429, 5xx). Any other refusal is final. */
+export function joinRetryable(e: unknown): boolean {
+  if (!(e instanceof PeerCallError)) return true;
+  if (e.kind !== "refused") return true;
+  return e.status === 429 || (e.status !== undefined && e.status >= 500);
+}
+
 /**
- * The newcomer's side, at start: unless it already joined through this issuer (a restart), asks
- * to join and records every member of the answer. Network failures are retried (the issuer may
- * be restarting); a refusal is final.
+ * The newcomer's side, at start: unless it already joined with this invite (a restart), asks
+ * to join and records every member of the answer. No answer (the issuer restarting, or its
+ * answer lost after it accepted: the issuer answers the same newcomer again, checks.ts) and
+ * "later" (429, 503) are retried with backoff until `giveUpMs`; any other refusal is final.
+ * Another invite than the one it joined with is a rejoin (after a revoke): the links of the
+ * answer start afresh (bootstrapped again), as for a first join.
  */
 export async function joinByInvite(o: JoinOptions): Promise<"joined" | "member already"> {
   const { invite } = o;
-  if (await members.isMember(o.db, invite.issuer)) return "member already";
+  const joined = await members.joinedWith(o.db);
+  // Joined before migration 015 recorded the invite: a member of its issuer is joined.
+  if (joined === invite.id || (joined === null && (await members.isMember(o.db, invite.issuer)))) return "member already";
   const clock = o.clock ?? (() => new Date());
   const client = new PeerClient({
     self: o.self.name,
@@ -167,12 +187,13 @@ export async function joinByInvite(o: JoinOptions): Promise<"joined" | "member a
   try {
     for (;;) {
       try {
+        // A fresh nonce each time (the client signs each post anew): a retry is no replay.
         raw = await client.post(JOIN_PATH, { v: 1, kind: "join", server: o.self });
         break;
       } catch (e) {
-        if (e instanceof PeerCallError && e.kind === "refused") throw new JoinRefusedError(`JOIN: ${invite.issuer} refused the join: ${e.message}`);
+        if (!joinRetryable(e)) throw new JoinRefusedError(`JOIN: ${invite.issuer} refused the join: ${(e as Error).message}`);
         if (Date.now() >= deadline) throw new Error(`JOIN: ${invite.issuer} at ${invite.syncUrl} did not answer the join: ${(e as Error).message}`);
-        o.logger.warn({ issuer: invite.issuer, syncUrl: invite.syncUrl, err: (e as Error).message }, "join: issuer not reachable yet, trying again");
+        o.logger.warn({ issuer: invite.issuer, syncUrl: invite.syncUrl, err: (e as Error).message }, "join: no answer from the issuer yet, trying again");
         await new Promise((r) => setTimeout(r, backoff.next()));
       }
     }
@@ -184,8 +205,14 @@ export async function joinByInvite(o: JoinOptions): Promise<"joined" | "member a
   const now = clock();
   const list = answer.data.members.filter((m) => m.name !== o.self.name);
   await o.db.withTransaction(async (tx) => {
-    for (const m of list) await members.recordMember(tx, m, invite.issuer, now);
+    for (const m of list) {
+      // A rejoin: the old link rows (cursor, bootstrapped) go, so each link starts as new (a
+      // PEERS peer's link is the operator's: it stays).
+      if (!(await members.isStaticPeer(tx, m.name))) await members.forgetLink(tx, m.name);
+      await members.recordMember(tx, m, invite.issuer, now, m.invite ?? null);
+    }
+    await members.setJoinedWith(tx, invite.id);
   });
-  o.logger.info({ issuer: invite.issuer, members: list.map((m) => m.name), invite: invite.id }, "joined the federation by invite");
+  o.logger.info({ issuer: invite.issuer, members: list.map((m) => m.name), invite: invite.id, rejoin: joined !== null }, "joined the federation by invite");
   return "joined";
 }

@@ -4,8 +4,9 @@
  * PEERS' keys): that is how a static peer is told from a member everywhere.
  */
 import type { Queryable } from "@pesan/shared/db";
-import type { MemberInfo, InviteRow } from "./checks.ts";
+import type { AnswerMember, MemberInfo, InviteRow } from "./checks.ts";
 import { generateKeyPair, type KeyPair } from "./keys.ts";
+import { revokeEnds, type Membership } from "./order.ts";
 
 /** Members' proximity, the tie-break among servers of one measured round-trip band (PEERS gives 10, 20, ...): after every configured peer. */
 export const MEMBER_PROXIMITY = 1000;
@@ -45,13 +46,14 @@ export async function markInviteUsed(tx: Queryable, id: string, now: Date): Prom
  * A member (joined here, introduced by one, or one the newcomer learns of): its row, a
  * server_list row (SERVERS lists it from now on; DOWN until its first answer) and a peer_links
  * row (bootstrapped_at NULL: it is sent this cluster's accounts and undelivered messages).
+ * `inviteId`: the invite that admitted it (null: not known, see migration 015).
  */
-export async function recordMember(tx: Queryable, m: MemberInfo, introducedBy: string, now: Date): Promise<void> {
+export async function recordMember(tx: Queryable, m: MemberInfo, introducedBy: string, now: Date, inviteId: string | null): Promise<void> {
   await tx.query(
-    `INSERT INTO peer_members (name, sync_url, address, public_key, introduced_by, joined_at) VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO peer_members (name, sync_url, address, public_key, introduced_by, joined_at, invite_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (name) DO UPDATE SET sync_url = EXCLUDED.sync_url, address = EXCLUDED.address, public_key = EXCLUDED.public_key,
-       introduced_by = EXCLUDED.introduced_by, joined_at = EXCLUDED.joined_at, revoked_at = NULL`,
-    [m.name, m.syncUrl, m.address, m.publicKey, introducedBy, now],
+       introduced_by = EXCLUDED.introduced_by, joined_at = EXCLUDED.joined_at, invite_id = EXCLUDED.invite_id, revoked_at = NULL`,
+    [m.name, m.syncUrl, m.address, m.publicKey, introducedBy, now, inviteId],
   );
   await tx.query(
     `INSERT INTO server_list (name, address, active, proximity, sync_url, public_key) VALUES ($1, $2, false, $3, $4, $5)
@@ -61,11 +63,40 @@ export async function recordMember(tx: Queryable, m: MemberInfo, introducedBy: s
   await tx.query("INSERT INTO peer_links (peer) VALUES ($1) ON CONFLICT DO NOTHING", [m.name]);
 }
 
-/** Marks a member revoked and forgets its link (true if it was a member). Its key goes with the row's use. */
-export async function revokeMember(tx: Queryable, name: string, now: Date): Promise<boolean> {
-  const r = await tx.query("UPDATE peer_members SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL", [name, now]);
+/** The member's active membership, locked for this transaction (joins and revokes of one name apply one at a time). */
+export async function lockMembership(tx: Queryable, name: string): Promise<Membership | undefined> {
+  const r = await tx.query<{ invite_id: string | null; public_key: string }>("SELECT invite_id, public_key FROM peer_members WHERE name = $1 AND revoked_at IS NULL FOR UPDATE", [name]);
+  const x = r.rows[0];
+  return x && { inviteId: x.invite_id, publicKey: x.public_key };
+}
+
+/** Remembers revoked memberships of `name` (a member.join naming one is ignored from now on). */
+export async function tombstoneInvites(tx: Queryable, name: string, inviteIds: readonly string[], now: Date): Promise<void> {
+  if (inviteIds.length === 0) return;
+  await tx.query("INSERT INTO peer_revoked_invites (name, invite_id, revoked_at) SELECT $1, unnest($2::text[]), $3 ON CONFLICT DO NOTHING", [name, inviteIds, now]);
+}
+
+/** The revoked memberships of `name` remembered here, newest first (at most 100: what a member.join carries). */
+export async function revokedInvites(q: Queryable, name: string): Promise<string[]> {
+  const r = await q.query<{ invite_id: string }>("SELECT invite_id FROM peer_revoked_invites WHERE name = $1 ORDER BY revoked_at DESC, invite_id LIMIT 100", [name]);
+  return r.rows.map((x) => x.invite_id);
+}
+
+export async function pruneRevokedInvites(q: Queryable, before: Date): Promise<void> {
+  await q.query("DELETE FROM peer_revoked_invites WHERE revoked_at < $1", [before]);
+}
+
+/**
+ * Ends `name`'s active membership if `inviteId` names it (or is undefined, or the membership's
+ * invite is not known: order.ts revokeEnds), and forgets its link; tombstones `inviteId` either
+ * way. True if a membership ended.
+ */
+export async function revokeMember(tx: Queryable, name: string, now: Date, inviteId: string | undefined): Promise<boolean> {
+  if (inviteId !== undefined) await tombstoneInvites(tx, name, [inviteId], now);
+  if (!revokeEnds(await lockMembership(tx, name), inviteId)) return false;
+  await tx.query("UPDATE peer_members SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL", [name, now]);
   await forgetLink(tx, name);
-  return r.rowCount > 0;
+  return true;
 }
 
 /**
@@ -80,13 +111,14 @@ export async function forgetLink(q: Queryable, name: string): Promise<void> {
 
 export interface MemberRow extends MemberInfo {
   introducedBy: string;
+  inviteId: string | null;
 }
 
 export async function activeMembers(q: Queryable): Promise<MemberRow[]> {
-  const r = await q.query<{ name: string; sync_url: string; address: string; public_key: string; introduced_by: string }>(
-    "SELECT name, sync_url, address, public_key, introduced_by FROM peer_members WHERE revoked_at IS NULL ORDER BY joined_at, name",
+  const r = await q.query<{ name: string; sync_url: string; address: string; public_key: string; introduced_by: string; invite_id: string | null }>(
+    "SELECT name, sync_url, address, public_key, introduced_by, invite_id FROM peer_members WHERE revoked_at IS NULL ORDER BY joined_at, name",
   );
-  return r.rows.map((x) => ({ name: x.name, syncUrl: x.sync_url, address: x.address, publicKey: x.public_key, introducedBy: x.introduced_by }));
+  return r.rows.map((x) => ({ name: x.name, syncUrl: x.sync_url, address: x.address, publicKey: x.public_key, introducedBy: x.introduced_by, inviteId: x.invite_id }));
 }
 
 /** Whether `name` is a peer configured in PEERS here (seedPeers wrote its key). */
@@ -105,13 +137,15 @@ export async function notePublicKey(q: Queryable, peer: string, publicKey: strin
  * key), but `except` itself. A peer that never told its public key (one not upgraded) is left
  * out: the newcomer could not derive a key with it.
  */
-export async function linkableServers(q: Queryable, names: string[], except: string): Promise<MemberInfo[]> {
-  const r = await q.query<{ name: string; sync_url: string; address: string; public_key: string }>(
-    `SELECT name, sync_url, address, public_key FROM server_list
-      WHERE NOT is_self AND name = ANY($1::text[]) AND name <> $2 AND sync_url IS NOT NULL AND public_key IS NOT NULL ORDER BY proximity, name`,
+export async function linkableServers(q: Queryable, names: string[], except: string): Promise<AnswerMember[]> {
+  // A member's invite goes with it (the newcomer's revoke of it must name that membership).
+  const r = await q.query<{ name: string; sync_url: string; address: string; public_key: string; invite_id: string | null }>(
+    `SELECT s.name, s.sync_url, s.address, s.public_key, m.invite_id FROM server_list s
+       LEFT JOIN peer_members m ON m.name = s.name AND m.revoked_at IS NULL
+      WHERE NOT s.is_self AND s.name = ANY($1::text[]) AND s.name <> $2 AND s.sync_url IS NOT NULL AND s.public_key IS NOT NULL ORDER BY s.proximity, s.name`,
     [names, except],
   );
-  return r.rows.map((x) => ({ name: x.name, syncUrl: x.sync_url, address: x.address, publicKey: x.public_key }));
+  return r.rows.map((x) => ({ name: x.name, syncUrl: x.sync_url, address: x.address, publicKey: x.public_key, ...(x.invite_id ? { invite: x.invite_id } : {}) }));
 }
 
 /** Whether this cluster already joined through `issuer` (or learnt of it otherwise): a restart with JOIN still set joins no more. */
@@ -120,3 +154,13 @@ export async function isMember(q: Queryable, name: string): Promise<boolean> {
   return r.rowCount > 0;
 }
 
+
+/** The invite this cluster joined with (null: none recorded). */
+export async function joinedWith(q: Queryable): Promise<string | null> {
+  const r = await q.query<{ joined_with_invite: string | null }>("SELECT joined_with_invite FROM peer_identity");
+  return r.rows[0]?.joined_with_invite ?? null;
+}
+
+export async function setJoinedWith(q: Queryable, inviteId: string): Promise<void> {
+  await q.query("UPDATE peer_identity SET joined_with_invite = $1", [inviteId]);
+}

@@ -1,6 +1,7 @@
 /**
- * Per-address token buckets with a penalty. Once an address runs out of tokens it is told once
- * (`ERR RATE_LIMITED`) and then dropped silently until it has calmed down: while limited,
+ * Per-key token buckets with a penalty (the gateway's per address and per IP, peer-sync's
+ * /v1/join per IP and overall). Once a key runs out of tokens it is told once
+ * (the gateway's `ERR RATE_LIMITED`) and then dropped silently until it has calmed down: while limited,
  * every datagram still costs a token (down to a debt of one burst), and the address is let
  * through again only when its bucket is back to half full. A flood faster than the refill rate
  * therefore stays held for as long as it lasts, instead of leaking a trickle of replies;
