@@ -1,7 +1,8 @@
 /** The Redis streams backend: XADD / XREADGROUP / XAUTOCLAIM / XACK (+XDEL). */
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "../observability/log.ts";
 import { backoffDelay } from "../retry/backoff.ts";
+import { createRedisClient } from "./redis-client.ts";
 import { BusUnavailableError, ConsumerLoop, type Bus, type BusEntry, type ConsumerOptions, type BatchHandler, type Consumer, type PublishItem, type StreamBackend } from "./bus.ts";
 
 type RawEntries = Array<[string, string[]]>;
@@ -55,7 +56,8 @@ export class RedisBus implements Bus {
     // The consumers' few commands (one read, ack or claim at a time each) wait in ioredis's
     // offline queue while Redis is away and go out when it is back. Publishes do not queue:
     // publish() fails at once then (see below), which keeps that queue bounded.
-    this.redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false, retryStrategy: (n) => redisRetryDelay(n) });
+    // `url` is any REDIS_URL form (one server or Sentinel; see config/redis-url.ts).
+    this.redis = createRedisClient(url, { maxRetriesPerRequest: null, lazyConnect: false, retryStrategy: (n) => redisRetryDelay(n) });
     this.redis.on("error", () => undefined);
   }
 

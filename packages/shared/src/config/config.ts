@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { HOST_PORT_RE, trailingPort } from "../names.ts";
+import { parseRedisUrl, RedisUrlError } from "./redis-url.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -57,7 +58,16 @@ export const bool = () =>
 export const logLevel = () => z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
 export const id = () => z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 of A-Z a-z 0-9 _ . -");
 export const pgUrl = () => z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL");
-export const redisUrl = () => z.string().regex(/^rediss?:\/\//, "must be a redis:// URL");
+/** REDIS_URL: one server (redis://, rediss://) or Redis Sentinel (redis+sentinel://); see redis-url.ts. */
+export const redisUrl = () =>
+  z.string().superRefine((s, ctx) => {
+    try {
+      parseRedisUrl(s);
+    } catch (e) {
+      if (!(e instanceof RedisUrlError)) throw e;
+      ctx.addIssue({ code: "custom", message: e.message });
+    }
+  });
 /** A `host:port` address; IPv6 hosts in brackets. */
 export const hostPort = () =>
   z
