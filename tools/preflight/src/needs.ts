@@ -108,7 +108,7 @@ export const NEEDS: readonly Need[] = [
   {
     name: "redis",
     optional: false,
-    why: "the Redis outage test runs a redis-server of its own",
+    why: "the Redis outage tests run redis-servers of their own (one to restart; a primary, two replicas and three sentinels to fail over)",
     parts: [{ label: "redis-server", check: { command: "redis-server" }, package: "redis-server" }],
     files: [],
     tests: [],

@@ -1,0 +1,216 @@
+/**
+ * Redis Sentinel of a test's own: a primary, two replicas and three sentinels, real
+ * `redis-server` processes (`--sentinel` for the sentinels) on loopback ports from freePorts, in
+ * a temp directory, append-only file on. The test kills the primary with SIGKILL and waits for
+ * the sentinels to promote a replica; close() kills every process left and removes the directory.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { freePorts } from "@pesan/cluster";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const MASTER_NAME = "pesanha";
+/** How long a primary may not answer before a sentinel calls it down (the Redis default is 30 s). */
+export const DOWN_AFTER_MS = 1000;
+
+class RedisProcess {
+  readonly port: number;
+  readonly dir: string;
+  private proc: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(port: number, dir: string) {
+    this.port = port;
+    this.dir = dir;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined;
+  }
+
+  start(args: string[]): void {
+    mkdirSync(this.dir, { recursive: true });
+    const proc = spawn("redis-server", args, { stdio: "ignore" });
+    this.proc = proc;
+    this.exited = new Promise((r) => proc.once("exit", () => r()));
+  }
+
+  async kill(): Promise<void> {
+    this.proc?.kill("SIGKILL");
+    await this.exited;
+    this.proc = undefined;
+  }
+
+  log(): string {
+    try {
+      return readFileSync(join(this.dir, "log"), "utf8");
+    } catch {
+      return "";
+    }
+  }
+}
+
+/** Runs one command on a fresh connection (no retries: the caller polls). */
+async function ask<T>(port: number, fn: (c: Redis) => Promise<T>): Promise<T> {
+  const c = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  c.on("error", () => undefined);
+  try {
+    await c.connect();
+    return await fn(c);
+  } finally {
+    c.disconnect();
+  }
+}
+
+async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, logs: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`redis-ha: ${what} not within ${timeoutMs} ms${last ? ` (${String(last)})` : ""}\n${logs()}`);
+    await sleep(100);
+  }
+}
+
+function info(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(":");
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+export class RedisSentinelSet {
+  readonly dir: string;
+  readonly servers: RedisProcess[];
+  readonly sentinels: RedisProcess[];
+  private closed = false;
+
+  private constructor(dir: string, serverPorts: number[], sentinelPorts: number[]) {
+    this.dir = dir;
+    this.servers = serverPorts.map((p, i) => new RedisProcess(p, join(dir, `redis-${i}`)));
+    this.sentinels = sentinelPorts.map((p, i) => new RedisProcess(p, join(dir, `sentinel-${i}`)));
+  }
+
+  /** Starts the set and waits until the replicas are in sync and every sentinel knows the others and both replicas. */
+  static async create(): Promise<RedisSentinelSet> {
+    const dir = mkdtempSync(join(tmpdir(), "pesan-redis-ha-"));
+    const ports = await freePorts(6);
+    const set = new RedisSentinelSet(dir, ports.slice(0, 3), ports.slice(3));
+    try {
+      await set.start();
+    } catch (e) {
+      await set.close();
+      throw e;
+    }
+    return set;
+  }
+
+  /** The REDIS_URL of the set: every sentinel, and the master's name. */
+  get url(): string {
+    return `redis+sentinel://${this.sentinels.map((s) => `127.0.0.1:${s.port}`).join(",")}/${MASTER_NAME}`;
+  }
+
+  private async start(): Promise<void> {
+    const primary = this.servers[0]!;
+    for (const [i, s] of this.servers.entries()) {
+      s.start([
+        "--port", String(s.port), "--bind", "127.0.0.1", "--dir", s.dir, "--logfile", join(s.dir, "log"),
+        "--appendonly", "yes", "--save", "",
+        // The initial sync streams the data set instead of writing an RDB first, and starts at once.
+        "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+        ...(i === 0 ? [] : ["--replicaof", "127.0.0.1", String(primary.port)]),
+      ]);
+    }
+    await waitUntil("replicas in sync", 20_000, async () => {
+      const replicas = await Promise.all(this.servers.slice(1).map((s) => ask(s.port, async (c) => info(await c.info("replication")))));
+      return replicas.every((r) => r.master_link_status === "up");
+    }, () => this.logs());
+    for (const s of this.sentinels) {
+      const conf = join(s.dir, "sentinel.conf");
+      mkdirSync(s.dir, { recursive: true });
+      // A sentinel rewrites its file (the replicas and sentinels it found, the current epoch).
+      writeFileSync(
+        conf,
+        [
+          `port ${s.port}`,
+          "bind 127.0.0.1",
+          `dir ${s.dir}`,
+          `logfile ${join(s.dir, "log")}`,
+          `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${primary.port} 2`,
+          `sentinel down-after-milliseconds ${MASTER_NAME} ${DOWN_AFTER_MS}`,
+          `sentinel failover-timeout ${MASTER_NAME} 10000`,
+          `sentinel parallel-syncs ${MASTER_NAME} 1`,
+          "",
+        ].join("\n"),
+      );
+      s.start([conf, "--sentinel"]);
+    }
+    await waitUntil("sentinels know each other and both replicas", 30_000, async () => {
+      const views = await Promise.all(
+        this.sentinels.map((s) =>
+          ask(s.port, async (c) => ({
+            replicas: ((await c.call("SENTINEL", "REPLICAS", MASTER_NAME)) as unknown[]).length,
+            sentinels: ((await c.call("SENTINEL", "SENTINELS", MASTER_NAME)) as unknown[]).length,
+          })),
+        ),
+      );
+      return views.every((v) => v.replicas === 2 && v.sentinels === 2);
+    }, () => this.logs());
+  }
+
+  /** The port of the primary as the sentinels name it now (a majority agreeing). */
+  async primaryPort(): Promise<number | undefined> {
+    const votes = new Map<number, number>();
+    for (const s of this.sentinels.filter((x) => x.running)) {
+      try {
+        const addr = (await ask(s.port, (c) => c.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME))) as [string, string] | null;
+        if (addr) votes.set(Number(addr[1]), (votes.get(Number(addr[1])) ?? 0) + 1);
+      } catch {
+        // that sentinel does not answer; the others decide
+      }
+    }
+    for (const [port, n] of votes) if (n >= 2) return port;
+    return undefined;
+  }
+
+  /** SIGKILL to the current primary; returns its port. */
+  async killPrimary(): Promise<number> {
+    const port = await this.primaryPort();
+    const p = this.servers.find((s) => s.port === port && s.running);
+    if (!p) throw new Error(`redis-ha: no running primary (sentinels say ${port})`);
+    await p.kill();
+    return p.port;
+  }
+
+  /** Waits until the sentinels name another primary than `old` and it answers as a master. */
+  async waitPromoted(old: number, timeoutMs = 30_000): Promise<number> {
+    let port: number | undefined;
+    await waitUntil("a replica promoted", timeoutMs, async () => {
+      port = await this.primaryPort();
+      if (port === undefined || port === old) return false;
+      return (await ask(port, async (c) => info(await c.info("replication")).role)) === "master";
+    }, () => this.logs());
+    return port!;
+  }
+
+  /** The sentinels' and servers' logs, for a failure message. */
+  logs(): string {
+    return [...this.servers, ...this.sentinels].map((s) => `--- ${s.dir}\n${s.log().split("\n").slice(-15).join("\n")}`).join("\n");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.sentinels, ...this.servers].map((s) => s.kill()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
