@@ -16,11 +16,12 @@ export const MASTER_NAME = "pesanha";
 /** How long a primary may not answer before a sentinel calls it down (the Redis default is 30 s). */
 export const DOWN_AFTER_MS = 1000;
 
-class RedisProcess {
+export class RedisProcess {
   readonly port: number;
   readonly dir: string;
   private proc: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
+  private args: string[] = [];
 
   constructor(port: number, dir: string) {
     this.port = port;
@@ -33,13 +34,26 @@ class RedisProcess {
 
   start(args: string[]): void {
     mkdirSync(this.dir, { recursive: true });
+    this.args = args;
     const proc = spawn("redis-server", args, { stdio: "ignore" });
     this.proc = proc;
     this.exited = new Promise((r) => proc.once("exit", () => r()));
   }
 
+  /** Starts it again as it was first started (a server comes back with its append-only file). */
+  restart(): void {
+    if (!this.proc) this.start(this.args);
+  }
+
+  /** SIGSTOP / SIGCONT: alive, its connections open, but silent (a partition, a long pause), and back. */
+  signal(sig: "SIGSTOP" | "SIGCONT"): void {
+    this.proc?.kill(sig);
+  }
+
   async kill(): Promise<void> {
     this.proc?.kill("SIGKILL");
+    // A stopped process dies of SIGKILL too; SIGCONT only so its exit is reported at once.
+    this.proc?.kill("SIGCONT");
     await this.exited;
     this.proc = undefined;
   }
@@ -127,6 +141,9 @@ export class RedisSentinelSet {
         "--appendonly", "yes", "--save", "",
         // The initial sync streams the data set instead of writing an RDB first, and starts at once.
         "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+        // As docs/redis-ha.md advises: a primary cut off from every replica refuses writes
+        // (NOREPLICAS) after 10 s instead of taking writes that its demotion will discard.
+        "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10",
         ...(i === 0 ? [] : ["--replicaof", "127.0.0.1", String(primary.port)]),
       ]);
     }
@@ -189,6 +206,22 @@ export class RedisSentinelSet {
     if (!p) throw new Error(`redis-ha: no running primary (sentinels say ${port})`);
     await p.kill();
     return p.port;
+  }
+
+  /** The server on that port (to stop, continue or restart it). */
+  server(port: number): RedisProcess {
+    const s = this.servers.find((x) => x.port === port);
+    if (!s) throw new Error(`redis-ha: no server on ${port}`);
+    return s;
+  }
+
+  /** Waits until the server on `port` is a replica of the current primary, in sync. */
+  async waitReplica(port: number, timeoutMs = 30_000): Promise<void> {
+    await waitUntil(`:${port} a replica in sync`, timeoutMs, async () => {
+      const primary = await this.primaryPort();
+      const r = await ask(port, async (c) => info(await c.info("replication")));
+      return r.role === "slave" && Number(r.master_port) === primary && r.master_link_status === "up";
+    }, () => this.logs());
   }
 
   /** Waits until the sentinels name another primary than `old` and it answers as a master. */
