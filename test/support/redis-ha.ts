@@ -247,3 +247,138 @@ export class RedisSentinelSet {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** How long a cluster node may not answer before the others call it failed. */
+export const NODE_TIMEOUT_MS = 1000;
+
+interface ClusterNodeLine {
+  port: number;
+  master: boolean;
+  failed: boolean;
+  slots: Array<[number, number]>;
+}
+
+function clusterNodes(text: string): ClusterNodeLine[] {
+  return text
+    .trim()
+    .split("\n")
+    .map((line) => {
+      const f = line.split(" ");
+      const flags = f[2]!.split(",");
+      const slots = f.slice(8).filter((s) => /^\d+(-\d+)?$/.test(s)).map((s) => s.split("-").map(Number) as [number, number?]).map(([a, b]) => [a, b ?? a] as [number, number]);
+      return { port: Number(f[1]!.split("@")[0]!.split(":").pop()), master: flags.includes("master"), failed: flags.some((x) => x === "fail" || x === "fail?"), slots };
+    });
+}
+
+/**
+ * Redis Cluster of a test's own: six `redis-server --cluster-enabled yes` processes on loopback
+ * (their cluster bus ports from freePorts too, not port + 10000), made into three masters with a
+ * replica each by `redis-cli --cluster create --cluster-replicas 1`.
+ */
+export class RedisClusterSet {
+  readonly dir: string;
+  readonly servers: RedisProcess[];
+  private readonly busPorts: number[];
+  private closed = false;
+
+  private constructor(dir: string, ports: number[], busPorts: number[]) {
+    this.dir = dir;
+    this.busPorts = busPorts;
+    this.servers = ports.map((p, i) => new RedisProcess(p, join(dir, `node-${i}`)));
+  }
+
+  static async create(): Promise<RedisClusterSet> {
+    const dir = mkdtempSync(join(tmpdir(), "pesan-redis-cluster-"));
+    const ports = await freePorts(12);
+    const set = new RedisClusterSet(dir, ports.slice(0, 6), ports.slice(6));
+    try {
+      await set.start();
+    } catch (e) {
+      await set.close();
+      throw e;
+    }
+    return set;
+  }
+
+  get url(): string {
+    return `redis+cluster://${this.servers.map((s) => `127.0.0.1:${s.port}`).join(",")}`;
+  }
+
+  private async start(): Promise<void> {
+    for (const [i, s] of this.servers.entries()) {
+      s.start([
+        "--port", String(s.port), "--bind", "127.0.0.1", "--dir", s.dir, "--logfile", join(s.dir, "log"),
+        "--appendonly", "yes", "--save", "",
+        "--cluster-enabled", "yes", "--cluster-port", String(this.busPorts[i]), "--cluster-config-file", join(s.dir, "nodes.conf"),
+        "--cluster-node-timeout", String(NODE_TIMEOUT_MS),
+        // Any replica may take over, however long it was cut off from its master.
+        "--cluster-replica-validity-factor", "0",
+        "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+      ]);
+    }
+    await waitUntil("nodes up", 20_000, async () => (await Promise.all(this.servers.map((s) => ask(s.port, (c) => c.ping())))).every((r) => r === "PONG"), () => this.logs());
+    const out = await new Promise<string>((resolve, reject) => {
+      const p = spawn("redis-cli", ["--cluster", "create", ...this.servers.map((s) => `127.0.0.1:${s.port}`), "--cluster-replicas", "1", "--cluster-yes"], { stdio: ["ignore", "pipe", "pipe"] });
+      let text = "";
+      p.stdout.on("data", (d: Buffer) => (text += d.toString()));
+      p.stderr.on("data", (d: Buffer) => (text += d.toString()));
+      p.once("error", reject);
+      p.once("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`redis-cli --cluster create exited ${code}:\n${text}`))));
+    });
+    if (!/All 16384 slots covered/.test(out)) throw new Error(`redis-cli --cluster create:\n${out}`);
+    await waitUntil("cluster ok on every node, each master with a replica in sync", 30_000, async () => {
+      const states = await Promise.all(this.servers.map((s) => ask(s.port, async (c) => ({ info: info(await c.call("CLUSTER", "INFO") as string), repl: info(await c.info("replication")) }))));
+      return states.every((x) => x.info.cluster_state === "ok" && x.info.cluster_known_nodes === "6" && (x.repl.role === "master" ? x.repl.connected_slaves === "1" : x.repl.master_link_status === "up"));
+    }, () => this.logs());
+  }
+
+  private async nodes(): Promise<ClusterNodeLine[]> {
+    for (const s of this.servers.filter((x) => x.running)) {
+      try {
+        return clusterNodes((await ask(s.port, (c) => c.call("CLUSTER", "NODES"))) as string);
+      } catch {
+        // ask the next one
+      }
+    }
+    throw new Error("redis-cluster: no node answers");
+  }
+
+  /** The port of the master serving `key`'s slot now (failed masters left out). */
+  async masterOf(key: string): Promise<number | undefined> {
+    const live = this.servers.find((x) => x.running)!;
+    const slot = (await ask(live.port, (c) => c.call("CLUSTER", "KEYSLOT", key))) as number;
+    return (await this.nodes()).find((n) => n.master && !n.failed && n.slots.some(([a, b]) => slot >= a && slot <= b))?.port;
+  }
+
+  /** SIGKILL to the master serving `key`; returns its port. */
+  async killMasterOf(key: string): Promise<number> {
+    const port = await this.masterOf(key);
+    const p = this.servers.find((s) => s.port === port && s.running);
+    if (!p) throw new Error(`redis-cluster: no running master for ${key} (${port})`);
+    await p.kill();
+    return p.port;
+  }
+
+  /** Waits until another node than `old` is master of `key`'s slot and every live node says the cluster is ok. */
+  async waitPromoted(key: string, old: number, timeoutMs = 30_000): Promise<number> {
+    let port: number | undefined;
+    await waitUntil(`a replica promoted for ${key}`, timeoutMs, async () => {
+      port = await this.masterOf(key);
+      if (port === undefined || port === old) return false;
+      const states = await Promise.all(this.servers.filter((s) => s.running).map((s) => ask(s.port, async (c) => info((await c.call("CLUSTER", "INFO")) as string).cluster_state)));
+      return states.every((x) => x === "ok");
+    }, () => this.logs());
+    return port!;
+  }
+
+  logs(): string {
+    return this.servers.map((s) => `--- ${s.dir}\n${s.log().split("\n").slice(-15).join("\n")}`).join("\n");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.servers.map((s) => s.kill()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

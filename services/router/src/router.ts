@@ -4,7 +4,7 @@
  * the consumer acknowledge. Background tickers do the time-driven work (resends, lease expiry).
  */
 import type { Bus, BusEntry, Consumer, HeldEntries } from "@pesan/shared/bus";
-import { IN_STREAM, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
+import { inStreams, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
 import { CHANNELS, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import type { Logger, Registry } from "@pesan/shared/observability";
 import { Loop, type Lifecycle } from "@pesan/shared/runtime";
@@ -20,6 +20,8 @@ import * as store from "./store.ts";
 
 export interface RouterOptions extends CoreSettings {
   routerId: string;
+  /** BUS_SHARDS: the `in` stream's shards; the router consumes every one (one blocking read each). Default 1. */
+  busShards?: number;
   batchSize: number;
   blockMs: number;
   claimIdleMs: number;
@@ -78,7 +80,8 @@ export class Router implements Lifecycle {
   private readonly metrics: RouterMetrics;
   private readonly passwords: PasswordChecker;
   private readonly passwordWork: PasswordWork;
-  private readonly consumer: Consumer;
+  /** One per `in` shard (a blocking XREADGROUP cannot span Redis Cluster slots). */
+  private readonly consumers: Consumer[];
   private readonly tickers: Loop[];
   private readonly resendLoop: Loop;
   private readonly peerPushLoop: Loop;
@@ -108,19 +111,21 @@ export class Router implements Lifecycle {
       },
       { concurrency: opts.passwordConcurrency, maxQueued: opts.passwordQueueMax, maxWaitMs: opts.passwordQueueWaitMs, proxyIps: new Set(opts.proxyIps), probePassword: opts.probePassword },
     );
-    this.consumer = deps.bus.consumer(
-      {
-        stream: deps.bus.key(IN_STREAM),
-        group: ROUTER_GROUP,
-        consumer: opts.routerId,
-        count: opts.batchSize,
-        blockMs: opts.blockMs,
-        claimIdleMs: opts.claimIdleMs,
-        deleteOnAck: true,
-        isTransient: (e) => isTransientDbError(e) || isTransientBusError(e),
-      },
-      (entries) => this.handle(entries),
-      deps.logger,
+    this.consumers = inStreams(opts.busShards ?? 1).map((stream) =>
+      deps.bus.consumer(
+        {
+          stream: deps.bus.key(stream),
+          group: ROUTER_GROUP,
+          consumer: opts.routerId,
+          count: opts.batchSize,
+          blockMs: opts.blockMs,
+          claimIdleMs: opts.claimIdleMs,
+          deleteOnAck: true,
+          isTransient: (e) => isTransientDbError(e) || isTransientBusError(e),
+        },
+        (entries) => this.handle(entries),
+        deps.logger,
+      ),
     );
     this.retention = new Retention({ db: deps.db, clock: this.clock, logger: deps.logger, metrics: this.metrics }, opts.retention);
     const lease = opts.leaseMs;
@@ -149,7 +154,7 @@ export class Router implements Lifecycle {
     await this.announceSelf();
     await store.seedServers(this.deps.db, this.opts.peers);
     await this.passwordWork.start();
-    await this.consumer.start();
+    for (const c of this.consumers) await c.start();
     for (const t of this.tickers) await t.start();
     await this.retention.start();
     // peer-sync's commits of pushes for our clients (copies due now, pending_pushes) wake us.
@@ -168,7 +173,7 @@ export class Router implements Lifecycle {
     // Waiting password jobs stay pending in the stream for the others; running ones finish.
     await this.passwordWork.close();
     // Stop taking work, finish the batch in hand (it is acked or left pending for the others).
-    await this.consumer.close();
+    await Promise.all(this.consumers.map((c) => c.close()));
     await Promise.all(this.tickers.map((t) => t.close()));
     await this.retention.close();
   }

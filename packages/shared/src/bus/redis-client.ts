@@ -1,10 +1,10 @@
 /**
- * An ioredis client for a REDIS_URL of any form (see config/redis-url.ts): one server, or the
- * primary that Redis Sentinel names. Every connection the bus opens goes through here, and
+ * An ioredis client for a REDIS_URL of any form (see config/redis-url.ts): one server, the
+ * primary that Redis Sentinel names, or a Redis Cluster. Every connection the bus opens goes through here, and
  * duplicate() copies these options, so the consumers' blocking connections find the new primary
  * after a failover as the shared one does.
  */
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import { parseRedisUrl, type RedisTarget } from "../config/redis-url.ts";
 
 /**
@@ -36,8 +36,39 @@ export function sentinelOptions(t: Extract<RedisTarget, { kind: "sentinel" }>, b
   };
 }
 
-export function createRedisClient(url: string, base: RedisOptions): Redis {
+/**
+ * Redis Cluster: the seed nodes, the node connections with the caller's options. A node that
+ * dies is not reconnected to; a command for its slots is retried (every 100 ms, up to 16 times)
+ * after asking the cluster again which master serves them, so it goes to the promoted replica
+ * once the cluster has failed over, or fails as "Connection is closed" (transient) meanwhile.
+ */
+export function clusterOptions(t: Extract<RedisTarget, { kind: "cluster" }>, base: RedisOptions): ClusterOptions {
+  const { retryStrategy, lazyConnect, ...node } = base;
+  return {
+    lazyConnect: lazyConnect ?? false,
+    redisOptions: { ...node, ...(t.username ? { username: t.username } : {}), ...(t.password ? { password: t.password } : {}) },
+    ...(retryStrategy ? { clusterRetryStrategy: retryStrategy } : {}),
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    // Reads and writes both go to masters: the streams' consumer groups are written by reads.
+    scaleReads: "master",
+  };
+}
+
+export type RedisClient = Redis | Cluster;
+
+export function createRedisClient(url: string, base: RedisOptions): RedisClient {
   const t = parseRedisUrl(url);
   if (t.kind === "single") return new Redis(t.url, { ...base, reconnectOnError: reconnectOnReadonly });
+  if (t.kind === "cluster") return new Cluster(t.nodes, clusterOptions(t, base));
   return new Redis(sentinelOptions(t, base));
+}
+
+export function isCluster(c: RedisClient): c is Cluster {
+  return c instanceof Cluster;
+}
+
+/** A second client with the same options (a consumer's blocking reads): the same primary or cluster, followed the same way. */
+export function duplicateClient(c: RedisClient): RedisClient {
+  return isCluster(c) ? c.duplicate() : c.duplicate();
 }

@@ -68,6 +68,11 @@ export const redisUrl = () =>
       ctx.addIssue({ code: "custom", message: e.message });
     }
   });
+/**
+ * BUS_SHARDS: how many streams the gateways' `in` stream is split into (see inStreams in
+ * @pesan/shared/bus). Every gateway and router of a cluster must have the same value.
+ */
+export const busShards = () => int(1, 1024).default(1);
 /** A `host:port` address; IPv6 hosts in brackets. */
 export const hostPort = () =>
   z

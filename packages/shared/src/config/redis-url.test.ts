@@ -50,6 +50,28 @@ describe("parseRedisUrl", () => {
     expect(() => parseRedisUrl(url)).toThrow(why);
   });
 
+  test("a cluster's seed nodes, default port 6379, and its password", () => {
+    expect(parseRedisUrl("redis+cluster://:pw@10.0.0.1:7000,node-b,[::1]:7002")).toEqual({
+      kind: "cluster",
+      nodes: [
+        { host: "10.0.0.1", port: 7000 },
+        { host: "node-b", port: 6379 },
+        { host: "::1", port: 7002 },
+      ],
+      password: "pw",
+    });
+    expect(parseRedisUrl("redis+cluster://h1:7000/")).toEqual({ kind: "cluster", nodes: [{ host: "h1", port: 7000 }] });
+  });
+
+  test.each([
+    ["redis+cluster://h1:7000/0", /takes no path/],
+    ["redis+cluster://h1:7000,,h2/", /empty node address/],
+    ["redis+cluster://h1:x", /bad node address "h1:x"/],
+    ["redis+cluster://h1:7000?x=1", /no query string/],
+  ])("%s is refused", (url, why) => {
+    expect(() => parseRedisUrl(url)).toThrow(why);
+  });
+
   test("the config field fails fast naming REDIS_URL and what is wrong", () => {
     const schema = z.object({ REDIS_URL: redisUrl() });
     expect(loadConfig(schema, { REDIS_URL: "redis+sentinel://h1,h2:26380/mymaster" }).REDIS_URL).toBe("redis+sentinel://h1,h2:26380/mymaster");

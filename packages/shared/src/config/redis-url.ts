@@ -9,6 +9,9 @@
  *   client asks them for the current primary of `<master-name>` and follows a failover. The user
  *   and password are those of the Redis servers (the primary and its replicas), not of the
  *   sentinels, which are expected to need none.
+ * - `redis+cluster://[[user]:password@]host1:port1,host2:port2,...`: Redis Cluster. The hosts are
+ *   seed nodes (port 6379 when omitted); the client learns the rest from them. No path: a
+ *   cluster has database 0 only.
  */
 import { parseHostPort } from "../names.ts";
 
@@ -19,10 +22,13 @@ export interface SentinelAddress {
 
 export type RedisTarget =
   | { kind: "single"; url: string }
-  | { kind: "sentinel"; sentinels: SentinelAddress[]; name: string; db: number; username?: string; password?: string };
+  | { kind: "sentinel"; sentinels: SentinelAddress[]; name: string; db: number; username?: string; password?: string }
+  | { kind: "cluster"; nodes: SentinelAddress[]; username?: string; password?: string };
 
 export const SENTINEL_SCHEME = "redis+sentinel:";
+export const CLUSTER_SCHEME = "redis+cluster:";
 const DEFAULT_SENTINEL_PORT = 26379;
+const DEFAULT_REDIS_PORT = 6379;
 const MASTER_NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** A REDIS_URL that is none of the forms above; the message says what is wrong, not the setting's name (the caller's). */
@@ -45,11 +51,13 @@ export function parseRedisUrl(raw: string): RedisTarget {
     if (!u.hostname) throw new RedisUrlError("has no host");
     return { kind: "single", url: s };
   }
-  if (!s.toLowerCase().startsWith(`${SENTINEL_SCHEME}//`)) {
-    throw new RedisUrlError("must be redis://host:port, rediss://host:port or redis+sentinel://host:port,host:port/<master-name>");
+  const cluster = s.toLowerCase().startsWith(`${CLUSTER_SCHEME}//`);
+  if (!cluster && !s.toLowerCase().startsWith(`${SENTINEL_SCHEME}//`)) {
+    throw new RedisUrlError("must be redis://host:port, rediss://host:port, redis+sentinel://host:port,host:port/<master-name> or redis+cluster://host:port,host:port");
   }
-  // new URL() takes one host only; the sentinel list is split by hand.
-  let rest = s.slice(SENTINEL_SCHEME.length + 2);
+  const what = cluster ? "node" : "sentinel";
+  // new URL() takes one host only; the host list is split by hand.
+  let rest = s.slice((cluster ? CLUSTER_SCHEME : SENTINEL_SCHEME).length + 2);
   if (/[?#]/.test(rest)) throw new RedisUrlError("takes no query string or fragment");
   let username: string | undefined;
   let password: string | undefined;
@@ -68,18 +76,23 @@ export function parseRedisUrl(raw: string): RedisTarget {
   const path = slash >= 0 ? rest.slice(slash + 1).split("/") : [];
   const sentinels: SentinelAddress[] = [];
   for (const h of hostList.split(",")) {
-    if (h === "") throw new RedisUrlError("has an empty sentinel address");
-    const hp = parseHostPort(h) ?? parseHostPort(`${h}:${DEFAULT_SENTINEL_PORT}`);
-    if (!hp) throw new RedisUrlError(`has a bad sentinel address ${JSON.stringify(h)} (host or host:port)`);
-    if (hp.port < 1 || hp.port > 65535) throw new RedisUrlError(`sentinel ${JSON.stringify(h)}: port must be 1-65535`);
+    if (h === "") throw new RedisUrlError(`has an empty ${what} address`);
+    const hp = parseHostPort(h) ?? parseHostPort(`${h}:${cluster ? DEFAULT_REDIS_PORT : DEFAULT_SENTINEL_PORT}`);
+    if (!hp) throw new RedisUrlError(`has a bad ${what} address ${JSON.stringify(h)} (host or host:port)`);
+    if (hp.port < 1 || hp.port > 65535) throw new RedisUrlError(`${what} ${JSON.stringify(h)}: port must be 1-65535`);
     sentinels.push({ host: hp.host.replace(/^\[(.*)\]$/, "$1"), port: hp.port });
+  }
+  const auth = { ...(username ? { username } : {}), ...(password ? { password } : {}) };
+  if (cluster) {
+    if (path.some((p) => p !== "")) throw new RedisUrlError("takes no path: a Redis Cluster has database 0 only");
+    return { kind: "cluster", nodes: sentinels, ...auth };
   }
   const name = decode(path[0] ?? "");
   if (!name) throw new RedisUrlError("names no master: redis+sentinel://host:port,.../<master-name>");
   if (!MASTER_NAME_RE.test(name)) throw new RedisUrlError(`master name ${JSON.stringify(name)} must be 1-64 of A-Z a-z 0-9 _ . -`);
   if (path.length > 2 || (path.length === 2 && !/^\d{1,2}$/.test(path[1]!))) throw new RedisUrlError("path must be /<master-name> or /<master-name>/<db number>");
   const db = path.length === 2 ? Number(path[1]) : 0;
-  return { kind: "sentinel", sentinels, name, db, ...(username ? { username } : {}), ...(password ? { password } : {}) };
+  return { kind: "sentinel", sentinels, name, db, ...auth };
 }
 
 function decode(s: string): string {
