@@ -66,10 +66,15 @@ const ROUND_LIMIT = 500;
 /** Out streams hold replies for live clients; a gateway gone for good must not grow one forever. */
 const OUT_MAX_LEN = 10_000;
 
-/** Message ids: cluster, then the stream entry id and the request's place in it (sortable). */
-export function messageId(cluster: string, entryId: string, index: number): string {
+/**
+ * Message ids: cluster, then the stream entry id and the request's place in it (sortable). With
+ * BUS_SHARDS > 1 the `in` shard follows (`.<shard>`): entry ids are unique per stream only, and
+ * two shards may hand out the same one in the same millisecond.
+ */
+export function messageId(cluster: string, entryId: string, index: number, shard?: number): string {
   const [ms, seq] = entryId.split("-");
-  return `${cluster}:${Number(ms).toString(36)}-${Number(seq ?? 0).toString(36).padStart(3, "0")}-${index.toString(36).padStart(3, "0")}`;
+  const id = `${cluster}:${Number(ms).toString(36)}-${Number(seq ?? 0).toString(36).padStart(3, "0")}-${index.toString(36).padStart(3, "0")}`;
+  return shard === undefined ? id : `${id}.${shard.toString(36)}`;
 }
 
 export class Router implements Lifecycle {
@@ -111,7 +116,8 @@ export class Router implements Lifecycle {
       },
       { concurrency: opts.passwordConcurrency, maxQueued: opts.passwordQueueMax, maxWaitMs: opts.passwordQueueWaitMs, proxyIps: new Set(opts.proxyIps), probePassword: opts.probePassword },
     );
-    this.consumers = inStreams(opts.busShards ?? 1).map((stream) =>
+    const shards = opts.busShards ?? 1;
+    this.consumers = inStreams(shards).map((stream, shard) =>
       deps.bus.consumer(
         {
           stream: deps.bus.key(stream),
@@ -123,7 +129,7 @@ export class Router implements Lifecycle {
           deleteOnAck: true,
           isTransient: (e) => isTransientDbError(e) || isTransientBusError(e),
         },
-        (entries) => this.handle(entries),
+        (entries) => this.handle(entries, shards === 1 ? undefined : shard),
         deps.logger,
       ),
     );
@@ -182,7 +188,7 @@ export class Router implements Lifecycle {
    * One stream batch. Resolving means: committed and published, so the entries may be acked,
    * except those holding password requests, acked once those are done too.
    */
-  private async handle(entries: BusEntry[]): Promise<void | HeldEntries> {
+  private async handle(entries: BusEntry[], shard: number | undefined): Promise<void | HeldEntries> {
     const started = process.hrtime.bigint();
     const incoming: Incoming[] = [];
     const entryOf: string[] = [];
@@ -193,7 +199,7 @@ export class Router implements Lifecycle {
         continue;
       }
       d.r.forEach(([reqId, addr, text, proof], i) => {
-        const inc: Incoming = { gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i) };
+        const inc: Incoming = { gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i, shard) };
         if (proof !== undefined) inc.proof = proof;
         incoming.push(inc);
         entryOf.push(e.id);
