@@ -1,8 +1,8 @@
 /**
  * An ioredis client for a REDIS_URL of any form (see config/redis-url.ts): one server, the
- * primary that Redis Sentinel names, or a Redis Cluster. Every connection the bus opens goes through here, and
- * duplicate() copies these options, so the consumers' blocking connections find the new primary
- * after a failover as the shared one does.
+ * primary that Redis Sentinel names, or a Redis Cluster. Every connection the bus opens goes
+ * through here, and duplicate() copies these options, so the consumers' blocking connections
+ * find the new primary (or master) after a failover as the shared one does.
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import { parseRedisUrl, type RedisTarget } from "../config/redis-url.ts";
