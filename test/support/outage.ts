@@ -97,13 +97,13 @@ export async function expectExactlyOnce(dbUrl: string, load: CountedLoad, label:
 
 /**
  * Milliseconds from `since` until a fresh heartbeat through `address` is answered (each try a
- * new tag, so an answer to one sent while a dependency was away does not count); -1 after 15 s.
- * The heartbeat goes through router and database, and its answer fits the 3x bound.
+ * new tag, so an answer to one sent while a dependency was away does not count); -1 after
+ * timeoutMs (15 s). The heartbeat goes through router and database, and its answer fits the 3x bound.
  */
-export async function firstAnswerAfter(address: string, since: number): Promise<number> {
+export async function firstAnswerAfter(address: string, since: number, timeoutMs = 15_000): Promise<number> {
   const probe = await RawClient.open(address);
   try {
-    for (let i = 0; Date.now() - since < 15_000; i++) {
+    for (let i = 0; Date.now() - since < timeoutMs; i++) {
       const from = probe.lines.length;
       probe.send(`@probe${i} /@live?`);
       try {

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { commonSettings, hostPort, int, pgUrl, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
+import { busShards, commonSettings, hostPort, int, pgUrl, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
 import { CLUSTER_NAME_RE, CLUSTER_NAME_RULE, HOST_PORT_RE, isClusterName } from "@pesan/shared/names";
 import { PASS_HASH_COST_MAX, PASS_HASH_COST_MIN, PLAIN_SESSION_POLICIES } from "@pesan/shared/protocol";
 
@@ -43,6 +43,7 @@ export const routerSettings = {
   ...commonSettings,
   DATABASE_URL: pgUrl().optional(),
   REDIS_URL: redisUrl().optional(),
+  BUS_SHARDS: busShards(),
   HTTP_PORT: port().default(9200),
   ROUTER_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
   /** This cluster's name in SERVERS and in message ids. */

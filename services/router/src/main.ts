@@ -13,8 +13,10 @@ const HELP = `pesan router: consumes the gateways' stream, runs every command, k
 usage: node services/router/src/main.ts [--help] [--version]
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
-  DATABASE_URL (required)  postgres://...          REDIS_URL (required)  redis://...
+  DATABASE_URL (required)  postgres://...
     (a primary and replicas: postgres://u@pg1:5432,pg2:5432/db?target_session_attrs=read-write, docs/ha.md)
+  REDIS_URL (required)  redis://host:port, redis+sentinel://h1:26379,h2:26379,.../<master>
+                        or redis+cluster://h1:p1,h2:p2,...   BUS_SHARDS=1 (in stream shards)
   SERVER_NAME=local  PUBLIC_ADDRESS=127.0.0.1:4999  QUOTA=10000  SERVERS=name=host:port,...
   SESSION_LEASE_MS=180000  PLAIN_SESSIONS=all (all, loopback, none)  SESSIONS_PER_IP=1000
   BATCH_SIZE=128  CLAIM_IDLE_MS=10000  RESEND_BASE_MS=200

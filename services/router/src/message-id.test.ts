@@ -17,3 +17,9 @@ test("message ids are valid protocol ids, deterministic, and sort in stream orde
   expect([...ids].sort()).toEqual(ids);
   expect(new Set(ids).size).toBe(ids.length);
 });
+
+test("with shards, the same entry id on two shards makes two ids, still valid at the longest", () => {
+  const ids = [0, 1, 1023].map((shard) => messageId("c", "1763900000000-0", 0, shard));
+  expect(new Set([...ids, messageId("c", "1763900000000-0", 0)]).size).toBe(4);
+  expect(isValidMessageId(messageId("abcdefghijklmnop", "9999999999999-99999", 4095, 1023))).toBe(true);
+});

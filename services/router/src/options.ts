@@ -36,6 +36,7 @@ export function routerOptionsFrom(c: RouterConfig): RouterOptions {
     sessionsPerIp: c.SESSIONS_PER_IP,
     batchSize: c.BATCH_SIZE,
     blockMs: c.BLOCK_MS,
+    busShards: c.BUS_SHARDS,
     claimIdleMs: c.CLAIM_IDLE_MS,
     passwordHashCost: c.PASSWORD_HASH_COST,
     passwordConcurrency: c.PASSWORD_HASH_CONCURRENCY || defaultHashConcurrency(),

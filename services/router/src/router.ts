@@ -4,7 +4,7 @@
  * the consumer acknowledge. Background tickers do the time-driven work (resends, lease expiry).
  */
 import type { Bus, BusEntry, Consumer, HeldEntries } from "@pesan/shared/bus";
-import { IN_STREAM, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
+import { inStreams, isTransientBusError, ROUTER_GROUP, decodeInbound, encodeOutbound, outStream, type OutboundLine } from "@pesan/shared/bus";
 import { CHANNELS, isTransientDbError, type Db, type Listener } from "@pesan/shared/db";
 import type { Logger, Registry } from "@pesan/shared/observability";
 import { Loop, type Lifecycle } from "@pesan/shared/runtime";
@@ -20,6 +20,8 @@ import * as store from "./store.ts";
 
 export interface RouterOptions extends CoreSettings {
   routerId: string;
+  /** BUS_SHARDS: the `in` stream's shards; the router consumes every one (one blocking read each). Default 1. */
+  busShards?: number;
   batchSize: number;
   blockMs: number;
   claimIdleMs: number;
@@ -64,10 +66,15 @@ const ROUND_LIMIT = 500;
 /** Out streams hold replies for live clients; a gateway gone for good must not grow one forever. */
 const OUT_MAX_LEN = 10_000;
 
-/** Message ids: cluster, then the stream entry id and the request's place in it (sortable). */
-export function messageId(cluster: string, entryId: string, index: number): string {
+/**
+ * Message ids: cluster, then the stream entry id and the request's place in it (sortable). With
+ * BUS_SHARDS > 1 the `in` shard follows (`.<shard>`): entry ids are unique per stream only, and
+ * two shards may hand out the same one in the same millisecond.
+ */
+export function messageId(cluster: string, entryId: string, index: number, shard?: number): string {
   const [ms, seq] = entryId.split("-");
-  return `${cluster}:${Number(ms).toString(36)}-${Number(seq ?? 0).toString(36).padStart(3, "0")}-${index.toString(36).padStart(3, "0")}`;
+  const id = `${cluster}:${Number(ms).toString(36)}-${Number(seq ?? 0).toString(36).padStart(3, "0")}-${index.toString(36).padStart(3, "0")}`;
+  return shard === undefined ? id : `${id}.${shard.toString(36)}`;
 }
 
 export class Router implements Lifecycle {
@@ -78,7 +85,8 @@ export class Router implements Lifecycle {
   private readonly metrics: RouterMetrics;
   private readonly passwords: PasswordChecker;
   private readonly passwordWork: PasswordWork;
-  private readonly consumer: Consumer;
+  /** One per `in` shard (a blocking XREADGROUP cannot span Redis Cluster slots). */
+  private readonly consumers: Consumer[];
   private readonly tickers: Loop[];
   private readonly resendLoop: Loop;
   private readonly peerPushLoop: Loop;
@@ -108,19 +116,22 @@ export class Router implements Lifecycle {
       },
       { concurrency: opts.passwordConcurrency, maxQueued: opts.passwordQueueMax, maxWaitMs: opts.passwordQueueWaitMs, proxyIps: new Set(opts.proxyIps), probePassword: opts.probePassword },
     );
-    this.consumer = deps.bus.consumer(
-      {
-        stream: deps.bus.key(IN_STREAM),
-        group: ROUTER_GROUP,
-        consumer: opts.routerId,
-        count: opts.batchSize,
-        blockMs: opts.blockMs,
-        claimIdleMs: opts.claimIdleMs,
-        deleteOnAck: true,
-        isTransient: (e) => isTransientDbError(e) || isTransientBusError(e),
-      },
-      (entries) => this.handle(entries),
-      deps.logger,
+    const shards = opts.busShards ?? 1;
+    this.consumers = inStreams(shards).map((stream, shard) =>
+      deps.bus.consumer(
+        {
+          stream: deps.bus.key(stream),
+          group: ROUTER_GROUP,
+          consumer: opts.routerId,
+          count: opts.batchSize,
+          blockMs: opts.blockMs,
+          claimIdleMs: opts.claimIdleMs,
+          deleteOnAck: true,
+          isTransient: (e) => isTransientDbError(e) || isTransientBusError(e),
+        },
+        (entries) => this.handle(entries, shards === 1 ? undefined : shard),
+        deps.logger,
+      ),
     );
     this.retention = new Retention({ db: deps.db, clock: this.clock, logger: deps.logger, metrics: this.metrics }, opts.retention);
     const lease = opts.leaseMs;
@@ -149,7 +160,7 @@ export class Router implements Lifecycle {
     await this.announceSelf();
     await store.seedServers(this.deps.db, this.opts.peers);
     await this.passwordWork.start();
-    await this.consumer.start();
+    for (const c of this.consumers) await c.start();
     for (const t of this.tickers) await t.start();
     await this.retention.start();
     // peer-sync's commits of pushes for our clients (copies due now, pending_pushes) wake us.
@@ -168,7 +179,7 @@ export class Router implements Lifecycle {
     // Waiting password jobs stay pending in the stream for the others; running ones finish.
     await this.passwordWork.close();
     // Stop taking work, finish the batch in hand (it is acked or left pending for the others).
-    await this.consumer.close();
+    await Promise.all(this.consumers.map((c) => c.close()));
     await Promise.all(this.tickers.map((t) => t.close()));
     await this.retention.close();
   }
@@ -177,7 +188,7 @@ export class Router implements Lifecycle {
    * One stream batch. Resolving means: committed and published, so the entries may be acked,
    * except those holding password requests, acked once those are done too.
    */
-  private async handle(entries: BusEntry[]): Promise<void | HeldEntries> {
+  private async handle(entries: BusEntry[], shard: number | undefined): Promise<void | HeldEntries> {
     const started = process.hrtime.bigint();
     const incoming: Incoming[] = [];
     const entryOf: string[] = [];
@@ -188,7 +199,7 @@ export class Router implements Lifecycle {
         continue;
       }
       d.r.forEach(([reqId, addr, text, proof], i) => {
-        const inc: Incoming = { gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i) };
+        const inc: Incoming = { gateway: d.g, addr, reqId, text, msgId: messageId(this.opts.cluster, e.id, i, shard) };
         if (proof !== undefined) inc.proof = proof;
         incoming.push(inc);
         entryOf.push(e.id);

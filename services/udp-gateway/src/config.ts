@@ -1,9 +1,10 @@
 import { z } from "zod";
-import { commonSettings, int, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
+import { busShards, commonSettings, int, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
 
 export const gatewaySettings = {
   ...commonSettings,
   REDIS_URL: redisUrl().optional(),
+  BUS_SHARDS: busShards(),
   HTTP_PORT: port().default(9100),
   /** Stable across restarts: sessions remember which gateway holds their client's address. */
   GATEWAY_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 of A-Z a-z 0-9 _ . -").optional(),

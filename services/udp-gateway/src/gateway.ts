@@ -6,7 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import type { Bus, BusEntry, Consumer } from "@pesan/shared/bus";
-import { BusUnavailableError, BIND, GATEWAY_GROUP, IN_STREAM, UNBIND, WITHHELD, decodeOutbound, encodeInbound, isControlLine, outStream, type InboundRequest } from "@pesan/shared/bus";
+import { BusUnavailableError, BIND, GATEWAY_GROUP, inStreamOf, UNBIND, WITHHELD, decodeOutbound, encodeInbound, isControlLine, outStream, type InboundRequest } from "@pesan/shared/bus";
 import { Counter, Gauge, type Logger, type Registry } from "@pesan/shared/observability";
 import type { Lifecycle } from "@pesan/shared/runtime";
 import { PROOF_PREFIX, formatErr, frame, parseDatagram, parseText, withTag, type Parsed } from "@pesan/shared/protocol";
@@ -15,6 +15,8 @@ import { RateLimiter } from "@pesan/shared/rate-limit";
 
 export interface GatewayOptions {
   gatewayId: string;
+  /** BUS_SHARDS: the `in` stream's shards; this gateway publishes to one of them (inStreamOf). Default 1. */
+  busShards?: number;
   host: string;
   port: number;
   ratePerSec: number;
@@ -88,6 +90,8 @@ export class Gateway implements Lifecycle {
   private endpointsSweptAt = 0;
   private seq = 0;
   private readonly consumer: Consumer;
+  /** The `in` shard this gateway publishes to (the full key). */
+  private readonly inStream: string;
   private sweeper: NodeJS.Timeout | undefined;
   private inStreamTimer: NodeJS.Timeout | undefined;
   /** The in stream's length at the last check; at or over inStreamMaxLen, requests are refused. */
@@ -99,6 +103,7 @@ export class Gateway implements Lifecycle {
   address: { host: string; port: number } | undefined;
 
   constructor(deps: GatewayDeps, opts: GatewayOptions) {
+    this.inStream = deps.bus.key(inStreamOf(opts.gatewayId, opts.busShards ?? 1));
     this.deps = deps;
     this.opts = opts;
     this.now = deps.now ?? Date.now;
@@ -232,7 +237,7 @@ export class Gateway implements Lifecycle {
     if (this.checkingInStream) return;
     this.checkingInStream = true;
     try {
-      this.inStreamLength = await this.deps.bus.streamLength(this.deps.bus.key(IN_STREAM));
+      this.inStreamLength = await this.deps.bus.streamLength(this.inStream);
       this.m.inStream.set(this.inStreamLength);
     } catch {
       // Redis away: publishing fails fast meanwhile; the last length stands until it answers.
@@ -269,7 +274,7 @@ export class Gateway implements Lifecycle {
     if (this.queue.length === 0) return;
     const reqs = this.queue;
     this.queue = [];
-    this.deps.bus.publish([{ stream: this.deps.bus.key(IN_STREAM), payload: encodeInbound(this.opts.gatewayId, reqs) }]).catch((err: unknown) => {
+    this.deps.bus.publish([{ stream: this.inStream, payload: encodeInbound(this.opts.gatewayId, reqs) }]).catch((err: unknown) => {
       if (notWritten(err)) {
         // Nothing of it reached Redis: answer now (the client may retry at once, here or
         // elsewhere) rather than at the deadline; nothing waits in memory for the outage.

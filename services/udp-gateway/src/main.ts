@@ -12,7 +12,9 @@ const HELP = `pesan udp-gateway: the UDP endpoint clients talk to; forwards to r
 usage: node services/udp-gateway/src/main.ts [--help] [--version]
 
 Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
-  REDIS_URL (required)  redis://...     GATEWAY_ID (default gw-<hostname>-<port>)
+  REDIS_URL (required)  redis://host:port, redis+sentinel://h1:26379,h2:26379,.../<master>
+                        or redis+cluster://h1:p1,h2:p2,...   BUS_SHARDS=1 (in stream shards)
+  GATEWAY_ID (default gw-<hostname>-<port>)
   UDP_HOST=0.0.0.0  UDP_PORT=4999  RATE_LIMIT_PER_SEC=4000  RATE_LIMIT_BURST=4000
   IP_RATE_LIMIT_PER_SEC=500  IP_RATE_LIMIT_BURST=100 (addresses of one IP without a session)
   PLAIN_BYTES_PER_IP=65536 (bytes/s to one IP's plain sessions beyond the 3x bound)

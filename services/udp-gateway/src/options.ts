@@ -18,5 +18,6 @@ export function gatewayOptionsFrom(c: GatewayConfig): GatewayOptions {
     plainBytesPerIp: c.PLAIN_BYTES_PER_IP,
     maxEndpoints: c.MAX_ENDPOINTS,
     inStreamMaxLen: c.IN_STREAM_MAX_LEN,
+    busShards: c.BUS_SHARDS,
   };
 }

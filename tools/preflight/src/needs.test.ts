@@ -19,7 +19,7 @@ test("a bare machine lacks every part; the engine is not asked while docker itse
   const missing = findMissing(NEEDS, m);
   expect(missing.map((x) => x.need.name)).toEqual(["sshd", "chromium", "nginx", "docker", "tmux", "patroni", "openssl", "postgres", "redis"]);
   expect(m.engineAsked).toBe(0);
-  expect(packagesFor(missing)).toEqual(["openssh-server", "openssh-client", "chromium", "nginx", "libnginx-mod-stream", "docker.io", "docker-compose", "debootstrap", "tmux", "patroni", "etcd-server", "etcd-client", "openssl", "postgresql", "redis-server"]);
+  expect(packagesFor(missing)).toEqual(["openssh-server", "openssh-client", "chromium", "nginx", "libnginx-mod-stream", "docker.io", "docker-compose", "debootstrap", "tmux", "patroni", "etcd-server", "etcd-client", "openssl", "postgresql", "redis-server", "redis-tools"]);
   expect(engineMissing(missing)).toBe(true);
 });
 

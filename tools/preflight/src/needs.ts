@@ -120,8 +120,11 @@ export const NEEDS: readonly Need[] = [
   {
     name: "redis",
     optional: false,
-    why: "the Redis outage test runs a redis-server of its own",
-    parts: [{ label: "redis-server", check: { command: "redis-server" }, package: "redis-server" }],
+    why: "the Redis outage tests run redis-servers of their own (one to restart; Sentinel and Cluster sets to fail over, the cluster made by redis-cli)",
+    parts: [
+      { label: "redis-server", check: { command: "redis-server" }, package: "redis-server" },
+      { label: "redis-cli", check: { command: "redis-cli" }, package: "redis-tools" },
+    ],
     files: [],
     tests: [],
   },

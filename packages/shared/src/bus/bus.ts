@@ -80,7 +80,9 @@ export function isTransientBusError(e: unknown): boolean {
   if (e instanceof BusUnavailableError || (e as { code?: unknown })?.code === "EBUSUNAVAILABLE") return true;
   const msg = String((e as Error)?.message ?? "");
   // OOM: Redis at its maxmemory (noeviction) refuses writes until the routers drain the streams.
-  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|LOADING|READONLY|Stream isn't writeable|Command timed out|^OOM /i.test(msg);
+  // READONLY: the primary was demoted (Sentinel failover); NOREPLICAS: it lost its replicas
+  // (min-replicas-to-write); "sentinels are unreachable": no primary named yet.
+  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|LOADING|READONLY|NOREPLICAS|sentinels are unreachable|Stream isn't writeable|Command timed out|^OOM /i.test(msg);
 }
 
 /** What a backend must offer the shared consumer loop. */

@@ -1,5 +1,6 @@
 export type { Bus, BusEntry, PublishItem, ConsumerOptions, BatchHandler, Consumer, HeldEntries } from "./bus.ts";
 export { BusUnavailableError, isTransientBusError } from "./bus.ts";
 export { RedisBus, MAX_PUBLISHES_IN_FLIGHT, DEFAULT_MAX_PUBLISH_BYTES, redisRetryDelay } from "./redis-bus.ts";
+export { createRedisClient } from "./redis-client.ts";
 export { MemoryBus } from "./memory-bus.ts";
 export * from "./wire.ts";

@@ -1,7 +1,7 @@
 /** The Redis streams backend: XADD / XREADGROUP / XAUTOCLAIM / XACK (+XDEL). */
-import { Redis } from "ioredis";
 import type { Logger } from "../observability/log.ts";
 import { backoffDelay } from "../retry/backoff.ts";
+import { createRedisClient, duplicateClient, isCluster, type RedisClient } from "./redis-client.ts";
 import { BusUnavailableError, ConsumerLoop, type Bus, type BusEntry, type ConsumerOptions, type BatchHandler, type Consumer, type PublishItem, type StreamBackend } from "./bus.ts";
 
 type RawEntries = Array<[string, string[]]>;
@@ -42,7 +42,9 @@ export function redisRetryDelay(times: number, random = Math.random): number {
 
 export class RedisBus implements Bus {
   readonly kind = "redis";
-  readonly redis: Redis;
+  readonly redis: RedisClient;
+  /** On Redis Cluster: keys carry a hash tag, and a publish is one pipeline per stream. */
+  readonly clustered: boolean;
   private readonly prefix: string;
   private closed = false;
   private inFlight = 0;
@@ -55,12 +57,18 @@ export class RedisBus implements Bus {
     // The consumers' few commands (one read, ack or claim at a time each) wait in ioredis's
     // offline queue while Redis is away and go out when it is back. Publishes do not queue:
     // publish() fails at once then (see below), which keeps that queue bounded.
-    this.redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false, retryStrategy: (n) => redisRetryDelay(n) });
+    // `url` is any REDIS_URL form (one server or Sentinel; see config/redis-url.ts).
+    this.redis = createRedisClient(url, { maxRetriesPerRequest: null, lazyConnect: false, retryStrategy: (n) => redisRetryDelay(n) });
     this.redis.on("error", () => undefined);
+    this.clustered = isCluster(this.redis);
   }
 
+  /**
+   * On Redis Cluster the name is a hash tag (`pesan:{in:0}`): a stream and its `:dead` stream
+   * share a slot, so one master holds each, and the prefix still leads for SCAN MATCH.
+   */
   key(name: string): string {
-    return this.prefix + name;
+    return this.clustered ? `${this.prefix}{${name}}` : this.prefix + name;
   }
 
   /**
@@ -79,20 +87,27 @@ export class RedisBus implements Bus {
     if (this.bytesInFlight > 0 && this.bytesInFlight + bytes > this.maxBytesInFlight) {
       throw new BusUnavailableError(`redis slow: ${this.bytesInFlight} bytes of publishes awaiting an answer`);
     }
+    // A Cluster pipeline must keep to one slot: one per stream there, all at once.
+    const groups = this.clustered ? [...Map.groupBy(items, (it) => it.stream).values()] : [items];
+    this.inFlight++;
+    this.bytesInFlight += bytes;
+    try {
+      const results = await Promise.allSettled(groups.map((g) => this.xaddAll(g)));
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    } finally {
+      this.inFlight--;
+      this.bytesInFlight -= bytes;
+    }
+  }
+
+  private async xaddAll(items: PublishItem[]): Promise<void> {
     const p = this.redis.pipeline();
     for (const it of items) {
       if (it.maxLen !== undefined) p.xadd(it.stream, "MAXLEN", "~", it.maxLen, "*", "p", it.payload);
       else p.xadd(it.stream, "*", "p", it.payload);
     }
-    this.inFlight++;
-    this.bytesInFlight += bytes;
-    let res: Awaited<ReturnType<typeof p.exec>>;
-    try {
-      res = await p.exec();
-    } finally {
-      this.inFlight--;
-      this.bytesInFlight -= bytes;
-    }
+    const res = await p.exec();
     const failed = res?.find(([err]) => err);
     if (failed) throw failed[0];
   }
@@ -119,16 +134,16 @@ export class RedisBus implements Bus {
 }
 
 class RedisStreamBackend implements StreamBackend {
-  private readonly shared: Redis;
+  private readonly shared: RedisClient;
   // A blocking read holds its connection; it gets one of its own.
-  private readonly blocking: Redis;
+  private readonly blocking: RedisClient;
   private readonly opts: ConsumerOptions;
   private claims = 0;
   private disconnected = false;
 
-  constructor(shared: Redis, opts: ConsumerOptions) {
+  constructor(shared: RedisClient, opts: ConsumerOptions) {
     this.shared = shared;
-    this.blocking = shared.duplicate();
+    this.blocking = duplicateClient(shared);
     this.blocking.on("error", () => undefined);
     this.opts = opts;
   }

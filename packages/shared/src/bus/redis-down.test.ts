@@ -5,6 +5,7 @@
  */
 import { createServer } from "node:net";
 import { isTransientBusError, BusUnavailableError } from "./bus.ts";
+import { reconnectOnReadonly } from "./redis-client.ts";
 import { RedisBus, redisRetryDelay } from "./redis-bus.ts";
 
 /** A loopback port that refuses connections: a listener we own, closed again. */
@@ -49,9 +50,22 @@ test("reconnect delays: from about 50 ms, doubling, never more than 1 s, with ji
 });
 
 test("what counts as Redis being away", () => {
-  for (const m of ["Connection is closed.", "connect ECONNREFUSED 127.0.0.1:6379", "LOADING Redis is loading the dataset in memory", "read ECONNRESET"]) {
+  const failover = [
+    // A demoted primary (Sentinel failover), and one that lost its replicas (min-replicas-to-write).
+    "READONLY You can't write against a read only replica.",
+    "NOREPLICAS Not enough good replicas to write.",
+    // The sentinels named no primary yet (failover in progress, or none reachable).
+    "All sentinels are unreachable. Retrying from scratch after 1000ms.",
+  ];
+  for (const m of ["Connection is closed.", "connect ECONNREFUSED 127.0.0.1:6379", "LOADING Redis is loading the dataset in memory", "read ECONNRESET", ...failover]) {
     expect([m, isTransientBusError(new Error(m))]).toEqual([m, true]);
   }
   expect(isTransientBusError(new Error("ERR syntax error"))).toBe(false);
   expect(isTransientBusError(new Error("NOGROUP No such key"))).toBe(false);
+});
+
+test("a connection on a demoted primary reconnects (and asks the sentinels again) on READONLY only", () => {
+  expect(reconnectOnReadonly(new Error("READONLY You can't write against a read only replica."))).toBe(1);
+  expect(reconnectOnReadonly(new Error("NOREPLICAS Not enough good replicas to write."))).toBe(false);
+  expect(reconnectOnReadonly(new Error("ERR syntax error"))).toBe(false);
 });

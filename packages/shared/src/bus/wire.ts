@@ -7,6 +7,24 @@
 /** Stream names, before the bus prefix. */
 export const IN_STREAM = "in";
 export const outStream = (gateway: string): string => `out:${gateway}`;
+
+/**
+ * The `in` stream's shards (BUS_SHARDS): `in` alone when 1, else `in:0` ... `in:<n-1>`. On Redis
+ * Cluster each is a hash tag of its own, so the shards spread over the masters and none is
+ * bigger than one master; every router consumes every shard.
+ */
+export function inStreams(shards: number): string[] {
+  if (!Number.isInteger(shards) || shards < 1) throw new Error(`bus shards must be a positive integer, got ${shards}`);
+  return shards === 1 ? [IN_STREAM] : Array.from({ length: shards }, (_, i) => `${IN_STREAM}:${i}`);
+}
+
+/** The shard a gateway publishes to: by its id (FNV-1a), so one gateway's requests stay in order on one stream. */
+export function inStreamOf(gatewayId: string, shards: number): string {
+  const all = inStreams(shards);
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(gatewayId)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return all[h % all.length]!;
+}
 export const ROUTER_GROUP = "routers";
 export const GATEWAY_GROUP = "gateway";
 

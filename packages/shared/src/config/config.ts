@@ -8,6 +8,7 @@ import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { HOST_PORT_RE, trailingPort } from "../names.ts";
 import { parsePgTarget, PgUrlError } from "../db/hosts.ts";
+import { parseRedisUrl, RedisUrlError } from "./redis-url.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -70,7 +71,21 @@ export const pgUrl = () =>
       ctx.addIssue({ code: "custom", message: e.message });
     }
   });
-export const redisUrl = () => z.string().regex(/^rediss?:\/\//, "must be a redis:// URL");
+/** REDIS_URL: one server (redis://, rediss://), Redis Sentinel (redis+sentinel://) or Redis Cluster (redis+cluster://); see redis-url.ts. */
+export const redisUrl = () =>
+  z.string().superRefine((s, ctx) => {
+    try {
+      parseRedisUrl(s);
+    } catch (e) {
+      if (!(e instanceof RedisUrlError)) throw e;
+      ctx.addIssue({ code: "custom", message: e.message });
+    }
+  });
+/**
+ * BUS_SHARDS: how many streams the gateways' `in` stream is split into (see inStreams in
+ * @pesan/shared/bus). Every gateway and router of a cluster must have the same value.
+ */
+export const busShards = () => int(1, 1024).default(1);
 /** A `host:port` address; IPv6 hosts in brackets. */
 export const hostPort = () =>
   z

@@ -1,0 +1,77 @@
+/**
+ * An ioredis client for a REDIS_URL of any form (see config/redis-url.ts): one server, the
+ * primary that Redis Sentinel names, or a Redis Cluster. Every connection the bus opens goes
+ * through here, and duplicate() copies these options, so the consumers' blocking connections
+ * find the new primary (or master) after a failover as the shared one does.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
+import { parseRedisUrl, type RedisTarget } from "../config/redis-url.ts";
+
+/**
+ * After a failover the old primary, if it is still up (or back), is a replica that answers
+ * writes with READONLY; a connection still open to it reconnects, which asks the sentinels
+ * again. The command that got READONLY fails (it was not executed): the caller's retry path
+ * (ERR UNAVAILABLE to the client, the router's batch retry) takes it from there.
+ */
+export function reconnectOnReadonly(err: Error): 1 | false {
+  return err.message.startsWith("READONLY") ? 1 : false;
+}
+
+/** The ioredis options for a parsed target, on top of the caller's; the URL of a single server is separate. */
+export function sentinelOptions(t: Extract<RedisTarget, { kind: "sentinel" }>, base: RedisOptions): RedisOptions {
+  return {
+    ...base,
+    sentinels: t.sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: t.name,
+    role: "master",
+    db: t.db,
+    ...(t.username ? { username: t.username } : {}),
+    ...(t.password ? { password: t.password } : {}),
+    // Subscribes to the sentinels' +switch-master: a connection to a primary that was demoted
+    // without dying (a partition healed) moves at once instead of at its next error.
+    failoverDetector: true,
+    // Leaving a frozen primary: ioredis ends the socket and destroys it only after this if the
+    // peer never closes its side (2 s by default, which was 2 s more of the gap: SIGSTOP test).
+    disconnectTimeout: 200,
+    // All sentinels away: ask again from 50 ms up to 1 s apart, like any other reconnect.
+    ...(base.retryStrategy ? { sentinelRetryStrategy: base.retryStrategy } : {}),
+    reconnectOnError: reconnectOnReadonly,
+  };
+}
+
+/**
+ * Redis Cluster: the seed nodes, the node connections with the caller's options. A node that
+ * dies is not reconnected to; a command for its slots is retried (every 100 ms, up to 16 times)
+ * after asking the cluster again which master serves them, so it goes to the promoted replica
+ * once the cluster has failed over, or fails as "Connection is closed" (transient) meanwhile.
+ */
+export function clusterOptions(t: Extract<RedisTarget, { kind: "cluster" }>, base: RedisOptions): ClusterOptions {
+  const { retryStrategy, lazyConnect, ...node } = base;
+  return {
+    lazyConnect: lazyConnect ?? false,
+    redisOptions: { ...node, ...(t.username ? { username: t.username } : {}), ...(t.password ? { password: t.password } : {}) },
+    ...(retryStrategy ? { clusterRetryStrategy: retryStrategy } : {}),
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    // Reads and writes both go to masters: the streams' consumer groups are written by reads.
+    scaleReads: "master",
+  };
+}
+
+export type RedisClient = Redis | Cluster;
+
+export function createRedisClient(url: string, base: RedisOptions): RedisClient {
+  const t = parseRedisUrl(url);
+  if (t.kind === "single") return new Redis(t.url, { ...base, reconnectOnError: reconnectOnReadonly });
+  if (t.kind === "cluster") return new Cluster(t.nodes, clusterOptions(t, base));
+  return new Redis(sentinelOptions(t, base));
+}
+
+export function isCluster(c: RedisClient): c is Cluster {
+  return c instanceof Cluster;
+}
+
+/** A second client with the same options (a consumer's blocking reads): the same primary or cluster, followed the same way. */
+export function duplicateClient(c: RedisClient): RedisClient {
+  return isCluster(c) ? c.duplicate() : c.duplicate();
+}
