@@ -6,6 +6,7 @@
  * message. What a user would see: one message, however often the SEND went.
  */
 import { insertUser, migrate, PgDb } from "@pesan/shared/db";
+import { sessionSendId } from "@pesan/shared/protocol";
 import { processBatch, type CoreDeps, type Incoming } from "../services/router/src/batch/index.ts";
 import { runCommands } from "../services/router/src/commands/index.ts";
 import * as store from "../services/router/src/store.ts";
@@ -47,18 +48,20 @@ async function until(cond: () => Promise<boolean>, ms = 5000): Promise<void> {
 const stored = async () => (await db.query<{ id: string; body: string }>("SELECT id, body FROM messages ORDER BY id")).rows;
 
 test("a replayed entry answers the same and pushes again under one id; a client's retry gets the first reply, nothing new", async () => {
+  // A tagged SEND's id is its session's and tag's (the same on every cluster), not its entry's.
+  const id = sessionSendId("tok-alice", "t1", 0);
   const first = await lines(sendFromAlice("local:e1-000-000"));
-  expect(first).toEqual(["MSG local:e1-000-000 alice 2026-12-03T10:00:00.000Z hello once", "@t1 OK SENT local:e1-000-000 DELIVERED"]);
-  expect(await stored()).toEqual([{ id: "local:e1-000-000", body: "hello once" }]);
+  expect(first).toEqual([`MSG ${id} alice 2026-12-03T10:00:00.000Z hello once`, `@t1 OK SENT ${id} DELIVERED`]);
+  expect(await stored()).toEqual([{ id, body: "hello once" }]);
 
   // The same entry again: its push may never have gone out, so it goes again (bob's client
   // drops an id it has). The reply may come first this time.
   expect((await lines(sendFromAlice("local:e1-000-000"))).sort()).toEqual([...first].sort());
 
   // A retry from the client is a new stream entry: the first reply, no push, no new message.
-  expect(await lines(sendFromAlice("local:e2-000-000"))).toEqual(["@t1 OK SENT local:e1-000-000 DELIVERED"]);
-  expect(await stored()).toEqual([{ id: "local:e1-000-000", body: "hello once" }]);
-  expect((await db.query("SELECT message_id FROM send_dedup")).rows).toEqual([{ message_id: "local:e1-000-000" }]);
+  expect(await lines(sendFromAlice("local:e2-000-000"))).toEqual([`@t1 OK SENT ${id} DELIVERED`]);
+  expect(await stored()).toEqual([{ id, body: "hello once" }]);
+  expect((await db.query("SELECT message_id, entry_id FROM send_dedup")).rows).toEqual([{ message_id: id, entry_id: "local:e1-000-000" }]);
 });
 
 test("a retry racing its first try on another router: the claim waits for it, then the retry gets its reply and stores nothing", async () => {
@@ -81,8 +84,32 @@ test("a retry racing its first try on another router: the claim waits for it, th
     commitFirst();
     await firstDone;
     expect(await retry).toEqual(["@t2 OK SENT local:f1-000-000 STORED"]);
-    expect((await stored()).map((m) => m.id)).not.toContain("local:f2-000-000");
+    expect((await stored()).map((m) => m.id)).not.toContain(sessionSendId("tok-alice", "t2", 0));
   } finally {
     await other.close();
   }
+});
+
+// Across clusters: the id of a tagged SEND is the same wherever the session sends it, so a
+// cluster that has the message already (another cluster stored and replicated it, then died
+// before answering) answers the retry with it. peer-exactly-once.test.ts runs it with clusters.
+const copyOf = async (id: string, body: string, sentAt: Date, delivered = false) =>
+  db.query("INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, replicated) VALUES ($1, $2, 'alice', 'bob', $3, $4, 0, true)", [id, sentAt, body, delivered]);
+
+test("the send's message here already (replicated by the cluster that took it): OK SENT with its id, nothing stored or pushed", async () => {
+  const id = sessionSendId("tok-alice", "x1", 0);
+  await copyOf(id, "from the dead cluster", new Date(now.getTime() - 5_000), true);
+  const before = (await stored()).length;
+  expect(await lines({ gateway: "gw1", addr: "127.0.0.1:1001", reqId: 9, text: "@x1 SEND bob from the dead cluster", msgId: "local:g1-000-000" })).toEqual([`@x1 OK SENT ${id} DELIVERED`]);
+  expect((await stored()).length).toBe(before);
+});
+
+test("an id held by another text, or by the tag's use over 60 s ago, or deleted: the send takes the tag's next generation", async () => {
+  const [g0, g1, g2, g3] = [0, 1, 2, 3].map((g) => sessionSendId("tok-alice", "x2", g));
+  await copyOf(g0!, "not this text", new Date(now.getTime() - 5_000));
+  await copyOf(g1!, "the same text", new Date(now.getTime() - 61_000));
+  await db.query("INSERT INTO message_tombstones (id, deleted_at) VALUES ($1, $2)", [g2, now]);
+  const out = await lines({ gateway: "gw1", addr: "127.0.0.1:1001", reqId: 10, text: "@x2 SEND bob the same text", msgId: "local:h1-000-000" });
+  expect(out).toEqual([`MSG ${g3} alice 2026-12-03T10:00:00.000Z the same text`, `@x2 OK SENT ${g3} DELIVERED`]);
+  expect((await db.query("SELECT body FROM messages WHERE id = $1", [g0])).rows).toEqual([{ body: "not this text" }]);
 });

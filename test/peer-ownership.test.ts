@@ -11,7 +11,8 @@ import { messageId } from "../services/router/src/index.ts";
 import { hashPassword } from "../services/router/src/passwords.ts";
 import { PeerClient } from "../services/peer-sync/src/index.ts";
 import { RawClient } from "./support/udp.ts";
-import { loginClient, sentId } from "./support/e2e.ts";
+import { sessionSendId } from "@pesan/shared/protocol";
+import { loginClient, requestWithTag, sentId } from "./support/e2e.ts";
 import { eventually, useLinkedClusters } from "./support/clusters.ts";
 
 // b's peer-sync is never started; a's checks of it are rare, so a's log holds our frames only.
@@ -155,7 +156,10 @@ test("b cannot claim ids of a's id space: a's later messages of those ids are de
     await fromB(ids.map((id) => ({ kind: how, data: how === "message.new" ? { id, ...forged } : { id, ...forged, delivered: false, read: false } })));
     expect(await refused(how, how === "message.new" ? "foreign_id" : "not_held")).toBe(before + ids.length);
     while (Date.now() < start + 400) await new Promise((r) => setTimeout(r, 20));
-    const id = sentId(await hank.request(`SEND gina the real one (${how})`));
+    // Untagged: a tagged SEND's id is its session's (t.), not of a's id space.
+    const from = hank.lines.length;
+    hank.send(`SEND gina the real one (${how})`);
+    const id = sentId(await hank.waitFor(/^OK SENT /, 5000, from));
     // Else the test proves nothing: the id must be one b tried to claim.
     expect(ids).toContain(id);
     real.push(id);
@@ -168,6 +172,40 @@ test("b cannot claim ids of a's id space: a's later messages of those ids are de
   ]);
   expect(await sql("a", "SELECT count(*)::int AS n FROM messages WHERE sender = 'mallory'")).toEqual([{ n: 0 }]);
 }, 60_000);
+
+test("b cannot use a tagged SEND's id (t.) to change a message of a: not its content, nor, if it never left a, its state", async () => {
+  const { c: mia } = await login("mia", "pw-mia", true);
+  const { c: tjo } = await login("tjo", "pw-tjo", true);
+  const id = sentId(await requestWithTag(tjo, "j1", "SEND mia a t-id of a's"));
+  expect(id).toMatch(/^t\./);
+  await mia.waitFor(new RegExp(`^MSG ${id} tjo `));
+  const [taken, notHeld] = [await refused("message.new", "taken_id"), await refused("message.state", "not_held")];
+  const sentAt = new Date().toISOString();
+  await fromB([
+    { kind: "message.new", data: { id, sentAt, sender: "mallory", recipient: "mia", body: "overwritten by b" } },
+    { kind: "message.state", data: { id, recipient: "mia", deleted: true } },
+    { kind: "message.state", data: { id, recipient: "mia", sender: "tjo", sentAt, body: "a t-id of a's", delivered: true, read: true } },
+  ]);
+  expect(await refused("message.new", "taken_id")).toBe(taken + 1);
+  expect(await refused("message.state", "not_held")).toBe(notHeld + 2);
+  expect(await sql("a", "SELECT sender, body, read, replicated FROM messages WHERE id = $1", [id])).toEqual([{ sender: "tjo", body: "a t-id of a's", read: false, replicated: false }]);
+  expect(await sql("a", "SELECT id FROM message_tombstones WHERE id = $1", [id])).toEqual([]);
+});
+
+test("b taking the id of a's next tagged SEND first does not make that send vanish: it is stored under the tag's next id and delivered", async () => {
+  const { c: kim } = await login("kim", "pw-kim", true);
+  const { c: lou, token } = await login("lou", "pw-lou", true);
+  // b knows lou's token (session.up carries it) and guesses the tag: it sends that id first.
+  const squatted = sessionSendId(token, "n1", 0);
+  await fromB([{ kind: "message.new", data: { id: squatted, sentAt: new Date().toISOString(), sender: "lou", recipient: "kim", body: "put there by b" } }]);
+  await eventually(async () => expect(await sql("a", "SELECT body FROM messages WHERE id = $1", [squatted])).toEqual([{ body: "put there by b" }]), 5000);
+  const id = sentId(await requestWithTag(lou, "n1", "SEND kim the real one"));
+  expect(id).toBe(sessionSendId(token, "n1", 1));
+  await kim.waitFor(new RegExp(`^MSG ${id} lou \\S+ the real one$`));
+  // Retried with the same tag: the first reply, nothing new.
+  expect(await requestWithTag(lou, "n1", "SEND kim the real one")).toMatch(new RegExp(`^OK SENT ${id} `));
+  expect(await sql("a", "SELECT count(*)::int AS n FROM messages WHERE body = 'the real one'")).toEqual([{ n: 1 }]);
+});
 
 test("a passHash with parameters a router never makes is ignored at the boundary; one stored anyway fails only its own LOGIN", async () => {
   const good = await hashPassword("pw-ivy", 10);

@@ -218,6 +218,45 @@ describe("PesanClient failover", () => {
     expect(await c.who()).toEqual(["alice"]);
   });
 
+  test("a SEND left unanswered by a server that dies goes again, with the same tag, where the session moved", async () => {
+    const base = basicHandler("tokA");
+    // a takes the SEND and dies before answering it (silent from then on, heartbeats too).
+    const a = await server((req, srv) => {
+      if (!/^SEND /.test(req.text)) return base(req, srv);
+      srv.silent = true;
+      return undefined;
+    });
+    const b = await server((req, srv) => (/^SEND /.test(req.text) ? ["OK SENT t.same DELIVERED"] : base(req, srv)));
+    const c = await client({ servers: [a.address, b.address], heartbeatMs: 100, missedHeartbeats: 3, requestTimeoutMs: 300 });
+    await c.login("alice", "secret1");
+    const r = await c.send("bob", "hello once");
+    expect(r.raw).toMatch(/ OK SENT t.same DELIVERED$/);
+    expect(c.currentServer).toBe(b.address);
+    const sendsA = a.received.filter((x) => x.text === "SEND bob hello once");
+    const sendsB = b.received.filter((x) => x.text === "SEND bob hello once");
+    expect(sendsA.length).toBeGreaterThanOrEqual(1);
+    expect(sendsB).toHaveLength(1);
+    // The same tag everywhere: the servers' exactly-once makes it one message.
+    expect(new Set([...sendsA, ...sendsB].map((x) => x.tag)).size).toBe(1);
+    // RESUME came before the resend on b.
+    expect(b.commands().indexOf("RESUME alice tokA")).toBeLessThan(b.commands().indexOf("SEND bob hello once"));
+    expect(b.commands()[0]).toBe("RESUME alice tokA");
+  });
+
+  test("a SEND whose reply was lost goes again to the same live server with the same tag; other requests are not resent", async () => {
+    const base = basicHandler("tokA");
+    let sends = 0;
+    const a = await server((req, srv) => (/^SEND /.test(req.text) ? (++sends === 1 ? [] : ["OK SENT t.one DELIVERED"]) : req.text === "WHO" ? [] : base(req, srv)));
+    const c = await client({ servers: [a.address], heartbeatMs: 100, requestTimeoutMs: 200 });
+    await c.login("alice", "secret1");
+    expect((await c.send("bob", "hi")).raw).toMatch(/ OK SENT t.one DELIVERED$/);
+    const tags = a.received.filter((x) => x.text === "SEND bob hi").map((x) => x.tag);
+    expect(tags).toHaveLength(2);
+    expect(tags[0]).toBe(tags[1]);
+    await expect(c.request("WHO", { timeoutMs: 150 })).rejects.toBeInstanceOf(RequestTimeoutError);
+    expect(a.received.filter((x) => x.text === "WHO")).toHaveLength(1);
+  });
+
   test("keeps moving through the list when the next server is dead too, wrapping around", async () => {
     const a = await server(basicHandler("t1"));
     const dead = await server(basicHandler("t1"));

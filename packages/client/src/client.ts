@@ -136,6 +136,8 @@ export type PesanClientEvents = {
 const PUSH_KINDS = new Set<ServerLine["kind"]>(["MSG", "ONLINE", "BYE", "REDIRECT"]);
 const SEEN_IDS_MAX = 10_000;
 const TRANSIENT_ERRORS = new Set(["UNAVAILABLE", "RATE_LIMITED"]);
+/** A SEND request (commands are case-insensitive): the one a client may resend unanswered. */
+const SEND_RE = /^\/?send /i;
 /** The `/@live?` probe of ERR FULL's alternatives: bounded, resent against loss. */
 const PROBE_TIMEOUT_MS = 1000;
 const PROBE_RESEND_MS = 250;
@@ -277,9 +279,50 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
       throw new Error(`PesanClient: a tag is 1-32 of A-Z a-z 0-9 _ - (got ${JSON.stringify(options.tag)})`);
     }
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    if (!SEND_RE.test(line) || this.heartbeatMs <= 0) return this.requestOnce(line, timeoutMs, options, options.tag);
+    // A SEND is exactly-once by its tag (docs/protocol.md "Tags"), so one left unanswered is
+    // sent again with the same tag until it is answered: a server that stored it and died
+    // before replying, or a lost datagram, never makes a second message. Meanwhile the
+    // heartbeats notice a dead server and move the session (RESUME); the resend then goes to
+    // the new server, which knows the message if the dead one had passed it on, and otherwise
+    // stores it under the same id. Bounded by the time a failover takes, plus a request.
+    const tag = options.tag ?? this.transport.nextTag(false);
+    const deadline = Date.now() + this.heartbeatMs * (this.missedHeartbeats + 1) + 2 * timeoutMs;
+    for (;;) {
+      const epoch = this.epoch;
+      try {
+        return await this.requestOnce(line, timeoutMs, options, tag);
+      } catch (err) {
+        if (!(err instanceof RequestTimeoutError) || this.closed || !this.state.session || Date.now() + timeoutMs > deadline) throw err;
+        // Moved meanwhile: give the new server's RESUME its time before the resend.
+        if (epoch !== this.epoch) await this.boundAgain(timeoutMs);
+      }
+    }
+  }
+
+  /** Resolves once the session is bound (after a move's RESUME), or after ms, or at close. */
+  private boundAgain(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!this.closed && this.state.phase !== "bound") return;
+        clearTimeout(timer);
+        this.off("resumed", check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.off("resumed", check);
+        resolve();
+      }, ms);
+      timer.unref();
+      this.on("resumed", check);
+      check();
+    });
+  }
+
+  private async requestOnce(line: string, timeoutMs: number, options: RequestOptions, tag: string | undefined): Promise<ServerLine[]> {
     const epoch = this.epoch;
     const held = this.state.phase !== "none";
-    const lines = await this.ask(line, timeoutMs, false, options.tag);
+    const lines = await this.ask(line, timeoutMs, false, tag);
     if (!held || !isNotLoggedIn(lines) || epoch !== this.epoch || !this.state.session) return lines;
     // We hold a session but this server does not know us at this address (its gateway
     // restarted, or our datagrams now reach it another way): nothing was done. Re-bind now.
@@ -287,7 +330,7 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     if (options.retryAfterResume === false) return lines;
     if (!(await within(resumed, timeoutMs))) return lines;
     if (epoch !== this.epoch || this.state.phase !== "bound" || this.closed) return lines;
-    return this.ask(line, timeoutMs, false, options.tag);
+    return this.ask(line, timeoutMs, false, tag);
   }
 
   /** `REGISTER`; resolves with `OK REGISTERED`, throws PesanError on ERR (e.g. `TAKEN`). */

@@ -12,7 +12,8 @@
  */
 import { CHANNELS, type Queryable } from "@pesan/shared/db";
 import { sqlIsProbeName } from "@pesan/shared/names";
-import { formatMsg } from "@pesan/shared/protocol";
+import { formatMsg, isSessionSendId } from "@pesan/shared/protocol";
+import { enqueueFrames } from "@pesan/shared/replication";
 import type { ApplyContext, FrameKind } from "./frame-kind.ts";
 import { inIdSpace } from "./ownership.ts";
 
@@ -45,7 +46,7 @@ interface Copy extends MessageNew {
  * session is held here and which is still undelivered is due for its first push now (the
  * routers push it). One statement for the whole run; ids are unique in it (callers merge).
  */
-async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], onExisting: "merge" | "origin"): Promise<void> {
+async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], onExisting: "merge" | "origin" | "keep"): Promise<void> {
   if (copies.length === 0) return;
   // One JSON parameter, unpacked by Postgres: cheaper than seven arrays that the driver
   // escapes element by element (the copies are already plain JSON-shaped objects).
@@ -56,7 +57,11 @@ async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], on
        FROM json_to_recordset($1::json) AS f(id text, "sentAt" timestamptz, sender text, recipient text, body text, delivered boolean, read boolean)
       WHERE EXISTS (SELECT 1 FROM users u WHERE u.name = f.recipient) AND NOT EXISTS (SELECT 1 FROM message_tombstones t WHERE t.id = f.id)
      ON CONFLICT (id) DO ${
-       onExisting === "merge"
+       onExisting === "keep"
+         ? // A tagged SEND's id (sessionSendId) has no origin cluster to say what it is: the
+           // copy here stays as it is (applySessionSends looked at it first; this is a race).
+           "NOTHING"
+         : onExisting === "merge"
          ? // Delivered elsewhere: no more pushes or resends of this copy.
            `UPDATE SET delivered = messages.delivered OR EXCLUDED.delivered OR EXCLUDED.read, read = messages.read OR EXCLUDED.read,
             next_push_at = CASE WHEN EXCLUDED.delivered OR EXCLUDED.read THEN NULL ELSE messages.next_push_at END
@@ -81,9 +86,9 @@ async function upsertCopies(tx: Queryable, ctx: ApplyContext, copies: Copy[], on
  * so another prefix is a peer claiming ids of another cluster: with ON CONFLICT DO NOTHING its
  * copy would make that cluster's later message of the same id vanish here.
  */
-function fromItsOrigin<T extends { id: string }>(ctx: ApplyContext, kind: string, run: T[]): T[] {
+function fromItsOrigin<T extends { id: string }>(ctx: ApplyContext, kind: string, run: T[], sessionIds = false): T[] {
   return run.filter((m) => {
-    if (inIdSpace(m.id, ctx.peer)) return true;
+    if (inIdSpace(m.id, ctx.peer) || (sessionIds && isSessionSendId(m.id))) return true;
     ctx.ignore(kind, "foreign_id", { id: m.id });
     return false;
   });
@@ -93,8 +98,52 @@ async function applyMessageNew(tx: Queryable, ctx: ApplyContext, run: MessageNew
   // Ids are unique in one statement: a repeated id in a run is the same message (its origin
   // sent it twice), so the first one stands for both.
   const seen = new Set<string>();
-  const copies = fromItsOrigin(ctx, "message.new", run).filter((m) => !seen.has(m.id) && seen.add(m.id));
-  await upsertCopies(tx, ctx, copies.map((m) => ({ ...m, delivered: false, read: false })), "origin");
+  const copies = fromItsOrigin(ctx, "message.new", run, true)
+    .filter((m) => !seen.has(m.id) && seen.add(m.id))
+    .map((m) => ({ ...m, delivered: false, read: false }));
+  await upsertCopies(tx, ctx, copies.filter((c) => !isSessionSendId(c.id)), "origin");
+  await applySessionSends(tx, ctx, copies.filter((c) => isSessionSendId(c.id)));
+}
+
+/**
+ * message.new of tagged SENDs (ids from sessionSendId, docs/peer-protocol.md "Exactly-once
+ * SEND across clusters"): the id is the session's and tag's, not a cluster's, so two clusters
+ * may have stored the same send (the client's retry after its first cluster died unanswered)
+ * and any peer may send it. Nothing here is ever replaced by such a frame: a copy not here is
+ * inserted (as any message.new), one here with the same sender, recipient and text is this
+ * send, which stays as it is (no second push), and one with other content keeps its id (the
+ * frame is ignored, `taken_id`). A copy of the same send that never left this cluster (stored
+ * here from the retry and pushed here) is now held by a peer too: it becomes `replicated`, and
+ * its state so far goes to the peers (message.state), so the other copy converges by id.
+ */
+async function applySessionSends(tx: Queryable, ctx: ApplyContext, copies: Copy[]): Promise<void> {
+  if (copies.length === 0) return;
+  const r = await tx.query<{ id: string; sender: string; recipient: string; body: string; sent_at: Date | string; delivered: boolean; read: boolean; replicated: boolean }>(
+    "SELECT id, sender, recipient, body, sent_at, delivered, read, replicated FROM messages WHERE id = ANY($1::text[]) FOR UPDATE",
+    [copies.map((c) => c.id)],
+  );
+  const here = new Map(r.rows.map((x) => [x.id, x]));
+  const fresh: Copy[] = [];
+  const kept: typeof r.rows = [];
+  for (const c of copies) {
+    const h = here.get(c.id);
+    if (h === undefined) fresh.push(c);
+    else if (h.sender === c.sender && h.recipient === c.recipient && h.body === c.body) kept.push(h);
+    else ctx.ignore("message.new", "taken_id", { id: c.id });
+  }
+  await upsertCopies(tx, ctx, fresh, "keep");
+  const gone = kept.filter((h) => !h.replicated);
+  if (gone.length === 0) return;
+  await tx.query("UPDATE messages SET replicated = true WHERE id = ANY($1::text[])", [gone.map((h) => h.id)]);
+  await enqueueFrames(
+    tx,
+    gone
+      .filter((h) => h.delivered || h.read)
+      .map((h) => ({
+        kind: "message.state" as const,
+        payload: { id: h.id, recipient: h.recipient, sender: h.sender, sentAt: new Date(h.sent_at).toISOString(), body: h.body, delivered: h.delivered, read: h.read },
+      })),
+  );
 }
 
 /**
@@ -105,12 +154,18 @@ async function applyMessageNew(tx: Queryable, ctx: ApplyContext, run: MessageNew
  * (that would claim an id this cluster's routers have yet to make).
  */
 async function heldByPeers(tx: Queryable, ctx: ApplyContext, run: MessageState[]): Promise<MessageState[]> {
-  const own = [...new Set(run.filter((d) => inIdSpace(d.id, ctx.self)).map((d) => d.id))];
-  if (own.length === 0) return run;
-  const r = await tx.query<{ id: string; recipient: string }>("SELECT id, recipient FROM messages WHERE id = ANY($1::text[]) AND replicated", [own]);
-  const given = new Map(r.rows.map((x) => [x.id, x.recipient]));
+  const asked = [...new Set(run.filter((d) => inIdSpace(d.id, ctx.self) || isSessionSendId(d.id)).map((d) => d.id))];
+  if (asked.length === 0) return run;
+  const r = await tx.query<{ id: string; recipient: string; replicated: boolean }>("SELECT id, recipient, replicated FROM messages WHERE id = ANY($1::text[])", [asked]);
+  const here = new Map(r.rows.map((x) => [x.id, x]));
   return run.filter((d) => {
-    if (!inIdSpace(d.id, ctx.self) || given.get(d.id) === d.recipient) return true;
+    const h = here.get(d.id);
+    const given = h !== undefined && h.replicated && h.recipient === d.recipient;
+    // A tagged SEND's copy (`t.`) that is here is this cluster's as an id of its own space is:
+    // it changes only if it left (replicated). One not here may be made from the state, as a
+    // copy of another cluster's id: any cluster may have stored that send.
+    const allowed = inIdSpace(d.id, ctx.self) ? given : isSessionSendId(d.id) ? h === undefined || given : true;
+    if (allowed) return true;
     ctx.ignore("message.state", "not_held", { id: d.id, ...("deleted" in d ? { change: "deleted" } : {}) });
     return false;
   });

@@ -11,6 +11,7 @@ const IGNORABLE: ReadonlyArray<[string, IgnoreReason]> = [
   ["session.down", "not_own_session"],
   ["session.snapshot", "not_own_session"],
   ["message.new", "foreign_id"],
+  ["message.new", "taken_id"],
   ["broadcast", "foreign_id"],
   ["message.state", "not_held"],
   ["member.join", "not_member"],

@@ -16,8 +16,10 @@ export const IGNORE_REASONS = [
   "not_owner",
   /** session.* about a session the sender says another cluster holds. */
   "not_own_session",
-  /** message.new or broadcast whose id is not in the sender's id space (`<sender>:...`). */
+  /** message.new or broadcast whose id is not in the sender's id space (`<sender>:...`) nor a tagged SEND's (`t.`, message.new only). */
   "foreign_id",
+  /** message.new of a tagged SEND's id (`t.`) that a message with other content has here: the copy here stays. */
+  "taken_id",
   /** message.state about a message of this cluster's id space that never left it (or not for that recipient). */
   "not_held",
   /** member.join or member.revoke about this cluster or a PEERS peer, or a member.join giving a member another key. */

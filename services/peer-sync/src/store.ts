@@ -51,7 +51,8 @@ export async function peersToBootstrap(q: Queryable, peers: string[]): Promise<s
 /**
  * A new link's catch-up, in one transaction, as frames for that peer only (`target`): every
  * account whose home is this cluster (`user.register`), and every undelivered message this
- * cluster took from its own clients (`message.new`; they become `replicated`, so their state
+ * cluster took from its own clients, and every undelivered tagged SEND's (a `t.` id is no
+ * cluster's: any may pass it on, docs/peer-protocol.md) (`message.new`; they become `replicated`, so their state
  * is sent on from now on). Applying them is idempotent, so a peer that already had some of it
  * loses nothing. Sessions follow with the next snapshot. Returns what was queued, or
  * undefined when it was done already.
@@ -75,7 +76,7 @@ export async function bootstrapPeer(tx: Queryable, peer: string, self: string, n
     tx,
     {
       with: `m AS (
-        UPDATE messages SET replicated = true WHERE NOT delivered AND starts_with(id, $1 || ':')
+        UPDATE messages SET replicated = true WHERE NOT delivered AND (starts_with(id, $1 || ':') OR starts_with(id, 't.'))
         RETURNING id, sent_at, sender, recipient, body
       )`,
       kind: "message.new",

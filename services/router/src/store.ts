@@ -80,14 +80,22 @@ function toMessage(r: MessageRow): StoredMessage {
   return { id: r.id, sender: r.sender, recipient: r.recipient, sentAt: new Date(r.sent_at), body: r.body, read: r.read };
 }
 
-/** A tagged SEND's first reply, and the id of the message it stored. */
+/** A tagged SEND's first reply, the id of the message it stored, and the stream entry that stored it. */
 export interface StoredReply {
   reply: string;
   messageId: string;
+  /** The id the first try's stream entry had (Incoming.msgId): the same one again is a replay of that entry. */
+  entry: string;
 }
 
-/** Rows claimed before migration 011 carry no message id; their reply line ("OK SENT <id> ...") names it. */
-const storedReply = (reply: string, messageId: string | null): StoredReply => ({ reply, messageId: messageId ?? reply.split(" ")[2] ?? "" });
+/**
+ * Rows claimed before migration 011 carry no message id; their reply line ("OK SENT <id> ...")
+ * names it. Rows before 013 carry no entry: their message id was the entry's (ids were then).
+ */
+const storedReply = (reply: string, messageId: string | null, entry: string | null): StoredReply => {
+  const id = messageId ?? reply.split(" ")[2] ?? "";
+  return { reply, messageId: id, entry: entry ?? id };
+};
 
 /** What a batch reads before its first command (Batch.prefetch), in one round trip. */
 export interface BatchView {
@@ -113,7 +121,7 @@ export async function batchView(
   q: Queryable,
   v: { endpoints: Array<{ gateway: string; addr: string }>; targets: string[]; boxLimit: number; tagged: Array<{ gateway: string; addr: string; tag: string }>; staleBefore: Date },
 ): Promise<BatchView> {
-  const r = await q.query<{ sessions: SessionRow[]; users: Array<{ name: string; s: SessionRow | null }>; boxes: Array<{ name: string; n: number }>; replies: Array<{ token: string; tag: string; reply: string; message_id: string | null }> }>(
+  const r = await q.query<{ sessions: SessionRow[]; users: Array<{ name: string; s: SessionRow | null }>; boxes: Array<{ name: string; n: number }>; replies: Array<{ token: string; tag: string; reply: string; message_id: string | null; entry_id: string | null }> }>(
     `SELECT
        (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]') FROM sessions s
          WHERE (s.gateway, s.addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS sessions,
@@ -122,7 +130,7 @@ export async function batchView(
        (SELECT coalesce(json_agg(json_build_object('name', t.name,
                  'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
           FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
-       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id)), '[]')
+       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id, 'entry_id', d.entry_id)), '[]')
           FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
           JOIN sessions s ON s.gateway = t.gateway AND s.addr = t.addr
           JOIN send_dedup d ON d.token = s.token AND d.tag = t.tag AND d.created_at >= $8) AS replies`,
@@ -142,7 +150,7 @@ export async function batchView(
     sessions: row.sessions.map(toSession),
     users: row.users.map((u) => ({ name: u.name, session: u.s ? toSession(u.s) : undefined })),
     boxes: new Map(row.boxes.map((x) => [x.name, Number(x.n)])),
-    replies: new Map(row.replies.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id)])),
+    replies: new Map(row.replies.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id, x.entry_id)])),
   };
 }
 
@@ -462,7 +470,7 @@ export async function deleteMessage(q: Queryable, user: string, id: string, now:
  */
 export async function storeSends(
   q: Queryable,
-  sends: Array<{ msg: NewMessage; dedup: { token: string; tag: string; reply: string; messageId: string } | undefined }>,
+  sends: Array<{ msg: NewMessage; dedup: { token: string; tag: string; reply: string; messageId: string; entry: string } | undefined }>,
   now: Date,
   staleBefore: Date,
 ): Promise<Set<string>> {
@@ -471,9 +479,9 @@ export async function storeSends(
   const ms = sends.map((x) => x.msg);
   const r = await q.query<{ token: string; tag: string }>(
     `WITH claimed AS (
-       INSERT INTO send_dedup (token, tag, reply, message_id, created_at)
-       SELECT t, g, r, i, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $17::text[]) AS x(t, g, r, i)
-       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, created_at = EXCLUDED.created_at
+       INSERT INTO send_dedup (token, tag, reply, message_id, entry_id, created_at)
+       SELECT t, g, r, i, e, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $17::text[], $18::text[]) AS x(t, g, r, i, e)
+       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, entry_id = EXCLUDED.entry_id, created_at = EXCLUDED.created_at
          WHERE send_dedup.created_at < $5::timestamptz
        RETURNING token, tag
      ), stored AS (
@@ -503,6 +511,7 @@ export async function storeSends(
       sends.map((x) => x.dedup?.token ?? null),
       sends.map((x) => x.dedup?.tag ?? null),
       tagged.map((x) => x.messageId),
+      tagged.map((x) => x.entry),
     ],
   );
   return new Set(r.rows.map((x) => `${x.token} ${x.tag}`));
@@ -511,11 +520,37 @@ export async function storeSends(
 /** First replies of tagged SENDs still inside the dedup window. */
 export async function sendReplies(q: Queryable, pairs: Array<{ token: string; tag: string }>, staleBefore: Date): Promise<Map<string, StoredReply>> {
   if (pairs.length === 0) return new Map();
-  const r = await q.query<{ token: string; tag: string; reply: string; message_id: string | null }>(
-    "SELECT token, tag, reply, message_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
+  const r = await q.query<{ token: string; tag: string; reply: string; message_id: string | null; entry_id: string | null }>(
+    "SELECT token, tag, reply, message_id, entry_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
     [pairs.map((p) => p.token), pairs.map((p) => p.tag), staleBefore],
   );
-  return new Map(r.rows.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id)]));
+  return new Map(r.rows.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id, x.entry_id)]));
+}
+
+/** A message (or a deleted one's tombstone) holding one of the ids a tagged SEND may take. */
+export interface TakenId {
+  id: string;
+  /** Undefined for a tombstone (the message was deleted). */
+  message?: { sender: string; recipient: string; body: string; sentAt: Date; delivered: boolean };
+}
+
+/**
+ * Which of these ids a message here has, or had (tombstone): the candidates of tagged SENDs
+ * (exactly-once.ts), whose message another cluster may have stored and replicated here.
+ */
+export async function takenIds(q: Queryable, ids: string[]): Promise<Map<string, TakenId>> {
+  if (ids.length === 0) return new Map();
+  const r = await q.query<{ id: string; sender: string | null; recipient: string | null; body: string | null; sent_at: Date | string | null; delivered: boolean | null }>(
+    `SELECT id, sender, recipient, body, sent_at, delivered FROM messages WHERE id = ANY($1::text[])
+     UNION ALL SELECT t.id, NULL, NULL, NULL, NULL, NULL FROM message_tombstones t WHERE t.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = t.id)`,
+    [ids],
+  );
+  return new Map(
+    r.rows.map((x) => [
+      x.id,
+      x.sender === null ? { id: x.id } : { id: x.id, message: { sender: x.sender, recipient: x.recipient!, body: x.body!, sentAt: new Date(x.sent_at!), delivered: x.delivered === true } },
+    ]),
+  );
 }
 
 export interface ServerRow {

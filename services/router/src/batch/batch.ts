@@ -55,6 +55,7 @@ export class Batch {
 
   async prefetch(): Promise<void> {
     this.once.load(await this.view.prefetch(this.reqs, this.staleBefore()));
+    await this.once.prefetchIds(this.reqs, (r) => this.view.cachedSessionAt(r.in.gateway, r.in.addr));
   }
 
   // --- output -------------------------------------------------------------------------------

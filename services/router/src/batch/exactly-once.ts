@@ -2,13 +2,24 @@
  * Exactly-once SEND (docs/protocol.md "Tags"): a SEND repeating a (session, tag) pair within
  * the 60 s window is not stored again; it is answered with the first try's reply. Pairs are
  * claimed in send_dedup in the same statement that stores the messages (store.storeSends), so
- * two routers racing on a client's retry store it once. The claim keeps the message's id, by
- * which a replay of the very same stream entry (its router died between COMMIT and publishing)
- * is told from a client's retry.
+ * two routers racing on a client's retry store it once. The claim keeps the id of the stream
+ * entry that made it, by which a replay of the very same entry (its router died between COMMIT
+ * and publishing) is told from a client's retry.
+ *
+ * Across clusters: send_dedup is this cluster's, but a client whose cluster died before
+ * answering resends the SEND (same tag) where it RESUMEs. So a tagged SEND's message id is not
+ * the stream entry's but the session's and tag's (sessionSendId, the same on every cluster): a
+ * message of that id here (replicated before the first cluster died) with the same sender,
+ * recipient and text, sent within the window, is that send: the retry gets `OK SENT <id>` and
+ * nothing is stored or pushed again. One not here yet is stored under the same id, so the first
+ * cluster's message.new, when it comes back, finds it (peer-sync's apply is idempotent by id).
+ * An id taken by anything else (an older send of a reused tag, another text, a deleted message)
+ * moves the send to the tag's next generation.
  */
 import type { Queryable } from "@pesan/shared/db";
+import { sessionSendId } from "@pesan/shared/protocol";
 import * as store from "../store.ts";
-import type { NewMessage, Session, StoredReply } from "../store.ts";
+import type { NewMessage, Session, StoredReply, TakenId } from "../store.ts";
 import type { Frame, ReqCtx } from "./types.ts";
 
 /** A SEND the batch will store at its next flush. */
@@ -23,6 +34,35 @@ export interface PendingSend {
 
 const key = (token: string, tag: string): string => `${token} ${tag}`;
 
+/** Generations of a tag's id asked about in one query; a tag is seldom reused in one session. */
+const GENERATIONS_PER_QUERY = 4;
+/** After this many reuses of one tag in one session, a SEND takes its entry's id (no cross-cluster dedup). */
+const MAX_GENERATIONS = 64;
+
+/** What a tagged SEND finds at one of its candidate ids. */
+export type IdVerdict = "free" | "same" | "taken";
+
+/**
+ * `same`: the message there is this send, stored by another cluster (or by this one before a
+ * crash) within the window. `free`: nothing there, the send takes the id. `taken`: something
+ * else (another text or recipient, an older send of a reused tag, a deleted message): the next
+ * generation. Deleted counts as taken, not as the same send: a tombstone any peer may write
+ * must never make a live send vanish.
+ */
+export function idVerdict(at: TakenId | undefined, send: { sender: string; recipient: string; body: string }, staleBefore: Date): IdVerdict {
+  if (at === undefined) return "free";
+  const m = at.message;
+  if (m === undefined) return "taken";
+  const same = m.sender === send.sender && m.recipient === send.recipient && m.body === send.body;
+  return same && m.sentAt.getTime() >= staleBefore.getTime() ? "same" : "taken";
+}
+
+/** The id a SEND gets; `existing` when its message is already stored (a retry after failover). */
+export interface SendId {
+  id: string;
+  existing?: { delivered: boolean };
+}
+
 export class SendDedup {
   private readonly tx: Queryable;
   private readonly staleBefore: Date;
@@ -32,6 +72,8 @@ export class SendDedup {
   private fresh = new Map<string, StoredReply>();
   /** The first SEND of each pair within this batch. */
   private readonly seen = new Map<string, ReqCtx>();
+  /** What the candidate ids of tagged SENDs hold here (null: nothing), as read in this batch. */
+  private readonly taken = new Map<string, TakenId | null>();
 
   constructor(tx: Queryable, now: Date, staleBefore: Date, reply: (ctx: ReqCtx, line: string) => void) {
     this.tx = tx;
@@ -43,6 +85,51 @@ export class SendDedup {
   /** The first replies the batch's prefetch found (BatchView.prefetch). */
   load(replies: Map<string, StoredReply>): void {
     this.fresh = replies;
+  }
+
+  /**
+   * Reads, in one query for the batch, what the first candidate ids of its tagged SENDs hold,
+   * for the senders whose session the prefetch found (sessionAt); sendId asks for the rest.
+   */
+  async prefetchIds(reqs: readonly ReqCtx[], sessionAt: (ctx: ReqCtx) => Session | undefined): Promise<void> {
+    const ids: string[] = [];
+    for (const r of reqs) {
+      if (r.req?.cmd !== "SEND" || r.tag === undefined) continue;
+      const s = sessionAt(r);
+      if (s === undefined || this.fresh.has(key(s.token, r.tag))) continue;
+      for (let g = 0; g < GENERATIONS_PER_QUERY; g++) ids.push(sessionSendId(s.token, r.tag, g));
+    }
+    await this.read(ids);
+  }
+
+  private async read(ids: string[]): Promise<void> {
+    const missing = ids.filter((id) => !this.taken.has(id));
+    if (missing.length === 0) return;
+    const found = await store.takenIds(this.tx, missing);
+    for (const id of missing) this.taken.set(id, found.get(id) ?? null);
+  }
+
+  /**
+   * The message id of a SEND that is not a repeat (repeated() said so): the stream entry's for
+   * an untagged one; for a tagged one its session's and tag's first generation that is free or
+   * holds this very send (then `existing`: store and push nothing, answer with the id).
+   */
+  async sendId(ctx: ReqCtx, s: Session, to: string, body: string): Promise<SendId> {
+    if (ctx.tag === undefined) return { id: ctx.in.msgId };
+    const send = { sender: s.user, recipient: to, body };
+    for (let g0 = 0; g0 < MAX_GENERATIONS; g0 += GENERATIONS_PER_QUERY) {
+      const ids = Array.from({ length: GENERATIONS_PER_QUERY }, (_, i) => sessionSendId(s.token, ctx.tag!, g0 + i));
+      await this.read(ids);
+      for (const id of ids) {
+        const at = this.taken.get(id) ?? undefined;
+        const v = idVerdict(at, send, this.staleBefore);
+        if (v === "taken") continue;
+        // Taken from now on in this batch: another SEND (another tag's) never gets it.
+        if (v === "free") this.taken.set(id, { id, message: { ...send, sentAt: this.now, delivered: false } });
+        return v === "same" ? { id, existing: { delivered: at!.message!.delivered } } : { id };
+      }
+    }
+    return { id: ctx.in.msgId };
   }
 
   /**
@@ -70,7 +157,8 @@ export class SendDedup {
    */
   async storeSends(sends: PendingSend[]): Promise<PendingSend[]> {
     if (sends.length === 0) return [];
-    const dedupOf = (p: PendingSend) => (p.ctx.tag !== undefined && p.token !== undefined ? { token: p.token, tag: p.ctx.tag, reply: p.ctx.reply!, messageId: p.msg.id } : undefined);
+    const dedupOf = (p: PendingSend) =>
+      p.ctx.tag !== undefined && p.token !== undefined ? { token: p.token, tag: p.ctx.tag, reply: p.ctx.reply!, messageId: p.msg.id, entry: p.ctx.in.msgId } : undefined;
     const owned = await store.storeSends(
       this.tx,
       sends.map((p) => ({ msg: p.msg, dedup: dedupOf(p) })),
@@ -82,8 +170,9 @@ export class SendDedup {
     const replies = await store.sendReplies(this.tx, lost.map((p) => ({ token: p.token!, tag: p.ctx.tag! })), this.staleBefore);
     for (const p of lost) {
       const first = replies.get(key(p.token!, p.ctx.tag!));
-      // Our own entry replayed (same message id): its reply and push stand as computed.
-      if (first?.messageId === p.msg.id) continue;
+      // Our own entry replayed (the claim is its): its reply and push stand as computed. A retry
+      // racing its first try has the same message id (the session's and tag's) but another entry.
+      if (first?.entry === p.ctx.in.msgId) continue;
       p.ctx.lines = [];
       p.ctx.reply = first?.reply;
       if (first !== undefined) this.reply(p.ctx, first.reply);

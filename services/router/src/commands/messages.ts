@@ -19,20 +19,27 @@ export async function send(b: Batch, ctx: ReqCtx, s: Session, to: string, text: 
   if (repeated === "in-batch") return;
   if (repeated !== undefined) {
     b.reply(ctx, repeated.reply);
-    // The stored reply names this very request's message: this is our own stream entry again,
-    // taken over after a router died between COMMIT and publishing. Its push may never have
-    // gone out, so push again (clients drop a MSG id they already have); a client's retry has
-    // a different entry and so a different id, and is not pushed twice.
-    if (repeated.messageId === ctx.in.msgId) await pushStored(b, ctx, ctx.in.msgId, to);
+    // The claim is this very stream entry's: it is our own entry again, taken over after a
+    // router died between COMMIT and publishing. Its push may never have gone out, so push
+    // again (clients drop a MSG id they already have); a client's retry is another entry, and
+    // is not pushed twice.
+    if (repeated.entry === ctx.in.msgId) await pushStored(b, ctx, repeated.messageId, to);
     return;
   }
   if (!(await b.view.userExistsNamed(to))) return b.reply(ctx, formatErr("NO_SUCH_USER", `no such user: ${to}`));
-  const id = ctx.in.msgId;
+  const { id, existing } = await b.once.sendId(ctx, s, to, text);
   const self = b.settings.cluster;
   const session = await b.view.sessionOfUser(to);
   const remote = session !== undefined && session.cluster !== self;
   const linked = session?.cluster === self ? false : await b.view.linked();
   const where = decideRoute(self, session, linked, remote && linked ? await b.view.clusterUp(session.cluster) : false);
+  if (existing) {
+    // The retry of a send another cluster stored (and replicated here) before it died without
+    // answering: the same message, so nothing is stored or pushed again. The first reply said
+    // DELIVERED or STORED by where the recipient was then; this says it by what is known now.
+    ctx.reply = formatOk("SENT", id, existing.delivered || where.kind !== "stored" ? "DELIVERED" : "STORED");
+    return b.reply(ctx, ctx.reply);
+  }
   const target = where.kind === "local" ? where.session : undefined;
   const capAck = target?.capAck === true;
   // Only a message that stays undelivered takes a place in the box (a plain session's push
