@@ -57,6 +57,28 @@ describe("offline delivery", () => {
     // but they are all in the inbox
     expect((await b2.requestAll("INBOX")).pop()).toBe("OK INBOX 5");
   });
+
+  test("tagged SENDs sent in one burst (one router batch, one sent_at) arrive at login and list in INBOX in the order sent", async () => {
+    // A tagged SEND's id is a hash of its session and tag (cross-cluster exactly-once), so only
+    // the stored order (messages.seq) keeps a burst in order; by sent_at and id, 8 of them
+    // would come out in the right order once in 40,320.
+    await register("burst_b");
+    const { c: a } = await login("burst_a", { register: true });
+    const from = a.lines.length;
+    for (let i = 1; i <= 8; i++) a.send(`@b${i} SEND burst_b burst ${i}`);
+    for (let i = 1; i <= 8; i++) await a.waitFor(new RegExp(`^@b${i} OK SENT \\S+ STORED$`), 5000, from);
+    const ids = Array.from({ length: 8 }, (_, i) => sentId(linesMatching(a, new RegExp(`^@b${i + 1} OK SENT `), from)[0]!.replace(/^@\S+ /, "")));
+    const b = await client(gw2());
+    const fromB = b.lines.length;
+    expect(await b.request("LOGIN burst_b secret1")).toMatch(/^OK LOGIN burst_b \S+ \S+$/);
+    await b.waitFor(new RegExp(`^MSG ${re(ids[7]!)} `), 5000, fromB);
+    await sleep(300);
+    expect(linesMatching(b, /^MSG /, fromB).map((l) => l.split(" ").slice(4).join(" "))).toEqual(ids.map((_, i) => `burst ${i + 1}`));
+    const inbox = await b.requestAll("INBOX");
+    expect(inbox.pop()).toBe("OK INBOX 8");
+    expect(inbox.map((l) => l.split(" ")[1])).toEqual(ids);
+    expect(await b.request("LOGOUT")).toBe("OK BYE");
+  });
 });
 
 describe("two gateways", () => {

@@ -77,12 +77,12 @@ export async function bootstrapPeer(tx: Queryable, peer: string, self: string, n
     {
       with: `m AS (
         UPDATE messages SET replicated = true WHERE NOT delivered AND (starts_with(id, $1 || ':') OR starts_with(id, 't.'))
-        RETURNING id, sent_at, sender, recipient, body
+        RETURNING id, sent_at, seq, sender, recipient, body
       )`,
       kind: "message.new",
       payload: messageNewFromRow(),
       from: "m",
-      orderBy: "sent_at, id",
+      orderBy: "sent_at, seq, id",
       target: "$2",
     },
     [self, peer],

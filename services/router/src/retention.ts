@@ -199,7 +199,7 @@ export class Retention implements Lifecycle {
         const d = await tx.query(
           `DELETE FROM messages WHERE id IN (
              SELECT x.id FROM unnest($1::text[]) AS u(name)
-             CROSS JOIN LATERAL (SELECT id FROM messages WHERE recipient = u.name AND delivered ORDER BY sent_at DESC, id DESC OFFSET $2) x
+             CROSS JOIN LATERAL (SELECT id FROM messages WHERE recipient = u.name AND delivered ORDER BY sent_at DESC, seq DESC, id DESC OFFSET $2) x
              LIMIT $3)`,
           [names, this.s.messagesKeptPerUser, this.s.batch],
         );

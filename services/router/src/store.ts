@@ -414,14 +414,16 @@ export async function takeUndelivered(q: Queryable, user: string, capAck: boolea
   const r = await q.query<MessageRow>(
     `WITH upd AS (
        UPDATE messages m SET delivered = NOT $2::boolean, push_attempts = 1, next_push_at = CASE WHEN $2::boolean THEN $3::timestamptz ELSE NULL END
-         FROM (SELECT id FROM messages WHERE recipient = $1 AND NOT delivered ORDER BY sent_at, id LIMIT $4 FOR UPDATE) d
+         FROM (SELECT id FROM messages WHERE recipient = $1 AND NOT delivered ORDER BY sent_at, seq, id LIMIT $4 FOR UPDATE) d
         WHERE m.id = d.id
-        RETURNING ${STATE_COLS}
+        RETURNING ${STATE_COLS}, m.seq
      ), st AS (${STATE_FRAMES("upd", "x.replicated AND x.delivered")})
-     SELECT id, sender, recipient, sent_at, body, read FROM upd`,
+     SELECT id, sender, recipient, sent_at, body, read FROM upd ORDER BY sent_at, seq, id`,
     [user, capAck, nextPushAt, limit],
   );
-  return r.rows.map(toMessage).sort((a, b) => a.sentAt.getTime() - b.sentAt.getTime() || (a.id < b.id ? -1 : 1));
+  // In the order stored (migration 016): two SENDs of one batch share sent_at, and a tagged
+  // SEND's id is a hash, so the id alone would not keep them in the order they were sent.
+  return r.rows.map(toMessage);
 }
 
 export async function messageById(q: Queryable, id: string): Promise<StoredMessage | undefined> {
@@ -431,7 +433,7 @@ export async function messageById(q: Queryable, id: string): Promise<StoredMessa
 
 export async function inbox(q: Queryable, user: string, limit: number): Promise<StoredMessage[]> {
   const r = await q.query<MessageRow>(
-    "SELECT id, sender, recipient, sent_at, body, read FROM messages WHERE recipient = $1 ORDER BY sent_at DESC, id DESC LIMIT $2",
+    "SELECT id, sender, recipient, sent_at, body, read FROM messages WHERE recipient = $1 ORDER BY sent_at DESC, seq DESC, id DESC LIMIT $2",
     [user, limit],
   );
   return r.rows.map(toMessage).reverse();

@@ -21,7 +21,7 @@ export async function handOverUndelivered(q: Queryable, scope: HandOverScope): P
       ? ["m.recipient = $1", [scope.user]]
       : [
           `m.id IN (SELECT x.id FROM messages x JOIN sessions s ON s.user_name = x.recipient AND s.cluster <> $1
-             WHERE NOT x.delivered AND NOT x.replicated AND x.sent_at < $2 ORDER BY x.sent_at LIMIT $3 FOR UPDATE OF x SKIP LOCKED)`,
+             WHERE NOT x.delivered AND NOT x.replicated AND x.sent_at < $2 ORDER BY x.sent_at, x.seq LIMIT $3 FOR UPDATE OF x SKIP LOCKED)`,
           [scope.cluster, scope.sentBefore, scope.limit],
         ];
   return enqueueFramesFromRows(
@@ -29,12 +29,12 @@ export async function handOverUndelivered(q: Queryable, scope: HandOverScope): P
     {
       with: `h AS (
         UPDATE messages m SET replicated = true, next_push_at = NULL WHERE ${where} AND NOT m.delivered AND NOT m.replicated
-        RETURNING m.id, m.sent_at, m.sender, m.recipient, m.body
+        RETURNING m.id, m.sent_at, m.seq, m.sender, m.recipient, m.body
       )`,
       kind: "message.new",
       payload: messageNewFromRow(),
       from: "h",
-      orderBy: "sent_at, id",
+      orderBy: "sent_at, seq, id",
     },
     params,
   );
