@@ -113,3 +113,52 @@ test("an id held by another text, or by the tag's use over 60 s ago, or deleted:
   expect(out).toEqual([`MSG ${g3} alice 2026-12-03T10:00:00.000Z the same text`, `@x2 OK SENT ${g3} DELIVERED`]);
   expect((await db.query("SELECT body FROM messages WHERE id = $1", [g0])).rows).toEqual([{ body: "not this text" }]);
 });
+
+// The router reads a tagged SEND's candidate ids without a lock; peer-sync may commit a copy at
+// the chosen id before the router's insert (docs/peer-protocol.md "Exactly-once SEND across
+// clusters"). Here another transaction inserts that row and holds it uncommitted, so our batch's
+// read misses it and its insert waits on it; it commits once our insert is blocked.
+async function raceWithCommittedCopy(tag: string, copyBody: string, text: string, reqId: number): Promise<string[]> {
+  const other = new PgDb(tdb.url, { max: 1, applicationName: "pesan-exactly-once-peer" });
+  try {
+    let commitCopy!: () => void;
+    let inserted!: () => void;
+    const copyInserted = new Promise<void>((r) => (inserted = r));
+    const copyDone = other.withTransaction(async (tx) => {
+      await tx.query("INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, replicated) VALUES ($1, $2, 'alice', 'bob', $3, false, 0, true)", [
+        sessionSendId("tok-alice", tag, 0),
+        new Date(now.getTime() - 2_000),
+        copyBody,
+      ]);
+      inserted();
+      await new Promise<void>((r) => (commitCopy = r));
+    });
+    await copyInserted;
+    const out = lines({ gateway: "gw1", addr: "127.0.0.1:1001", reqId, text: `@${tag} SEND bob ${text}`, msgId: `local:r${reqId}-000-000` });
+    await until(async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pesan-exactly-once-test' AND wait_event_type = 'Lock'")).rows.length > 0);
+    commitCopy();
+    await copyDone;
+    return await out;
+  } finally {
+    await other.close();
+  }
+}
+
+test("a copy of other content committed at the chosen id while the batch ran: the send is stored at the next id, not answered and lost", async () => {
+  const [g0, g1] = [0, 1].map((g) => sessionSendId("tok-alice", "race1", g));
+  const out = await raceWithCommittedCopy("race1", "a lying peer's text", "alice's own text", 11);
+  expect(out).toEqual([`MSG ${g1} alice 2026-12-03T10:00:00.000Z alice's own text`, `@race1 OK SENT ${g1} DELIVERED`]);
+  const rows = (await db.query<{ id: string; body: string }>("SELECT id, body FROM messages WHERE id = ANY($1) ORDER BY body", [[g0, g1]])).rows;
+  expect(rows).toEqual([
+    { id: g0, body: "a lying peer's text" },
+    { id: g1, body: "alice's own text" },
+  ]);
+  expect((await db.query("SELECT message_id FROM send_dedup WHERE token = 'tok-alice' AND tag = 'race1'")).rows).toEqual([{ message_id: g1 }]);
+});
+
+test("a peer's copy of this very send committed at its id while the batch ran: answered with that id, nothing pushed or stored twice", async () => {
+  const g0 = sessionSendId("tok-alice", "race2", 0);
+  const out = await raceWithCommittedCopy("race2", "the same words", "the same words", 12);
+  expect(out).toEqual([`@race2 OK SENT ${g0} DELIVERED`]);
+  expect((await db.query("SELECT id, body FROM messages WHERE id LIKE 't.%' AND body = 'the same words'")).rows).toEqual([{ id: g0, body: "the same words" }]);
+});

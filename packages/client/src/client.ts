@@ -29,6 +29,7 @@ import { formatServerAddress, parseServerAddress } from "./address.ts";
 import { ClientClosedError, PesanError, RequestTimeoutError } from "./errors.ts";
 import { SessionMachine, type PesanSession, type SessionPhase } from "./session.ts";
 import { rankByRtt, type Probed } from "./nearest.ts";
+import { mayResendSend } from "./resend.ts";
 import { loginKey, TAG_RE, Transport, type Datagram } from "./transport.ts";
 
 // Still importable from here, where they used to live (chat.ts and older callers).
@@ -285,17 +286,23 @@ export class PesanClient extends EventEmitter<PesanClientEvents> {
     // before replying, or a lost datagram, never makes a second message. Meanwhile the
     // heartbeats notice a dead server and move the session (RESUME); the resend then goes to
     // the new server, which knows the message if the dead one had passed it on, and otherwise
-    // stores it under the same id. Bounded by the time a failover takes, plus a request.
+    // stores it under the same id. Bounded by the time a failover takes, plus a request, and
+    // by the server's dedup window (mayResendSend): a later resend would be a second message.
     const tag = options.tag ?? this.transport.nextTag(false);
-    const deadline = Date.now() + this.heartbeatMs * (this.missedHeartbeats + 1) + 2 * timeoutMs;
+    const timing = { heartbeatMs: this.heartbeatMs, missedHeartbeats: this.missedHeartbeats, timeoutMs };
+    const firstAt = Date.now();
     for (;;) {
       const epoch = this.epoch;
       try {
         return await this.requestOnce(line, timeoutMs, options, tag);
       } catch (err) {
-        if (!(err instanceof RequestTimeoutError) || this.closed || !this.state.session || Date.now() + timeoutMs > deadline) throw err;
+        if (!(err instanceof RequestTimeoutError) || this.closed || !this.state.session || !mayResendSend(Date.now(), firstAt, timing)) throw err;
         // Moved meanwhile: give the new server's RESUME its time before the resend.
-        if (epoch !== this.epoch) await this.boundAgain(timeoutMs);
+        if (epoch !== this.epoch) {
+          await this.boundAgain(timeoutMs);
+          // That wait may have taken the resend past the window.
+          if (this.closed || !mayResendSend(Date.now(), firstAt, timing)) throw err;
+        }
       }
     }
   }

@@ -12,7 +12,7 @@
  */
 import { CHANNELS, type Queryable } from "@pesan/shared/db";
 import { sqlIsProbeName } from "@pesan/shared/names";
-import { formatMsg, isSessionSendId } from "@pesan/shared/protocol";
+import { formatMsg, isSameSend, isSessionSendId } from "@pesan/shared/protocol";
 import { enqueueFrames } from "@pesan/shared/replication";
 import type { ApplyContext, FrameKind } from "./frame-kind.ts";
 import { inIdSpace } from "./ownership.ts";
@@ -128,7 +128,10 @@ async function applySessionSends(tx: Queryable, ctx: ApplyContext, copies: Copy[
   for (const c of copies) {
     const h = here.get(c.id);
     if (h === undefined) fresh.push(c);
-    else if (h.sender === c.sender && h.recipient === c.recipient && h.body === c.body) kept.push(h);
+    // The same send by the router's rule (isSameSend), without its 60 s window: that bounds
+    // when a client's retry comes, not when a peer's copy does (a link down for an hour
+    // delivers its backlog then), and a copy here that is this send stays as it is anyway.
+    else if (isSameSend(h, c)) kept.push(h);
     else ctx.ignore("message.new", "taken_id", { id: c.id });
   }
   await upsertCopies(tx, ctx, fresh, "keep");

@@ -150,7 +150,7 @@ export async function batchView(
     sessions: row.sessions.map(toSession),
     users: row.users.map((u) => ({ name: u.name, session: u.s ? toSession(u.s) : undefined })),
     boxes: new Map(row.boxes.map((x) => [x.name, Number(x.n)])),
-    replies: new Map(row.replies.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id, x.entry_id)])),
+    replies: new Map(row.replies.map((x) => [dedupKey(x.token, x.tag), storedReply(x.reply, x.message_id, x.entry_id)])),
   };
 }
 
@@ -463,60 +463,76 @@ export async function deleteMessage(q: Queryable, user: string, id: string, now:
   return Number(r.rows[0]?.n ?? 0) === 1;
 }
 
+/** The key of a (session, tag) pair of exactly-once SEND in the maps of its claims and replies. */
+export function dedupKey(token: string, tag: string): string {
+  return `${token} ${tag}`;
+}
+
+/** What storeSends did: the pairs it claimed (dedupKey) and the ids of the messages it inserted. */
+export interface StoredSends {
+  claimed: Set<string>;
+  inserted: Set<string>;
+}
+
 /**
  * A batch's SENDs in one statement: claims the (session, tag) pairs of the tagged ones for
  * exactly-once SEND (a pair another transaction holds fresh, under 60 s, is not claimed) and
- * stores the messages of the untagged ones and of those whose tag it claimed (one unnest of
- * column arrays, which beats a multi-row VALUES list). Returns the pairs it claimed; a tagged SEND not among them is a retry
- * racing its first try (or our own entry replayed), and its message is not stored again.
+ * stores the messages of the untagged ones and of those whose tag it claimed. A tagged SEND
+ * whose pair is not claimed is a retry racing its first try (or our own entry replayed), and
+ * its message is not stored again. A message whose id another transaction committed meanwhile
+ * is not inserted (ON CONFLICT DO NOTHING): `inserted` says which were (exactly-once.ts must
+ * not answer for the others as if stored). The sends go as one JSON parameter, unpacked by
+ * Postgres (as peer-sync's upsertCopies), not as a dozen column arrays.
  */
 export async function storeSends(
   q: Queryable,
-  sends: Array<{ msg: NewMessage; dedup: { token: string; tag: string; reply: string; messageId: string; entry: string } | undefined }>,
+  sends: Array<{ msg: NewMessage; dedup: { token: string; tag: string; reply: string; entry: string } | undefined }>,
   now: Date,
   staleBefore: Date,
-): Promise<Set<string>> {
-  if (sends.length === 0) return new Set();
-  const tagged = sends.filter((x) => x.dedup !== undefined).map((x) => x.dedup!);
-  const ms = sends.map((x) => x.msg);
-  const r = await q.query<{ token: string; tag: string }>(
-    `WITH claimed AS (
+): Promise<StoredSends> {
+  if (sends.length === 0) return { claimed: new Set(), inserted: new Set() };
+  const rows = sends.map(({ msg: m, dedup: d }) => ({
+    id: m.id,
+    sent_at: m.sentAt,
+    sender: m.sender,
+    recipient: m.recipient,
+    body: m.body,
+    delivered: m.delivered,
+    push_attempts: m.pushAttempts,
+    next_push_at: m.nextPushAt,
+    replicated: m.replicated === true,
+    token: d?.token ?? null,
+    tag: d?.tag ?? null,
+    reply: d?.reply ?? null,
+    entry: d?.entry ?? null,
+  }));
+  const r = await q.query<{ kind: "claimed" | "inserted"; token: string | null; tag: string | null; id: string | null }>(
+    `WITH x AS (
+       SELECT * FROM json_to_recordset($1::json) AS f(id text, sent_at timestamptz, sender text, recipient text, body text, delivered boolean,
+         push_attempts int, next_push_at timestamptz, replicated boolean, token text, tag text, reply text, entry text)
+     ), claimed AS (
        INSERT INTO send_dedup (token, tag, reply, message_id, entry_id, created_at)
-       SELECT t, g, r, i, e, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $17::text[], $18::text[]) AS x(t, g, r, i, e)
+       SELECT token, tag, reply, id, entry, $2::timestamptz FROM x WHERE tag IS NOT NULL
        ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, entry_id = EXCLUDED.entry_id, created_at = EXCLUDED.created_at
-         WHERE send_dedup.created_at < $5::timestamptz
+         WHERE send_dedup.created_at < $3::timestamptz
        RETURNING token, tag
      ), stored AS (
        INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated)
-       SELECT id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated
-         FROM unnest($6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::int[], $13::timestamptz[], $14::boolean[], $15::text[], $16::text[])
-              AS m(id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated, token, tag)
-        WHERE m.tag IS NULL OR EXISTS (SELECT 1 FROM claimed c WHERE c.token = m.token AND c.tag = m.tag)
+       SELECT id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated FROM x
+        WHERE x.tag IS NULL OR EXISTS (SELECT 1 FROM claimed c WHERE c.token = x.token AND c.tag = x.tag)
        ON CONFLICT (id) DO NOTHING
+       RETURNING id
      )
-     SELECT token, tag FROM claimed`,
-    [
-      tagged.map((x) => x.token),
-      tagged.map((x) => x.tag),
-      tagged.map((x) => x.reply),
-      now,
-      staleBefore,
-      ms.map((m) => m.id),
-      ms.map((m) => m.sentAt),
-      ms.map((m) => m.sender),
-      ms.map((m) => m.recipient),
-      ms.map((m) => m.body),
-      ms.map((m) => m.delivered),
-      ms.map((m) => m.pushAttempts),
-      ms.map((m) => m.nextPushAt),
-      ms.map((m) => m.replicated === true),
-      sends.map((x) => x.dedup?.token ?? null),
-      sends.map((x) => x.dedup?.tag ?? null),
-      tagged.map((x) => x.messageId),
-      tagged.map((x) => x.entry),
-    ],
+     SELECT 'claimed' AS kind, token, tag, NULL AS id FROM claimed
+     UNION ALL SELECT 'inserted', NULL, NULL, id FROM stored`,
+    [JSON.stringify(rows), now, staleBefore],
   );
-  return new Set(r.rows.map((x) => `${x.token} ${x.tag}`));
+  const out: StoredSends = { claimed: new Set(), inserted: new Set() };
+  for (const x of r.rows) {
+    if (x.kind === "claimed") out.claimed.add(dedupKey(x.token!, x.tag!));
+    else out.inserted.add(x.id!);
+  }
+  return out;
 }
 
 /** First replies of tagged SENDs still inside the dedup window. */
@@ -526,7 +542,7 @@ export async function sendReplies(q: Queryable, pairs: Array<{ token: string; ta
     "SELECT token, tag, reply, message_id, entry_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
     [pairs.map((p) => p.token), pairs.map((p) => p.tag), staleBefore],
   );
-  return new Map(r.rows.map((x) => [`${x.token} ${x.tag}`, storedReply(x.reply, x.message_id, x.entry_id)]));
+  return new Map(r.rows.map((x) => [dedupKey(x.token, x.tag), storedReply(x.reply, x.message_id, x.entry_id)]));
 }
 
 /** A message (or a deleted one's tombstone) holding one of the ids a tagged SEND may take. */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { isSessionSendId, isValidMessageId, sessionSendId } from "./index.ts";
+import { isSameSend, isSessionSendId, isValidMessageId, sessionSendId } from "./index.ts";
 
 test("a tagged SEND's id is a valid protocol id, the same for the same session, tag and generation, and differs otherwise", () => {
   const token = "k3Jx9f2Qa8Lm0PzT";
@@ -22,4 +22,12 @@ test("the id shows nothing of the token: neither it nor a plain hash of it appea
 
 test("ids a cluster makes from its stream, and other strings, are not tagged-SEND ids", () => {
   for (const s of ["a:lq2x-000-000", "t:lq2x-000-000", "t.", `t.${"A".repeat(37)}`, `t.${"A".repeat(39)}`, `t.${"A".repeat(37)}:`, `T.${"A".repeat(38)}`]) expect(isSessionSendId(s)).toBe(false);
+});
+
+test("the same send is the same sender, recipient and text; any one of them differing is another", () => {
+  const m = { sender: "alice", recipient: "bob", body: "hi there" };
+  expect(isSameSend(m, { ...m })).toBe(true);
+  expect(isSameSend(m, { ...m, sender: "mallory" })).toBe(false);
+  expect(isSameSend(m, { ...m, recipient: "carol" })).toBe(false);
+  expect(isSameSend(m, { ...m, body: "hi there!" })).toBe(false);
 });

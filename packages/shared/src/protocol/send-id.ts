@@ -31,3 +31,27 @@ export function sessionSendId(token: string, tag: string, generation: number): s
 export function isSessionSendId(id: string): boolean {
   return SEND_ID_RE.test(id);
 }
+
+/**
+ * How long a SEND's tag stays claimed (docs/protocol.md "Tags"): a retry within it gets the
+ * first try's reply, and is never stored again. The routers' dedup window, and the bound on a
+ * client's resends of one unanswered SEND (which must come well inside it).
+ */
+export const SEND_DEDUP_WINDOW_MS = 60_000;
+
+/** What makes a message the same send as another at one tagged-send id. */
+export interface SendContent {
+  sender: string;
+  recipient: string;
+  body: string;
+}
+
+/**
+ * Whether the message found at a tagged SEND's id is that send (stored by another cluster, or
+ * by this one before a crash): the same sender, recipient and text. The one rule, for the
+ * router (which adds the dedup window: a retry comes within it) and for peer-sync's
+ * message.new of such an id (which does not: a peer's copy may arrive any time later).
+ */
+export function isSameSend(a: SendContent, b: SendContent): boolean {
+  return a.sender === b.sender && a.recipient === b.recipient && a.body === b.body;
+}

@@ -15,10 +15,21 @@
  * cluster's message.new, when it comes back, finds it (peer-sync's apply is idempotent by id).
  * An id taken by anything else (an older send of a reused tag, another text, a deleted message)
  * moves the send to the tag's next generation.
+ *
+ * The read of the candidate ids takes no lock, so peer-sync may commit a message at the id
+ * chosen before our insert (a peer's copy of this very send, or a lying peer's other text
+ * under the session's next id). The insert then does nothing (ON CONFLICT (id) DO NOTHING),
+ * and the batch, which has answered, pushed and framed the send as stored, must not commit:
+ * storeSends throws SendIdRaceError, a serialization failure, and the batch runs again from
+ * its first read, which sees the row: the same send is answered as `existing`, another moves
+ * to the next generation, both by the one rule (idVerdict). Rather than advisory locks on
+ * every candidate id in every batch (and in peer-sync): the race is rare, the retry costs a
+ * batch only when it happens, and nothing is added to the hot path.
  */
 import type { Queryable } from "@pesan/shared/db";
-import { sessionSendId } from "@pesan/shared/protocol";
+import { isSameSend, isSessionSendId, sessionSendId } from "@pesan/shared/protocol";
 import * as store from "../store.ts";
+import { dedupKey as key } from "../store.ts";
 import type { NewMessage, Session, StoredReply, TakenId } from "../store.ts";
 import type { Frame, ReqCtx } from "./types.ts";
 
@@ -31,8 +42,6 @@ export interface PendingSend {
   /** A frame for the other clusters, written only if the message is. */
   frame: Frame | undefined;
 }
-
-const key = (token: string, tag: string): string => `${token} ${tag}`;
 
 /** Generations of a tag's id asked about in one query; a tag is seldom reused in one session. */
 const GENERATIONS_PER_QUERY = 4;
@@ -53,8 +62,20 @@ export function idVerdict(at: TakenId | undefined, send: { sender: string; recip
   if (at === undefined) return "free";
   const m = at.message;
   if (m === undefined) return "taken";
-  const same = m.sender === send.sender && m.recipient === send.recipient && m.body === send.body;
-  return same && m.sentAt.getTime() >= staleBefore.getTime() ? "same" : "taken";
+  return isSameSend(m, send) && m.sentAt.getTime() >= staleBefore.getTime() ? "same" : "taken";
+}
+
+/**
+ * A message another transaction committed at the id a tagged SEND took, between the batch's
+ * read of the id and its insert. SQLSTATE 40001 (serialization failure): Db.withTransaction
+ * runs the batch again, and the router's stream consumer retries it past that (transient).
+ */
+export class SendIdRaceError extends Error {
+  readonly code = "40001";
+  constructor(ids: string[]) {
+    super(`tagged SEND id(s) taken by a concurrent commit, batch to run again: ${ids.join(", ")}`);
+    this.name = "SendIdRaceError";
+  }
 }
 
 /** The id a SEND gets; `existing` when its message is already stored (a retry after failover). */
@@ -154,17 +175,21 @@ export class SendDedup {
    * Stores the sends and claims their tags in one statement. A tag another router holds means
    * this SEND is the client's retry racing the first try: it is not stored or delivered, and
    * gets the first reply once that one is committed. Returns the sends whose message is new.
+   * Throws SendIdRaceError when a claimed tagged SEND's message was not inserted (see above).
    */
   async storeSends(sends: PendingSend[]): Promise<PendingSend[]> {
     if (sends.length === 0) return [];
-    const dedupOf = (p: PendingSend) =>
-      p.ctx.tag !== undefined && p.token !== undefined ? { token: p.token, tag: p.ctx.tag, reply: p.ctx.reply!, messageId: p.msg.id, entry: p.ctx.in.msgId } : undefined;
-    const owned = await store.storeSends(
+    const dedupOf = (p: PendingSend) => (p.ctx.tag !== undefined && p.token !== undefined ? { token: p.token, tag: p.ctx.tag, reply: p.ctx.reply!, entry: p.ctx.in.msgId } : undefined);
+    const { claimed: owned, inserted } = await store.storeSends(
       this.tx,
       sends.map((p) => ({ msg: p.msg, dedup: dedupOf(p) })),
       this.now,
       this.staleBefore,
     );
+    // Only ids of tagged SENDs: an untagged one's (its stream entry's) already there is its own
+    // entry replayed, which ON CONFLICT DO NOTHING is for.
+    const raced = sends.filter((p) => dedupOf(p) !== undefined && owned.has(key(p.token!, p.ctx.tag!)) && isSessionSendId(p.msg.id) && !inserted.has(p.msg.id));
+    if (raced.length > 0) throw new SendIdRaceError(raced.map((p) => p.msg.id));
     const lost = sends.filter((p) => dedupOf(p) !== undefined && !owned.has(key(p.token!, p.ctx.tag!)));
     if (lost.length === 0) return sends;
     const replies = await store.sendReplies(this.tx, lost.map((p) => ({ token: p.token!, tag: p.ctx.tag! })), this.staleBefore);

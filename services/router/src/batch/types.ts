@@ -1,6 +1,6 @@
 /** What a batch is made of and made with: the router's settings, one datagram in, one line out. */
 import type { Db } from "@pesan/shared/db";
-import { parseText, type Parsed, type PlainSessionPolicy, type Request } from "@pesan/shared/protocol";
+import { parseText, SEND_DEDUP_WINDOW_MS, type Parsed, type PlainSessionPolicy, type Request } from "@pesan/shared/protocol";
 import type { OutboundLine } from "@pesan/shared/bus";
 import type { OutgoingFrame } from "@pesan/shared/replication";
 import type { Session } from "../store.ts";
@@ -59,7 +59,7 @@ export interface Outgoing {
 }
 
 /** How long a SEND's tag stays claimed: a retry within it gets the first reply (docs/protocol.md). */
-export const DEDUP_WINDOW_MS = 60_000;
+export const DEDUP_WINDOW_MS = SEND_DEDUP_WINDOW_MS;
 
 /**
  * Password work done before the transaction, keyed by request index. The batches of the stream
