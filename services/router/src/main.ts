@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The router process: wiring only. */
-import { RedisBus } from "@pesan/shared/bus";
+import { RedisBus, shardsPoolWarning } from "@pesan/shared/bus";
 import { migrate, PgDb } from "@pesan/shared/db";
 import { createLogger, createRegistry, dependencyChecks, HealthServer } from "@pesan/shared/observability";
 import { closeOnly, runService } from "@pesan/shared/runtime";
@@ -46,6 +46,9 @@ void runService({
     const registry = createRegistry("router");
     const db = new PgDb(config.DATABASE_URL, { applicationName: opts.routerId, max: config.DB_POOL_MAX, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
     const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX);
+    await bus.checkShards(config.BUS_SHARDS, logger);
+    const poolWarning = shardsPoolWarning(config.BUS_SHARDS, config.DB_POOL_MAX);
+    if (poolWarning) logger.warn(poolWarning);
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
     const router = new Router({ db, bus, logger, registry }, opts);

@@ -80,3 +80,17 @@ test("a connection on a demoted primary reconnects (and asks the sentinels again
   expect(reconnectOnReadonly(new Error("NOREPLICAS Not enough good replicas to write."))).toBe(false);
   expect(reconnectOnReadonly(new Error("ERR syntax error"))).toBe(false);
 });
+
+test("a process starting while Redis is down is not held up by the BUS_SHARDS check (it finishes when Redis answers)", async () => {
+  const bus = new RedisBus(`redis://127.0.0.1:${await refusedPort()}`, "down:");
+  const warnings: string[] = [];
+  const logger = { warn: (_o: unknown, m: string) => void warnings.push(m), error: () => undefined } as unknown as Parameters<RedisBus["checkShards"]>[1];
+  try {
+    const started = Date.now();
+    expect(await bus.checkShards(2, logger, 200)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(warnings).toEqual([expect.stringMatching(/BUS_SHARDS not checked/)]);
+  } finally {
+    await bus.close();
+  }
+});
