@@ -62,6 +62,12 @@ export class PatroniCluster {
   private readonly etcdPeerPort: number;
   private etcd: ChildProcess | undefined;
   private closed = false;
+  /**
+   * Walsenders stopped by stallReplication and not killed since: a stopped process notices
+   * nothing, not even its postmaster's death, so close() must kill them itself or they outlive
+   * the test (a test that fails between the stall and the kill).
+   */
+  private readonly stalled = new Set<number>();
 
   private constructor(dir: string, nodes: PatroniNode[], etcdPorts: [number, number], synchronous: boolean) {
     this.dir = dir;
@@ -169,6 +175,7 @@ export class PatroniCluster {
     const pid = this.postmasterPid(n);
     if (pid === undefined) throw new Error(`${n.name}: no postmaster.pid`);
     for (const p of [pid, ...also]) process.kill(p, "SIGKILL");
+    for (const p of also) this.stalled.delete(p);
     return pid;
   }
 
@@ -186,7 +193,10 @@ export class PatroniCluster {
   async stallReplication(primary: PatroniNode): Promise<number[]> {
     const rows = await queryRows<{ pid: number }>(this.nodeUrl(primary), "SELECT pid FROM pg_stat_replication");
     if (rows.length === 0) throw new Error(`${primary.name}: no walsender to stall`);
-    for (const r of rows) process.kill(r.pid, "SIGSTOP");
+    for (const r of rows) {
+      this.stalled.add(r.pid);
+      process.kill(r.pid, "SIGSTOP");
+    }
     return rows.map((r) => r.pid);
   }
 
@@ -202,6 +212,17 @@ export class PatroniCluster {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // SIGKILL ends a stopped process too; the SIGCONT after it only so it goes at once.
+    for (const pid of this.stalled) {
+      for (const sig of ["SIGKILL", "SIGCONT"] as const) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // gone already
+        }
+      }
+    }
+    this.stalled.clear();
     // Patroni first (else it restarts Postgres), then each postmaster (Patroni starts it in a
     // session of its own, so it outlives its Patroni), then etcd.
     for (const n of this.nodes) killGroup(n.proc);

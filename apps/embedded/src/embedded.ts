@@ -51,8 +51,11 @@ export interface Embedded {
 
 export async function createEmbedded(config: EmbeddedConfig, logger = createLogger("pesan", config.LOG_LEVEL)): Promise<Embedded> {
   const registry = createRegistry("pesan");
-  const db = await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, applicationName: "pesan-embedded" });
-  const bus: Bus = config.REDIS_URL ? new RedisBus(config.REDIS_URL, config.BUS_PREFIX, { maxBytesInFlight: config.PUBLISH_MAX_BYTES }) : new MemoryBus(config.BUS_PREFIX);
+  const db = await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, applicationName: "pesan-embedded", queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
+  const redisBus = config.REDIS_URL ? new RedisBus(config.REDIS_URL, config.BUS_PREFIX, { maxBytesInFlight: config.PUBLISH_MAX_BYTES }) : undefined;
+  // On a shared Redis, other gateways and routers may read and write the same bus.
+  if (redisBus) await redisBus.checkShards(config.BUS_SHARDS, logger);
+  const bus: Bus = redisBus ?? new MemoryBus(config.BUS_PREFIX);
   const applied = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const routerOpts = routerOptionsFrom(config);

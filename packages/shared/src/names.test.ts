@@ -1,4 +1,4 @@
-import { CLUSTER_NAME_RE, HOST_PORT_RE, isClusterName, isProbeName, isUserName, parseHostPort, trailingPort, USER_NAME_RE } from "./names.ts";
+import { CLUSTER_NAME_RE, HOST_PORT_RE, isClusterName, isProbeName, isUserName, parseHostPort, parseServerAddress, trailingPort, USER_NAME_RE } from "./names.ts";
 
 describe("user names", () => {
   it("accepts 1-32 of A-Z a-z 0-9 _ . -", () => {
@@ -48,5 +48,19 @@ describe("host:port", () => {
       expect(parseHostPort(s)).toBeUndefined();
       expect(HOST_PORT_RE.test(s)).toBe(false);
     }
+  });
+});
+
+describe("parseServerAddress (a URL's host list: DATABASE_URL, REDIS_URL)", () => {
+  it("takes host, host:port, [v6] and [v6]:port, with the default port when none is given", () => {
+    expect(parseServerAddress("pg1", 5432)).toEqual({ ok: true, host: "pg1", port: 5432 });
+    expect(parseServerAddress("pg1:", 5432)).toEqual({ ok: true, host: "pg1", port: 5432 });
+    expect(parseServerAddress("10.0.0.1:6000", 5432)).toEqual({ ok: true, host: "10.0.0.1", port: 6000 });
+    expect(parseServerAddress("[::1]", 26379)).toEqual({ ok: true, host: "::1", port: 26379 });
+    expect(parseServerAddress("[fe80::1]:7000", 26379)).toEqual({ ok: true, host: "fe80::1", port: 7000 });
+  });
+  it("tells a bad port (1-65535) from a bad address", () => {
+    for (const p of ["0", "65536", "99999", "123456"]) expect(parseServerAddress(`h:${p}`, 1)).toEqual({ ok: false, bad: "port", port: p });
+    for (const s of ["", "::1", "[::1", "h:54x2", "h:1:2", "a b", "[zz]:1", "h/x"]) expect([s, parseServerAddress(s, 1)]).toEqual([s, { ok: false, bad: "address" }]);
   });
 });

@@ -64,3 +64,24 @@ export function parseHostPort(s: string): HostPort | undefined {
   const m = HOST_PORT_RE.exec(s);
   return m ? { host: m[1]!, port: Number(m[2]) } : undefined;
 }
+
+/**
+ * One entry of a URL's host list, a server to connect to (DATABASE_URL's hosts, REDIS_URL's
+ * sentinels or cluster nodes): `host`, `host:port`, `[v6]` or `[v6]:port`; the port is
+ * defaultPort when omitted (or empty, `host:`), and must be 1-65535. Looser than HOST_PORT_RE
+ * about the host (a URL may hold a percent-encoded socket directory), which the connect
+ * checks. The host comes without the brackets of an IPv6 literal.
+ */
+export type ServerAddressResult = { ok: true; host: string; port: number } | { ok: false; bad: "address" } | { ok: false; bad: "port"; port: string };
+
+const SERVER_ADDRESS_RE = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s,/?#@]+))(?::([0-9]*))?$/;
+
+export function parseServerAddress(s: string, defaultPort: number): ServerAddressResult {
+  const m = SERVER_ADDRESS_RE.exec(s);
+  if (!m) return { ok: false, bad: "address" };
+  const host = m[1] ?? m[2]!;
+  if (m[3] === undefined || m[3] === "") return { ok: true, host, port: defaultPort };
+  const port = Number(m[3]);
+  if (!/^[0-9]{1,5}$/.test(m[3]) || port < 1 || port > 65535) return { ok: false, bad: "port", port: m[3] };
+  return { ok: true, host, port };
+}

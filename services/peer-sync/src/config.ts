@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { z } from "zod";
+import { DEFAULT_QUERY_TIMEOUT_MS } from "@pesan/shared/db";
 import { commonSettings, hostPort, int, pgUrl, port, loadConfig, type Env } from "@pesan/shared/config";
 import { ConfigError } from "@pesan/shared/errors";
 import { CLUSTER_NAME_RE, CLUSTER_NAME_RULE, isClusterName } from "@pesan/shared/names";
@@ -142,6 +143,8 @@ export const peerSyncSettings = {
   SYNC_TLS_KEY: readableFile("private key"),
   SYNC_TLS_CA: readableFile("CA"),
   DB_POOL_MAX: int(1, 100).default(4),
+  /** One statement's client-side limit (ms), as the router's. 0: none. */
+  DB_QUERY_TIMEOUT_MS: int(0, 3_600_000).default(DEFAULT_QUERY_TIMEOUT_MS),
   /** An invite token (`invite --name <SERVER_NAME>` on a member): join that member's federation at start. */
   JOIN: z.string().optional(),
   LOCAL_KEY: z.undefined({ error: "not used: each pair of clusters has its own key, the last field of that peer's PEERS entry" }).optional(),

@@ -24,6 +24,7 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   LIVENESS_INTERVAL_MS=2000  LIVENESS_FAILURES=2  LIVENESS_TIMEOUT_MS=1000  CLOCK_SKEW_MS=60000
   SYNC_TLS_CERT, SYNC_TLS_KEY (PEM files: serve https)  SYNC_TLS_CA (PEM: trust for https peers)
   OUTBOX_POLL_MS=250  OUTBOX_BATCH=500  SNAPSHOT_INTERVAL_MS=30000  DB_POOL_MAX=4
+  DB_QUERY_TIMEOUT_MS=30000 (a statement's limit; 0 = none)
   JOIN=<invite token>  join the federation of the member that issued it, at the first start
         with that invite (again with a new one after a revoke; SERVER_NAME must be the name
         the invite was issued for; kept secret like a key)
@@ -43,7 +44,7 @@ if (command === "invite" || command === "revoke") {
     const opts = peerSyncOptionsFrom(config);
     const logger = createLogger("peer-sync", config.LOG_LEVEL, { cluster: config.SERVER_NAME });
     const registry = createRegistry("peer-sync");
-    const db = new PgDb(config.DATABASE_URL, { applicationName: `peer-sync-${config.SERVER_NAME}`, max: config.DB_POOL_MAX });
+    const db = new PgDb(config.DATABASE_URL, { applicationName: `peer-sync-${config.SERVER_NAME}`, max: config.DB_POOL_MAX, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
     const peerSync = new PeerSync(opts, { db, logger, registry });

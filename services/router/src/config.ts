@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { DEFAULT_QUERY_TIMEOUT_MS } from "@pesan/shared/db";
 import { busShards, commonSettings, hostPort, int, pgUrl, port, redisUrl, loadConfig, type Env } from "@pesan/shared/config";
 import { CLUSTER_NAME_RE, CLUSTER_NAME_RULE, HOST_PORT_RE, isClusterName } from "@pesan/shared/names";
 import { PASS_HASH_COST_MAX, PASS_HASH_COST_MIN, PLAIN_SESSION_POLICIES } from "@pesan/shared/protocol";
@@ -95,6 +96,8 @@ export const routerSettings = {
     .refine((s) => Buffer.byteLength(s) >= 6 && Buffer.byteLength(s) <= 128, "must be 6 to 128 bytes (a REGISTER password)")
     .optional(),
   DB_POOL_MAX: int(1, 100).default(10),
+  /** One statement's client-side limit (ms): one in flight to a machine that vanished fails (transient) instead of hanging. 0: none. */
+  DB_QUERY_TIMEOUT_MS: int(0, 3_600_000).default(DEFAULT_QUERY_TIMEOUT_MS),
   // --- bounded storage (retention.ts; README "Reliability") ---
   /** Undelivered messages one recipient may have (their box); a SEND past it gets ERR BOX_FULL. 0: no limit. */
   BOX_LIMIT: int(0, 10_000_000).default(10_000),

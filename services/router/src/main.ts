@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The router process: wiring only. */
-import { RedisBus } from "@pesan/shared/bus";
+import { RedisBus, shardsPoolWarning } from "@pesan/shared/bus";
 import { migrate, PgDb } from "@pesan/shared/db";
 import { createLogger, createRegistry, dependencyChecks, HealthServer } from "@pesan/shared/observability";
 import { closeOnly, runService } from "@pesan/shared/runtime";
@@ -28,6 +28,7 @@ Configured by environment variables (or a JSON file named by PESAN_CONFIG_FILE):
   BOX_LIMIT=10000 (undelivered per recipient; ERR BOX_FULL)  MESSAGE_RETENTION_MS=2592000000 (30 days)
   MESSAGES_KEPT_PER_USER=1000  CONNECTION_LOG_RETENTION_MS=2592000000  CONNECTION_LOG_MAX_ROWS=1000000
   RETENTION_INTERVAL_MS=60000  RETENTION_BATCH=1000
+  DB_POOL_MAX=10  DB_QUERY_TIMEOUT_MS=30000 (a statement's limit; 0 = none)
   HTTP_HOST=127.0.0.1  HTTP_PORT=9200 (/healthz, /metrics)  LOG_LEVEL=info  ROUTER_ID
 See README.md for the full table.
 `;
@@ -43,8 +44,11 @@ void runService({
     const opts = routerOptionsFrom(config);
     const logger = createLogger("router", config.LOG_LEVEL, { routerId: opts.routerId });
     const registry = createRegistry("router");
-    const db = new PgDb(config.DATABASE_URL, { applicationName: opts.routerId, max: config.DB_POOL_MAX });
+    const db = new PgDb(config.DATABASE_URL, { applicationName: opts.routerId, max: config.DB_POOL_MAX, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
     const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX);
+    await bus.checkShards(config.BUS_SHARDS, logger);
+    const poolWarning = shardsPoolWarning(config.BUS_SHARDS, config.DB_POOL_MAX);
+    if (poolWarning) logger.warn(poolWarning);
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
     const router = new Router({ db, bus, logger, registry }, opts);

@@ -36,6 +36,7 @@ void runService({
     const logger = createLogger("udp-gateway", config.LOG_LEVEL, { gatewayId: opts.gatewayId });
     const registry = createRegistry("udp-gateway");
     const bus = new RedisBus(config.REDIS_URL, config.BUS_PREFIX, { maxBytesInFlight: config.PUBLISH_MAX_BYTES });
+    await bus.checkShards(config.BUS_SHARDS, logger);
     const gateway = new Gateway({ bus, logger, registry }, opts);
     const health = new HealthServer({
       host: config.HTTP_HOST,

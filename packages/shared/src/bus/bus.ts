@@ -82,8 +82,21 @@ export function isTransientBusError(e: unknown): boolean {
   // OOM: Redis at its maxmemory (noeviction) refuses writes until the routers drain the streams.
   // READONLY: the primary was demoted (Sentinel failover); NOREPLICAS: it lost its replicas
   // (min-replicas-to-write); "sentinels are unreachable": no primary named yet.
-  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|LOADING|READONLY|NOREPLICAS|sentinels are unreachable|Stream isn't writeable|Command timed out|^OOM /i.test(msg);
+  if (/Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|LOADING|READONLY|NOREPLICAS|sentinels are unreachable|Stream isn't writeable|Command timed out|Too many Cluster redirections|^OOM /i.test(msg)) {
+    return true;
+  }
+  return REDIS_CLUSTER_MOVING.test(msg);
 }
+
+/**
+ * Redis Cluster mid-failover (a master died, its replica not yet promoted): the other masters
+ * answer CLUSTERDOWN, a slot being moved answers TRYAGAIN, MOVED or ASK, and a master that lost
+ * its own master answers MASTERDOWN. ioredis follows redirections, but a pipeline hands back the
+ * raw reply once its retries are used up (a single command fails "Too many Cluster
+ * redirections", above). Each is Redis's reply prefix, in capitals, so it is matched as such:
+ * "ask" in the text of some other error is not one.
+ */
+const REDIS_CLUSTER_MOVING = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|MASTERDOWN)( |$)/;
 
 /** What a backend must offer the shared consumer loop. */
 export interface StreamBackend {

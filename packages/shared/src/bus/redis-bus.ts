@@ -1,5 +1,6 @@
 /** The Redis streams backend: XADD / XREADGROUP / XAUTOCLAIM / XACK (+XDEL). */
 import type { Logger } from "../observability/log.ts";
+import { agreeOnShards, SHARDS_KEY } from "./shards.ts";
 import { backoffDelay } from "../retry/backoff.ts";
 import { createRedisClient, duplicateClient, isCluster, type RedisClient } from "./redis-client.ts";
 import { BusUnavailableError, ConsumerLoop, type Bus, type BusEntry, type ConsumerOptions, type BatchHandler, type Consumer, type PublishItem, type StreamBackend } from "./bus.ts";
@@ -119,6 +120,32 @@ export class RedisBus implements Bus {
   async streamLength(stream: string): Promise<number> {
     if (LOST.has(this.redis.status)) throw new BusUnavailableError(`redis ${this.redis.status}`);
     return this.redis.xlen(stream);
+  }
+
+  /**
+   * Checks BUS_SHARDS against the count the bus's other processes recorded (shards.ts), before
+   * the process starts its work. Throws a ConfigError on a difference. Redis not answering
+   * within waitMs (it may be down while this process starts, which is allowed) does not hold up
+   * the start: the check finishes when Redis answers, and a difference found then is logged
+   * as an error (the process already runs). Resolves whether it was checked in time.
+   */
+  async checkShards(shards: number, logger: Logger, waitMs = 5000): Promise<boolean> {
+    const check = agreeOnShards(this.redis, this.key(SHARDS_KEY), shards);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), waitMs);
+      timer.unref();
+    });
+    try {
+      if ((await Promise.race([check, late])) !== "late") return true;
+    } finally {
+      clearTimeout(timer);
+    }
+    logger.warn({ shards }, "BUS_SHARDS not checked against the other processes yet: Redis is not answering; checked when it does");
+    check.catch((e: unknown) => {
+      if (!this.closed) logger.error({ err: e }, (e as Error).message);
+    });
+    return false;
   }
 
   async ping(): Promise<void> {

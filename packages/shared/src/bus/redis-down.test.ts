@@ -56,16 +56,41 @@ test("what counts as Redis being away", () => {
     "NOREPLICAS Not enough good replicas to write.",
     // The sentinels named no primary yet (failover in progress, or none reachable).
     "All sentinels are unreachable. Retrying from scratch after 1000ms.",
+    // Redis Cluster while a master fails over: what a pipeline hands back raw once ioredis's
+    // redirections are used up, and what a single command fails with then.
+    "CLUSTERDOWN The cluster is down",
+    "TRYAGAIN Multiple keys request during rehashing of slot",
+    "MOVED 3999 127.0.0.1:6381",
+    "ASK 3999 127.0.0.1:6381",
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+    "Too many Cluster redirections. Last error: ReplyError: CLUSTERDOWN The cluster is down",
   ];
   for (const m of ["Connection is closed.", "connect ECONNREFUSED 127.0.0.1:6379", "LOADING Redis is loading the dataset in memory", "read ECONNRESET", ...failover]) {
     expect([m, isTransientBusError(new Error(m))]).toEqual([m, true]);
   }
   expect(isTransientBusError(new Error("ERR syntax error"))).toBe(false);
   expect(isTransientBusError(new Error("NOGROUP No such key"))).toBe(false);
+  // The cluster replies count only as Redis's reply prefix, not as words inside another error.
+  expect(isTransientBusError(new Error("ERR unknown command 'ASKING', with args"))).toBe(false);
+  expect(isTransientBusError(new Error("WRONGTYPE Operation against a key holding the wrong kind of value (MOVED)"))).toBe(false);
 });
 
 test("a connection on a demoted primary reconnects (and asks the sentinels again) on READONLY only", () => {
   expect(reconnectOnReadonly(new Error("READONLY You can't write against a read only replica."))).toBe(1);
   expect(reconnectOnReadonly(new Error("NOREPLICAS Not enough good replicas to write."))).toBe(false);
   expect(reconnectOnReadonly(new Error("ERR syntax error"))).toBe(false);
+});
+
+test("a process starting while Redis is down is not held up by the BUS_SHARDS check (it finishes when Redis answers)", async () => {
+  const bus = new RedisBus(`redis://127.0.0.1:${await refusedPort()}`, "down:");
+  const warnings: string[] = [];
+  const logger = { warn: (_o: unknown, m: string) => void warnings.push(m), error: () => undefined } as unknown as Parameters<RedisBus["checkShards"]>[1];
+  try {
+    const started = Date.now();
+    expect(await bus.checkShards(2, logger, 200)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(warnings).toEqual([expect.stringMatching(/BUS_SHARDS not checked/)]);
+  } finally {
+    await bus.close();
+  }
 });

@@ -13,7 +13,7 @@
  *   seed nodes (port 6379 when omitted); the client learns the rest from them. No path: a
  *   cluster has database 0 only.
  */
-import { parseHostPort } from "../names.ts";
+import { parseServerAddress } from "../names.ts";
 
 export interface SentinelAddress {
   host: string;
@@ -77,10 +77,10 @@ export function parseRedisUrl(raw: string): RedisTarget {
   const sentinels: SentinelAddress[] = [];
   for (const h of hostList.split(",")) {
     if (h === "") throw new RedisUrlError(`has an empty ${what} address`);
-    const hp = parseHostPort(h) ?? parseHostPort(`${h}:${cluster ? DEFAULT_REDIS_PORT : DEFAULT_SENTINEL_PORT}`);
-    if (!hp) throw new RedisUrlError(`has a bad ${what} address ${JSON.stringify(h)} (host or host:port)`);
-    if (hp.port < 1 || hp.port > 65535) throw new RedisUrlError(`${what} ${JSON.stringify(h)}: port must be 1-65535`);
-    sentinels.push({ host: hp.host.replace(/^\[(.*)\]$/, "$1"), port: hp.port });
+    const a = parseServerAddress(h, cluster ? DEFAULT_REDIS_PORT : DEFAULT_SENTINEL_PORT);
+    if (!a.ok && a.bad === "port") throw new RedisUrlError(`${what} ${JSON.stringify(h)}: port must be 1-65535`);
+    if (!a.ok) throw new RedisUrlError(`has a bad ${what} address ${JSON.stringify(h)} (host or host:port)`);
+    sentinels.push({ host: a.host, port: a.port });
   }
   const auth = { ...(username ? { username } : {}), ...(password ? { password } : {}) };
   if (cluster) {

@@ -7,6 +7,7 @@ import pg from "pg";
 import { Backoff } from "../retry/backoff.ts";
 import { parsePgTarget } from "./hosts.ts";
 import { PrimaryFinder, primaryClientClass } from "./primary.ts";
+import { isConnectionUnusable } from "./transient.ts";
 
 export type Row = Record<string, unknown>;
 export interface QueryResult<R> {
@@ -28,6 +29,12 @@ export interface TransactionOptions {
    * stored. The transaction is still atomic and ordered; only its last ~200 ms may be lost.
    */
   durable?: boolean;
+  /**
+   * Overrides the database's query timeout for this transaction's statements (ms; 0: none).
+   * For migrations, whose statements (an index over a large table) and wait for the migration
+   * lock may take longer than any request's.
+   */
+  queryTimeoutMs?: number;
 }
 
 export interface Db extends Queryable {
@@ -72,6 +79,19 @@ const LISTEN_RETRY = { minMs: 100, maxMs: 500 };
  * connection the same way.
  */
 const CONNECT_TIMEOUT_MS = 5000;
+/**
+ * TCP keep-alive probes start after this much silence (the OS default is two hours): a
+ * connection whose server's machine or network died, not just its process, is found dead and
+ * dropped in well under a minute (probes every second, nine of them, on Linux), idle or not.
+ */
+const KEEPALIVE_DELAY_MS = 10_000;
+/**
+ * Default client-side limit on one statement: one in flight on a connection to a machine that
+ * vanished (no RST, nothing) fails after this instead of hanging the batch for minutes. Far
+ * above the slowest legitimate statement of a request or a retention batch (milliseconds to a
+ * second); the routers' and peer-sync's DB_QUERY_TIMEOUT_MS set it.
+ */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 /**
  * Runs a listener's callback. It is a wake-up (the caller's poll is the safety net), called
@@ -99,13 +119,17 @@ export class PgDb implements Db {
   private closed = false;
   private readonly url: string;
   private readonly applicationName: string;
+  /** 0: none. */
+  private readonly queryTimeoutMs: number;
 
   /** How this database's connections are made: pg's own, or one that finds the primary among several hosts. */
   private readonly Client: typeof pg.Client;
 
   /** url: one host, or libpq's multi-host form with target_session_attrs=read-write (hosts.ts). */
-  constructor(url: string, opts: { max?: number; applicationName?: string } = {}) {
+  /** queryTimeoutMs: each statement's client-side limit (DEFAULT_QUERY_TIMEOUT_MS; 0: none); a statement past it fails as transient. */
+  constructor(url: string, opts: { max?: number; applicationName?: string; queryTimeoutMs?: number } = {}) {
     this.applicationName = opts.applicationName ?? "pesan";
+    this.queryTimeoutMs = opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
     const target = parsePgTarget(url);
     // Every host's URL differs only in the host, so the first one stands for all of them; the
     // finder sets the host per connection. A plain single-host URL is used as it always was.
@@ -119,24 +143,36 @@ export class PgDb implements Db {
       application_name: this.applicationName,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
     });
     // An idle client losing its server must not crash the process; the pool drops it and the
     // next query connects anew.
     this.pool.on("error", () => undefined);
   }
 
+  /**
+   * The statement as node-postgres takes it, with its timeout: set per statement rather than
+   * on the connection (pg falls back from a statement's 0 to the connection's), so a
+   * transaction can have none. pool.query releases a client whose statement failed as broken,
+   * so a timed-out one is discarded there too.
+   */
+  private statement(text: string, values: unknown[] | undefined, timeoutMs: number): pg.QueryConfig {
+    return timeoutMs > 0 ? ({ text, values, query_timeout: timeoutMs } as pg.QueryConfig) : { text, values };
+  }
+
   async query<R extends Row = Row>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
-    const r = await this.pool.query(sql, params);
+    const r = await this.pool.query(this.statement(sql, params, this.queryTimeoutMs));
     return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
   }
 
   async exec(sql: string): Promise<void> {
-    await this.pool.query(sql);
+    await this.pool.query(this.statement(sql, undefined, this.queryTimeoutMs));
   }
 
   async withTransaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     // One simple-protocol query for both statements: no extra round trip for the setting.
     const begin = opts.durable === false ? "BEGIN; SET LOCAL synchronous_commit TO off" : "BEGIN";
+    const timeout = opts.queryTimeoutMs ?? this.queryTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
@@ -148,22 +184,29 @@ export class PgDb implements Db {
       };
       client.on("error", onError);
       try {
-        await client.query(begin);
+        await client.query(this.statement(begin, undefined, timeout));
         const tx: Queryable = {
           query: async <R extends Row>(sql: string, params?: unknown[]) => {
-            const r = await client.query(sql, params);
+            const r = await client.query(this.statement(sql, params, timeout));
             return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
           },
-          exec: async (sql: string) => void (await client.query(sql)),
+          exec: async (sql: string) => void (await client.query(this.statement(sql, undefined, timeout))),
         };
         const result = await fn(tx);
-        await client.query("COMMIT");
+        await client.query(this.statement("COMMIT", undefined, timeout));
         return result;
       } catch (e) {
-        try {
-          await client.query("ROLLBACK");
-        } catch {
-          broken = true;
+        // A connection cut, timed out (its statement still running: a ROLLBACK would wait
+        // behind it) or on a server that went read-only is not rolled back but discarded: the
+        // server ends the transaction with the connection, and the pool's next one goes
+        // through the PrimaryFinder to the writable host.
+        if (isConnectionUnusable(e)) broken = true;
+        else {
+          try {
+            await client.query(this.statement("ROLLBACK", undefined, timeout));
+          } catch {
+            broken = true;
+          }
         }
         if (attempt < MAX_ATTEMPTS && isRetryable(e)) continue;
         throw e;
@@ -198,6 +241,7 @@ export class PgDb implements Db {
         application_name: `${this.applicationName}-listen`,
         connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
         keepAlive: true,
+        keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
       });
       c.on("notification", (n) => {
         if (n.channel === channel) wake(onNotify);
@@ -301,7 +345,7 @@ export class PgliteDb implements Db {
   }
 }
 
-export async function openDb(opts: { databaseUrl?: string; dataDir?: string; applicationName?: string; poolMax?: number }): Promise<Db> {
-  if (opts.databaseUrl) return new PgDb(opts.databaseUrl, { applicationName: opts.applicationName, max: opts.poolMax });
+export async function openDb(opts: { databaseUrl?: string; dataDir?: string; applicationName?: string; poolMax?: number; queryTimeoutMs?: number }): Promise<Db> {
+  if (opts.databaseUrl) return new PgDb(opts.databaseUrl, { applicationName: opts.applicationName, max: opts.poolMax, queryTimeoutMs: opts.queryTimeoutMs });
   return PgliteDb.open(opts.dataDir);
 }

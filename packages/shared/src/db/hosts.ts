@@ -10,6 +10,8 @@
  * primary. The config validator (`pgUrl()`) uses the same parser, so a bad URL fails at start-up.
  */
 
+import { parseServerAddress } from "../names.ts";
+
 export interface PgHost {
   host: string;
   port: number;
@@ -69,14 +71,10 @@ function parseHost(s: string, i: number, all: string[]): PgHost {
   const where = all.length > 1 ? ` (host ${i + 1} of ${all.length})` : "";
   // One empty host is libpq's (and pg's) "the local socket" (`postgres://u@/db?host=/run/postgresql`).
   if (s === "" && all.length === 1) return { host: "", port: DEFAULT_PORT };
-  // [v6]:port, [v6], name:port, name
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+))(?::([0-9]*))?$/.exec(s);
-  if (!m) throw new PgUrlError(s === "" ? `has an empty host${where}` : `has a bad host ${JSON.stringify(s)}${where}`);
-  const host = m[1] ?? m[2]!;
-  if (m[3] === undefined || m[3] === "") return { host, port: DEFAULT_PORT };
-  const port = Number(m[3]);
-  if (!/^[0-9]{1,5}$/.test(m[3]) || port < 1 || port > 65535) throw new PgUrlError(`has a bad port ${JSON.stringify(m[3])}${where}: must be 1-65535`);
-  return { host, port };
+  const a = parseServerAddress(s, DEFAULT_PORT);
+  if (a.ok) return { host: a.host, port: a.port };
+  if (a.bad === "port") throw new PgUrlError(`has a bad port ${JSON.stringify(a.port)}${where}: must be 1-65535`);
+  throw new PgUrlError(s === "" ? `has an empty host${where}` : `has a bad host ${JSON.stringify(s)}${where}`);
 }
 
 function formatHost(h: PgHost): string {

@@ -67,5 +67,7 @@ export async function migrate(db: Db, migrations: Migration[] = loadMigrations()
       applied.push(m.version);
     }
     return applied;
-  });
+    // No statement timeout: a migration may build an index over a large table, and a process
+    // waits here for another's migration to finish.
+  }, { queryTimeoutMs: 0 });
 }

@@ -18,7 +18,9 @@ function noPrimary(tried: string[]): Error {
  * primary set read-only, answers on). Resolves true/false; rejects when it cannot be reached.
  */
 async function writable(url: string, connectionTimeoutMillis: number, applicationName: string): Promise<boolean> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis, application_name: applicationName });
+  // The question gets as long as the connect: a host that accepts and then says nothing (its
+  // machine frozen) is passed over instead of holding up every new connection.
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis, query_timeout: connectionTimeoutMillis, application_name: applicationName });
   // An error after connect (the server going away mid-probe) must not be an unhandled event.
   c.on("error", () => undefined);
   try {
