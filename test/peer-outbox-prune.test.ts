@@ -205,3 +205,36 @@ describe("a member linked again", () => {
     await eventually(async () => expect((await notesAtM()).at(-1)).toBe("after-rejoin"), 10_000, 100);
   }, 30_000);
 });
+
+describe("a member no key can be derived with", () => {
+  test("its link row holds the outbox only until its backlog is older than PEER_BACKLOG_MAX_AGE_MS: then dropped, pruned, and it is due a bootstrap", async () => {
+    const db = await freshDb("pruneu");
+    const [port] = await freePorts(1);
+    // 32 zero bytes: a low-order X25519 point (what a lying member could introduce).
+    await db.withTransaction((tx) => members.recordMember(tx, { name: "z", syncUrl: "http://127.0.0.1:1", address: "127.0.0.1:1", publicKey: "A".repeat(43) }, "y", new Date(), "invz"));
+    const sync = new PeerSync(
+      {
+        self: "u",
+        publicAddress: "127.0.0.1:4009",
+        syncUrl: `http://127.0.0.1:${port}`,
+        peers: [],
+        listen: { host: "127.0.0.1", port: port! },
+        intervalMs: 200,
+        failuresToDown: 1,
+        timeoutMs: 1000,
+        windowMs: 60_000,
+        outboxPollMs: 50,
+        outboxBatch: 100,
+        backlogMaxAgeMs: 1000,
+      },
+      { db, logger: createLogger("peer-sync", "silent"), registry: createRegistry("peer-sync"), kinds },
+    );
+    await sync.start();
+    syncs.push(sync);
+    expect(sync.linkStates()).toEqual({});
+    for (const t of ["z1", "z2", "z3"]) await db.query("INSERT INTO peer_outbox (kind, payload) VALUES ('test.note', $1)", [JSON.stringify({ text: t })]);
+    // Dropped past the age (measured every second), pruned at once: the newest row (at the cursor) stays.
+    await eventually(async () => expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM peer_outbox")).rows[0]!.n).toBe(1), 10_000, 100);
+    expect((await db.query<{ due: boolean }>("SELECT bootstrapped_at IS NULL AS due FROM peer_links WHERE peer = 'z'")).rows).toEqual([{ due: true }]);
+  }, 30_000);
+});

@@ -115,6 +115,12 @@ export class PeerSync implements Lifecycle {
   private readonly housekeeping: Loop;
   private readonly backlogLoop: Loop;
   private readonly backlogs = new Map<string, { depth: number; lagSeconds: number }>();
+  /**
+   * Active members no key can be derived with (a low-order public key, which a lying member
+   * could introduce): never linked, but their peer_links rows hold the outbox (pruneOutbox), so
+   * their backlog is measured and dropped like a DOWN peer's.
+   */
+  private unlinkable = new Set<string>();
   /** Peers whose backlog this process dropped: bootstrapped at their next answer. */
   private readonly backlogDropped = new Set<string>();
   private readonly snapshots: Loop | undefined;
@@ -242,21 +248,25 @@ export class PeerSync implements Lifecycle {
     }
     // Keys set at start before the links (start()): none may outlive its member.
     for (const name of [...this.keys.keys()]) if (!this.staticNames.has(name) && !this.peers.has(name)) this.keys.delete(name);
+    for (const name of [...this.backlogs.keys()]) if (!this.peers.has(name) && !this.unlinkable.has(name)) this.backlogs.delete(name);
     if (added) await this.bootstrapNewPeers();
   }
 
   /** Each active member's link settings (its key derived from the two key pairs) and membership. */
   private async wantedMembers(): Promise<Map<string, { config: PeerConfig; invite: string | null }>> {
     const want = new Map<string, { config: PeerConfig; invite: string | null }>();
+    const unlinkable = new Set<string>();
     for (const m of await members.activeMembers(this.d.db)) {
       if (m.name === this.o.self || this.staticNames.has(m.name)) continue; // PEERS wins: its key is the operator's
       try {
         const key = pairKey({ name: this.o.self, keys: this.identity! }, m);
         want.set(m.name, { config: { name: m.name, syncUrl: m.syncUrl, address: m.address, key, proximity: members.MEMBER_PROXIMITY }, invite: m.inviteId });
       } catch (e) {
-        this.d.logger.warn({ member: m.name, err: (e as Error).message }, "member not linked: no key can be derived with it");
+        if (!this.unlinkable.has(m.name)) this.d.logger.warn({ member: m.name, err: (e as Error).message }, "member not linked: no key can be derived with it");
+        unlinkable.add(m.name);
       }
     }
+    this.unlinkable = unlinkable;
     return want;
   }
 
@@ -327,7 +337,10 @@ export class PeerSync implements Lifecycle {
     if (maxAgeS <= 0) return;
     let dropped = false;
     for (const [peer, b] of this.backlogs) {
-      if (b.depth === 0 || b.lagSeconds <= maxAgeS || this.peers.get(peer)?.link.up !== false) continue;
+      // Linked and DOWN, or never linkable; not one being linked again (out of the map meanwhile).
+      const parts = this.peers.get(peer);
+      const down = parts ? !parts.link.up : this.unlinkable.has(peer);
+      if (b.depth === 0 || b.lagSeconds <= maxAgeS || !down) continue;
       if (!(await store.dropBacklog(this.d.db, peer, this.d.clock?.() ?? new Date()))) continue;
       dropped = true;
       this.backlogDropped.add(peer);
@@ -349,9 +362,13 @@ export class PeerSync implements Lifecycle {
   }
 
   private async measureBacklog(): Promise<void> {
-    if (this.peers.size === 0) return;
-    const m = await store.backlog(this.d.db, this.peerNames());
+    if (this.peers.size === 0 && this.unlinkable.size === 0) return;
+    const m = await store.backlog(this.d.db, [...this.peerNames(), ...this.unlinkable]);
     for (const [peer, b] of m) {
+      if (this.unlinkable.has(peer)) {
+        this.backlogs.set(peer, b); // no gauges: no link
+        continue;
+      }
       if (!this.peers.has(peer)) continue; // removed meanwhile
       this.backlogs.set(peer, b);
       this.metrics.outboxDepth.set({ peer }, b.depth);

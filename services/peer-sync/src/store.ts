@@ -187,8 +187,8 @@ export class PgReplayGuard implements ReplayGuard {
     this.db = db;
   }
 
-  async firstUse(peer: string, nonce: string, expiresAt: Date): Promise<boolean> {
-    const r = await this.db.query("INSERT INTO peer_nonces (peer, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [peer, nonce, expiresAt]);
+  async firstUse(peer: string, nonce: string, expiresAt: Date, tx?: Queryable): Promise<boolean> {
+    const r = await (tx ?? this.db).query("INSERT INTO peer_nonces (peer, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [peer, nonce, expiresAt]);
     return r.rowCount === 1;
   }
 

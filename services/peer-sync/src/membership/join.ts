@@ -99,7 +99,9 @@ export class JoinDesk {
       // Only once the MAC proved the sender holds the invite's secret (a forger cannot fill the
       // nonce store), keyed by the name the invite is for: a captured request sent again within
       // the window is refused, as on the links. The newcomer's own retries sign a fresh nonce.
-      if (!(await this.d.replay.firstUse(from, nonce, nonceExpiry(timestamp, this.d.windowMs)))) {
+      // In this transaction: a flood of joins each holding one connection and waiting for
+      // another could drain the pool; and a join that fails (rolled back) may be sent again.
+      if (!(await this.d.replay.firstUse(from, nonce, nonceExpiry(timestamp, this.d.windowMs), tx))) {
         return { refused: this.refuse(401, "replay", from, "this join request was already received (replayed nonce)") };
       }
       const check = checkInvite(row, from, body.server.publicKey, await members.lockMembership(tx, from), now);
