@@ -121,6 +121,8 @@ const cHelloTo = (to: string) => cPost(to, PATHS.hello, { v: 1, kind: "hello", s
 const summary = async (at: string) => (await serversAt(fx.addr(at))).map((r) => `${r.name} ${r.state}`).sort();
 
 let token = "";
+/** The invite b issued for c's rejoin (set by that test). */
+let rejoinToken = "";
 
 /**
  * A TCP proxy to `port` that cuts the first connection as soon as the answer to its request
@@ -348,6 +350,7 @@ test("an older member.join of c (its revoked invite) delivered to a after the re
 
 test("a new invite (from b) brings c back everywhere; the old invite's join and revoke, delivered late, change nothing", async () => {
   const fresh = await invite("b", "c");
+  rejoinToken = fresh;
   await fx.lc.get("c").peerSync.stop();
   const p = cProcess({ JOIN: fresh });
   p.start();
@@ -370,6 +373,22 @@ test("a new invite (from b) brings c back everywhere; the old invite's join and 
   expect(await cHelloTo("a")).toBe(200);
   expect(await summary("a")).toEqual(["a UP", "b UP", "c UP"]);
 }, 60_000);
+
+test("a join request sent again as captured (same nonce, headers and body) is answered once: the copy gets 401 replay, counted, and changes nothing", async () => {
+  const inv = inviteOf(rejoinToken);
+  const [{ public_key: cKey }] = (await sql<{ public_key: string }>("c", "SELECT public_key FROM peer_identity")) as [{ public_key: string }];
+  const body = JSON.stringify({ v: 1, kind: "join", server: { name: "c", syncUrl: fx.lc.get("c").syncUrl, address: fx.addr("c"), publicKey: cKey } });
+  const headers = joinSigner(inv.id).headers(inviteMacKey(inv), { method: "POST", path: JOIN_PATH, from: "c", to: inv.issuer, timestamp: Date.now(), nonce: newNonce(), body });
+  const send = () => fetch(`${inv.syncUrl}${JOIN_PATH}`, { method: "POST", headers, body }).then(async (r) => ({ status: r.status, error: ((await r.json()) as { error?: string }).error }));
+  const replays = async () => Number(/^pesan_peer_refused_requests_total\{reason="replay"[^}]*\} (\d+)$/m.exec(await metricsOf("b"))?.[1] ?? 0);
+  const members = () => sql("b", "SELECT name, public_key, joined_at, invite_id, revoked_at FROM peer_members ORDER BY name");
+  const [before, replaysBefore] = [await members(), await replays()];
+  // The first is c asking again under the invite it joined with (its answer lost): answered.
+  expect(await send()).toEqual({ status: 200, error: undefined });
+  expect(await send()).toEqual({ status: 401, error: "replay" });
+  expect(await replays()).toBe(replaysBefore + 1);
+  expect(await members()).toEqual(before);
+});
 
 test("/v1/join is rate limited per address before any work: a burst of requests gets 429 rate_limited, counted", async () => {
   const before = Number(/^pesan_peer_refused_requests_total\{reason="rate_limited"[^}]*\} (\d+)$/m.exec(await metricsOf("a"))?.[1] ?? NaN);

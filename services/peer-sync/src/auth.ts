@@ -2,6 +2,7 @@
  * Who is calling, and may we believe it: the pure half of request authentication. The replay
  * check needs storage and sits behind the ReplayGuard interface.
  */
+import type { Queryable } from "@pesan/shared/db";
 import { isClusterName } from "@pesan/shared/names";
 import { HEADERS, NONCE_RE, verifyRequest } from "./signing.ts";
 
@@ -72,9 +73,12 @@ export function authenticate(req: AuthRequest, ctx: AuthContext): Authenticated 
   return { ok: true, peer: from, key, nonce, timestamp };
 }
 
-/** Remembers nonces until expiry; true the first time a (peer, nonce) is seen. */
+/**
+ * Remembers nonces until expiry; true the first time a (peer, nonce) is seen. `tx`: record it in
+ * this transaction (a caller holding one must not wait for a second connection of the pool).
+ */
 export interface ReplayGuard {
-  firstUse(peer: string, nonce: string, expiresAt: Date): Promise<boolean>;
+  firstUse(peer: string, nonce: string, expiresAt: Date, tx?: Queryable): Promise<boolean>;
   prune(now: Date): Promise<void>;
 }
 

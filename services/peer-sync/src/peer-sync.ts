@@ -73,10 +73,14 @@ const SNAPSHOT_WAIT_MS = 5000;
 /** The members are re-read this often even without a notification (LISTEN is the fast path). */
 const MEMBERS_POLL_MS = 2000;
 
-/** One linked cluster's parts. `member`: it joined by invite (its key is derived), not from PEERS. */
+/**
+ * One linked cluster's parts. `member`: it joined by invite (its key is derived), not from
+ * PEERS; `invite`: the membership it is linked under (the invite that admitted it, null: not known).
+ */
 interface PeerParts {
   config: PeerConfig;
   member: boolean;
+  invite?: string | null;
   client: PeerCaller & { close(): void };
   link: Link;
   pump: OutboxPump;
@@ -97,7 +101,11 @@ export class PeerSync implements Lifecycle {
   private readonly clock: () => Date;
   private readonly membersLoop: Loop;
   private membersWake: Listener | undefined;
-  /** Member changes are applied one at a time, in order. */
+  /**
+   * Member changes are applied one at a time, in order, and housekeeping that prunes the outbox
+   * or moves cursors (tidy, dropDeadBacklogs) takes its turn on the same chain (serialized):
+   * never while a member is half re-linked.
+   */
   private reloading: Promise<void> = Promise.resolve();
   /** Static peers' public keys as last recorded (written when they change). */
   private readonly publicKeys = new Map<string, string>();
@@ -107,6 +115,12 @@ export class PeerSync implements Lifecycle {
   private readonly housekeeping: Loop;
   private readonly backlogLoop: Loop;
   private readonly backlogs = new Map<string, { depth: number; lagSeconds: number }>();
+  /**
+   * Active members no key can be derived with (a low-order public key, which a lying member
+   * could introduce): never linked, but their peer_links rows hold the outbox (pruneOutbox), so
+   * their backlog is measured and dropped like a DOWN peer's.
+   */
+  private unlinkable = new Set<string>();
   /** Peers whose backlog this process dropped: bootstrapped at their next answer. */
   private readonly backlogDropped = new Set<string>();
   private readonly snapshots: Loop | undefined;
@@ -144,6 +158,7 @@ export class PeerSync implements Lifecycle {
       staticPeers: this.staticNames,
       linked: () => [...this.peers.keys()],
       windowMs: o.windowMs,
+      replay: this.replay,
       clock,
       onJoined: () => void this.reloadMembers(),
     });
@@ -191,17 +206,25 @@ export class PeerSync implements Lifecycle {
     return parts;
   }
 
+  /** Runs `work` after everything queued on the member chain; its failure is the caller's, the chain goes on. */
+  private serialized(work: () => Promise<void>): Promise<void> {
+    const next = this.reloading.then(work);
+    this.reloading = next.catch(() => undefined);
+    return next;
+  }
+
   /** Re-reads the members (a notification, the poll, a join here); one change at a time. */
   private reloadMembers(): Promise<void> {
-    const next = this.reloading.then(() => this.syncMembers()).catch((err: unknown) => this.d.logger.error({ err }, "cannot apply the member list"));
-    this.reloading = next;
-    return next;
+    return this.serialized(() => this.syncMembers()).catch((err: unknown) => this.d.logger.error({ err }, "cannot apply the member list"));
   }
 
   /**
    * Makes the links match peer_members: a member not linked yet gets its key (derived from the
    * two key pairs), client, link and pump, started now; a revoked one loses its key first (its
-   * requests are refused from this moment), then its link.
+   * requests are refused from this moment), then its link. One whose key, sync URL or
+   * membership changed is linked again: a revoke and a rejoin (a new invite) seen in one reload
+   * leave a fresh peer_links row (forgetLink, then recordMember), and the new link reads its
+   * cursor from it and is bootstrapped, as after a rejoin seen in two reloads.
    */
   private async syncMembers(): Promise<void> {
     if (!this.live || this.closed) return;
@@ -209,13 +232,14 @@ export class PeerSync implements Lifecycle {
     for (const [name, parts] of [...this.peers]) {
       if (!parts.member) continue;
       const w = want.get(name);
-      if (w && w.key === parts.config.key && w.syncUrl === parts.config.syncUrl) continue;
+      if (w && w.config.key === parts.config.key && w.config.syncUrl === parts.config.syncUrl && w.invite === parts.invite) continue;
       await this.removePeer(name, w === undefined);
     }
     let added = false;
-    for (const [name, p] of want) {
+    for (const [name, { config: p, invite }] of want) {
       if (this.peers.has(name)) continue;
       const parts = this.buildPeer(p, true);
+      parts.invite = invite;
       this.metrics.linkUp.set({ peer: name }, 0);
       await parts.link.start();
       await parts.pump.start();
@@ -224,21 +248,25 @@ export class PeerSync implements Lifecycle {
     }
     // Keys set at start before the links (start()): none may outlive its member.
     for (const name of [...this.keys.keys()]) if (!this.staticNames.has(name) && !this.peers.has(name)) this.keys.delete(name);
+    for (const name of [...this.backlogs.keys()]) if (!this.peers.has(name) && !this.unlinkable.has(name)) this.backlogs.delete(name);
     if (added) await this.bootstrapNewPeers();
   }
 
-  /** Each active member's link settings, its key derived from the two key pairs. */
-  private async wantedMembers(): Promise<Map<string, PeerConfig>> {
-    const want = new Map<string, PeerConfig>();
+  /** Each active member's link settings (its key derived from the two key pairs) and membership. */
+  private async wantedMembers(): Promise<Map<string, { config: PeerConfig; invite: string | null }>> {
+    const want = new Map<string, { config: PeerConfig; invite: string | null }>();
+    const unlinkable = new Set<string>();
     for (const m of await members.activeMembers(this.d.db)) {
       if (m.name === this.o.self || this.staticNames.has(m.name)) continue; // PEERS wins: its key is the operator's
       try {
         const key = pairKey({ name: this.o.self, keys: this.identity! }, m);
-        want.set(m.name, { name: m.name, syncUrl: m.syncUrl, address: m.address, key, proximity: members.MEMBER_PROXIMITY });
+        want.set(m.name, { config: { name: m.name, syncUrl: m.syncUrl, address: m.address, key, proximity: members.MEMBER_PROXIMITY }, invite: m.inviteId });
       } catch (e) {
-        this.d.logger.warn({ member: m.name, err: (e as Error).message }, "member not linked: no key can be derived with it");
+        if (!this.unlinkable.has(m.name)) this.d.logger.warn({ member: m.name, err: (e as Error).message }, "member not linked: no key can be derived with it");
+        unlinkable.add(m.name);
       }
     }
+    this.unlinkable = unlinkable;
     return want;
   }
 
@@ -309,7 +337,10 @@ export class PeerSync implements Lifecycle {
     if (maxAgeS <= 0) return;
     let dropped = false;
     for (const [peer, b] of this.backlogs) {
-      if (b.depth === 0 || b.lagSeconds <= maxAgeS || this.peers.get(peer)?.link.up !== false) continue;
+      // Linked and DOWN, or never linkable; not one being linked again (out of the map meanwhile).
+      const parts = this.peers.get(peer);
+      const down = parts ? !parts.link.up : this.unlinkable.has(peer);
+      if (b.depth === 0 || b.lagSeconds <= maxAgeS || !down) continue;
       if (!(await store.dropBacklog(this.d.db, peer, this.d.clock?.() ?? new Date()))) continue;
       dropped = true;
       this.backlogDropped.add(peer);
@@ -317,7 +348,7 @@ export class PeerSync implements Lifecycle {
       this.metrics.backlogDropped.inc({ peer }, b.depth);
       this.d.logger.warn({ peer, rows: b.depth, lagSeconds: Math.round(b.lagSeconds) }, "peer DOWN too long: its outbox backlog dropped; it is bootstrapped when back");
     }
-    if (dropped) await store.pruneOutbox(this.d.db, this.peerNames());
+    if (dropped) await store.pruneOutbox(this.d.db);
   }
 
   /** Each link's state and backlog (unacknowledged outbox rows, age of the oldest in seconds), for /healthz. */
@@ -331,15 +362,19 @@ export class PeerSync implements Lifecycle {
   }
 
   private async measureBacklog(): Promise<void> {
-    if (this.peers.size === 0) return;
-    const m = await store.backlog(this.d.db, this.peerNames());
+    if (this.peers.size === 0 && this.unlinkable.size === 0) return;
+    const m = await store.backlog(this.d.db, [...this.peerNames(), ...this.unlinkable]);
     for (const [peer, b] of m) {
+      if (this.unlinkable.has(peer)) {
+        this.backlogs.set(peer, b); // no gauges: no link
+        continue;
+      }
       if (!this.peers.has(peer)) continue; // removed meanwhile
       this.backlogs.set(peer, b);
       this.metrics.outboxDepth.set({ peer }, b.depth);
       this.metrics.replicationLag.set({ peer }, b.lagSeconds);
     }
-    await this.dropDeadBacklogs();
+    await this.serialized(() => this.dropDeadBacklogs());
   }
 
   async start(): Promise<void> {
@@ -358,11 +393,11 @@ export class PeerSync implements Lifecycle {
       if (r === "member already") this.d.logger.info({ issuer: invite.issuer }, "JOIN is set but this cluster joined already: the member list in the database is used");
     }
     // Members keep their link rows (cursors, bootstrap) across restarts, as PEERS entries do.
-    await store.seedPeers(this.d.db, this.o.peers, (await members.activeMembers(this.d.db)).map((m) => m.name));
+    await store.seedPeers(this.d.db, this.o.peers);
     await this.bootstrapNewPeers();
     // The members' keys before listening: a member calling in while this process starts must
     // not be refused as unknown (it would read as "revoked" there). Their links start below.
-    for (const [name, p] of await this.wantedMembers()) this.keys.set(name, p.key);
+    for (const [name, w] of await this.wantedMembers()) this.keys.set(name, w.config.key);
     // Listen before calling out: a peer answering our announce may call back at once.
     await this.server.start();
     for (const p of this.peers.values()) await p.link.start();
@@ -402,7 +437,11 @@ export class PeerSync implements Lifecycle {
 
   private async tidy(): Promise<void> {
     await this.replay.prune(this.d.clock?.() ?? new Date());
-    await store.pruneOutbox(this.d.db, this.peerNames());
+    await this.serialized(async () => {
+      const stray = await store.forgetStrayLinks(this.d.db, [...this.staticNames]);
+      if (stray > 0) this.d.logger.info({ rows: stray }, "link rows of clusters neither in PEERS nor members forgotten (they would keep the outbox from being pruned)");
+      await store.pruneOutbox(this.d.db);
+    });
     await store.pruneTombstones(this.d.db, new Date((this.d.clock?.() ?? new Date()).getTime() - TOMBSTONE_KEEP_MS));
     await members.pruneInvites(this.d.db, new Date(this.clock().getTime() - TOMBSTONE_KEEP_MS));
     await members.pruneRevokedInvites(this.d.db, new Date(this.clock().getTime() - TOMBSTONE_KEEP_MS));

@@ -11,12 +11,13 @@ import type { OutboxPosition, ServerStatus } from "./frames.ts";
 
 /**
  * Configured peers into server_list (address until they announce one, key, sync URL, rank),
- * and a peer_links row each. `members` (joined by invite, migration 014) keep theirs. A peer no longer configured loses its link row: its cursors
- * mean nothing once the outbox was pruned without it, and if it is configured again it is
- * bootstrapped like a new peer. (With no peers left, the routers stop writing frames.)
+ * and a peer_links row each. Members (joined by invite, migration 014) keep theirs. A peer no
+ * longer configured loses its link row: its cursors mean nothing once the outbox was pruned
+ * without it, and if it is configured again it is bootstrapped like a new peer. (With no peers
+ * left, the routers stop writing frames.)
  */
-export async function seedPeers(q: Queryable, peers: PeerConfig[], members: string[] = []): Promise<void> {
-  await q.query("DELETE FROM peer_links WHERE NOT (peer = ANY($1::text[]))", [[...peers.map((p) => p.name), ...members]]);
+export async function seedPeers(q: Queryable, peers: PeerConfig[]): Promise<void> {
+  await forgetStrayLinks(q, peers.map((p) => p.name));
   for (const p of peers) {
     await q.query(
       `INSERT INTO server_list (name, address, active, access_key, proximity, sync_url) VALUES ($1, $2, false, $3, $4, $5)
@@ -26,6 +27,23 @@ export async function seedPeers(q: Queryable, peers: PeerConfig[], members: stri
     );
     await q.query("INSERT INTO peer_links (peer) VALUES ($1) ON CONFLICT DO NOTHING", [p.name]);
   }
+}
+
+/**
+ * Drops the peer_links rows of clusters that are neither configured (`staticPeers`) nor an
+ * active member (peer_members, read in the same statement: a member's row and its link row are
+ * written in one transaction, so a join committing meanwhile is seen whole or not at all).
+ * Such a row pins the outbox (pruneOutbox keeps what its cursor has not passed): a peer taken
+ * out of PEERS, or a revoked member whose last request in flight made its row again
+ * (lockInbound). Returns how many went.
+ */
+export async function forgetStrayLinks(q: Queryable, staticPeers: readonly string[]): Promise<number> {
+  const r = await q.query(
+    `DELETE FROM peer_links l WHERE NOT (l.peer = ANY($1::text[]))
+       AND NOT EXISTS (SELECT 1 FROM peer_members m WHERE m.name = l.peer AND m.revoked_at IS NULL)`,
+    [staticPeers],
+  );
+  return r.rowCount;
 }
 
 /**
@@ -169,8 +187,8 @@ export class PgReplayGuard implements ReplayGuard {
     this.db = db;
   }
 
-  async firstUse(peer: string, nonce: string, expiresAt: Date): Promise<boolean> {
-    const r = await this.db.query("INSERT INTO peer_nonces (peer, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [peer, nonce, expiresAt]);
+  async firstUse(peer: string, nonce: string, expiresAt: Date, tx?: Queryable): Promise<boolean> {
+    const r = await (tx ?? this.db).query("INSERT INTO peer_nonces (peer, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [peer, nonce, expiresAt]);
     return r.rowCount === 1;
   }
 
@@ -240,20 +258,21 @@ export async function backlog(q: Queryable, peers: string[]): Promise<Map<string
 const PRUNE_BATCH = 10_000;
 
 /**
- * Drops rows every configured peer has acknowledged (seedPeers gave each a peer_links row), in
- * batches. With no peers configured nobody will read them: all go.
+ * Drops rows every peer_links row's cursor has passed, in batches. The rows, not the links this
+ * process holds, say who still needs what: a member being linked again (its key or sync URL
+ * changed) is out of peer-sync's map for a moment, and its frames must outlive that. With no
+ * peer_links row at all nobody will ever read the outbox: all of it goes (as the routers'
+ * retention does, services/router/src/retention.ts).
  */
-export async function pruneOutbox(q: Queryable, peers: string[]): Promise<number> {
+export async function pruneOutbox(q: Queryable): Promise<number> {
   let total = 0;
   for (;;) {
-    const r =
-      peers.length === 0
-        ? await q.query("DELETE FROM peer_outbox WHERE id IN (SELECT id FROM peer_outbox LIMIT $1)", [PRUNE_BATCH])
-        : await q.query(
-            `DELETE FROM peer_outbox WHERE id IN (SELECT id FROM peer_outbox
-              WHERE txid < (SELECT min(out_txid) FROM peer_links WHERE peer = ANY($1::text[])) LIMIT $2)`,
-            [peers, PRUNE_BATCH],
-          );
+    // min() over no rows is NULL, and `txid < NULL` keeps everything: the NOT EXISTS says "no peer".
+    const r = await q.query(
+      `DELETE FROM peer_outbox WHERE id IN (SELECT id FROM peer_outbox
+        WHERE NOT EXISTS (SELECT 1 FROM peer_links) OR txid < (SELECT min(out_txid) FROM peer_links) LIMIT $1)`,
+      [PRUNE_BATCH],
+    );
     total += r.rowCount;
     if (r.rowCount < PRUNE_BATCH) return total;
   }

@@ -30,7 +30,7 @@ export const joinAnswer = z.object({ v: z.literal(1), kind: z.literal("members")
 export type JoinAnswer = z.infer<typeof joinAnswer>;
 
 /** Why a join is refused: a bounded set (the `error` of the answer, a log field). */
-export type JoinRefusal = "unknown_invite" | "bad_signature" | "invite_name" | "invite_expired" | "invite_used" | "clock_skew" | "name_taken" | "bad_request";
+export type JoinRefusal = "unknown_invite" | "bad_signature" | "invite_name" | "invite_expired" | "invite_used" | "clock_skew" | "replay" | "name_taken" | "bad_request";
 
 export interface InviteRow {
   id: string;

@@ -9,6 +9,7 @@ import type { Logger } from "@pesan/shared/observability";
 import { enqueueFrame } from "@pesan/shared/replication";
 import { Backoff } from "@pesan/shared/retry";
 import { isClusterName } from "@pesan/shared/names";
+import { nonceExpiry, type ReplayGuard } from "../auth.ts";
 import { PeerCallError, PeerClient, type Signer } from "../client.ts";
 import type { PeerSyncMetrics } from "../metrics.ts";
 import { HEADERS, NONCE_RE, signedHeaders, signJoinRequest, signJoinResponse, verifyJoinRequest, verifyJoinResponse } from "../signing.ts";
@@ -41,6 +42,8 @@ export interface JoinDeskDeps {
   /** The clusters linked now (PEERS and members): the answer lists those a newcomer can link with. */
   linked: () => string[];
   windowMs: number;
+  /** The links' nonce store (peer_nonces): a join request is accepted once, like any signed request. */
+  replay: ReplayGuard;
   clock: () => Date;
   /** After the commit: link the newcomer now rather than at the next notification. */
   onJoined: (name: string) => void;
@@ -60,7 +63,7 @@ export class JoinDesk {
   }
 
   private refuse(status: number, reason: JoinRefusal, claimed: string | undefined, message: string): JoinReply {
-    this.d.metrics.refused.inc({ reason: reason === "bad_signature" || reason === "clock_skew" ? reason : reason === "bad_request" ? "missing_auth" : "bad_invite" });
+    this.d.metrics.refused.inc({ reason: reason === "bad_signature" || reason === "clock_skew" || reason === "replay" ? reason : reason === "bad_request" ? "missing_auth" : "bad_invite" });
     this.d.logger.warn({ claimed: claimed?.slice(0, 32) ?? null, reason }, `join refused: ${message}`);
     return { status, text: JSON.stringify({ error: reason, message }) };
   }
@@ -93,6 +96,14 @@ export class JoinDesk {
       if (!row) return { refused: this.refuse(403, "unknown_invite", from, "no invite with this id here") };
       if (!verifyJoinRequest(row.mac_key, parts, signature)) return { refused: this.refuse(401, "bad_signature", from, "bad signature (not the invite's secret)") };
       if (Math.abs(now.getTime() - timestamp) > this.d.windowMs) return { refused: this.refuse(401, "clock_skew", from, `timestamp is ${now.getTime() - timestamp} ms off this server's clock`) };
+      // Only once the MAC proved the sender holds the invite's secret (a forger cannot fill the
+      // nonce store), keyed by the name the invite is for: a captured request sent again within
+      // the window is refused, as on the links. The newcomer's own retries sign a fresh nonce.
+      // In this transaction: a flood of joins each holding one connection and waiting for
+      // another could drain the pool; and a join that fails (rolled back) may be sent again.
+      if (!(await this.d.replay.firstUse(from, nonce, nonceExpiry(timestamp, this.d.windowMs), tx))) {
+        return { refused: this.refuse(401, "replay", from, "this join request was already received (replayed nonce)") };
+      }
       const check = checkInvite(row, from, body.server.publicKey, await members.lockMembership(tx, from), now);
       if (!check.ok) return { refused: this.refuse(check.status, check.reason, from, check.message) };
       if (!check.again) {
