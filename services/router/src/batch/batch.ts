@@ -8,7 +8,7 @@ import type { Queryable } from "@pesan/shared/db";
 import { withTag, type Request } from "@pesan/shared/protocol";
 import { WITHHELD } from "@pesan/shared/bus";
 import * as store from "../store.ts";
-import { SendDedup } from "./exactly-once.ts";
+import { SendDedup, SendIdRaceError } from "./exactly-once.ts";
 import { emptyPrepared, isGatewayNotice, parsedOf, DEDUP_WINDOW_MS, type CoreDeps, type CoreSettings, type Incoming, type Outgoing, type Prepared, type ReqCtx } from "./types.ts";
 import { BatchView } from "./view.ts";
 import { BatchWrites } from "./writes.ts";
@@ -24,13 +24,13 @@ export class Batch {
   readonly once: SendDedup;
   readonly writes: BatchWrites;
 
-  constructor(deps: CoreDeps, incoming: Incoming[], prepared: Prepared, tx: Queryable, now: Date) {
+  constructor(deps: CoreDeps, incoming: Incoming[], prepared: Prepared, tx: Queryable, now: Date, readIds = true) {
     this.deps = deps;
     this.prepared = prepared;
     this.tx = tx;
     this.now = now;
     this.view = new BatchView(tx, deps.settings, deps.onBoxFull);
-    this.once = new SendDedup(tx, now, this.staleBefore(), (ctx, line) => this.reply(ctx, line));
+    this.once = new SendDedup(tx, now, this.staleBefore(), (ctx, line) => this.reply(ctx, line), readIds);
     this.writes = new BatchWrites(tx, this.once);
     this.reqs = incoming.map((inc, index) => {
       if (isGatewayNotice(inc)) {
@@ -113,11 +113,19 @@ export class Batch {
 export async function processBatch(deps: CoreDeps, incoming: Incoming[], run: (b: Batch) => Promise<void>, prepared: Prepared = emptyPrepared()): Promise<Outgoing[]> {
   const now = deps.clock();
   const durable = !incoming.every(isRepeatable);
+  // The first try assumes tagged SENDs' ids free; a try that found one taken (SendIdRaceError)
+  // is run again reading them (exactly-once.ts).
+  let readIds = false;
   return deps.db.withTransaction(
     async (tx) => {
-      const b = new Batch(deps, incoming, prepared, tx, now);
+      const b = new Batch(deps, incoming, prepared, tx, now, readIds);
       await b.prefetch();
-      await run(b);
+      try {
+        await run(b);
+      } catch (e) {
+        if (e instanceof SendIdRaceError) readIds = true;
+        throw e;
+      }
       // Began without waiting for the WAL flush, but wrote what must not be lost (writes.ts).
       if (!durable && b.writes.needsDurable) await tx.query("SET LOCAL synchronous_commit TO on");
       return b.output();
