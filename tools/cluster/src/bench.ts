@@ -17,7 +17,7 @@ import { cpuBetween, cpuMs, peakRssMb } from "./proc-stats.ts";
 import { dropKeys } from "./redis-keys.ts";
 
 const HELP = `usage: pnpm bench [--mode single|cross|failover|soak] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
-                  [--offline 5000] [--gateways 2] [--routers 2] [--proofs on|off] [--client-ips 1] [--logs DIR]
+                  [--offline 5000] [--gateways 2] [--routers 2] [--shards 1] [--proofs on|off] [--client-ips 1] [--logs DIR]
 
 --mode soak: a long steady load with a router killed every few minutes (pnpm bench --mode soak --help).
 --proofs off (single mode) runs the clients as plain (protocol v1) sessions, to measure what proofs cost.
@@ -42,6 +42,8 @@ interface Opts {
   offline: number;
   gateways: number;
   routers: number;
+  /** BUS_SHARDS of the gateways and routers: streams the `in` stream is split into. */
+  shards: number;
   proofs: boolean;
   clientIps: number;
   logs: string | undefined;
@@ -209,6 +211,7 @@ async function main(): Promise<void> {
       offline: { type: "string", default: "5000" },
       gateways: { type: "string", default: "2" },
       routers: { type: "string", default: "2" },
+      shards: { type: "string", default: "1" },
       proofs: { type: "string", default: "on" },
       "client-ips": { type: "string", default: "1" },
       logs: { type: "string" },
@@ -226,6 +229,7 @@ async function main(): Promise<void> {
     offline: num("offline", values.offline, 0),
     gateways: num("gateways", values.gateways, 1),
     routers: num("routers", values.routers, 1),
+    shards: num("shards", values.shards, 1),
     proofs: values.proofs === "on",
     clientIps: num("client-ips", values["client-ips"], 1),
     logs: values.logs,
@@ -247,7 +251,7 @@ async function main(): Promise<void> {
   const peers: Peer[] = [];
   try {
     log(`starting ${o.gateways} gateway(s) and ${o.routers} router(s), database ${dbName}`);
-    cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways: o.gateways, routers: o.routers, busPrefix: prefix, logDir: o.logs, env: { LOG_LEVEL: "warn", ...BENCH_HASH_COST, ...(o.proofs ? {} : PLAIN_UNBOUNDED) } });
+    cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways: o.gateways, routers: o.routers, busPrefix: prefix, logDir: o.logs, env: { LOG_LEVEL: "warn", BUS_SHARDS: String(o.shards), ...BENCH_HASH_COST, ...(o.proofs ? {} : PLAIN_UNBOUNDED) } });
     const addrs = cluster.addresses;
     const run = randomBytes(2).toString("hex");
     const pairs: Pair[] = [];
@@ -368,6 +372,7 @@ async function main(): Promise<void> {
       window: o.window,
       seconds: o.seconds,
       gateways: o.gateways,
+      shards: o.shards,
       routers: o.routers,
       proofs: o.proofs,
       client_ips: o.clientIps,
