@@ -3,6 +3,8 @@
  * order and exactly once, delivery across gateways, reliable delivery (CAP ACK: resends,
  * re-offer at login, ACK stops resends), and exactly-once SEND under client retry.
  */
+import { Redis } from "ioredis";
+import { encodeInbound, IN_STREAM, WITHHELD } from "@pesan/shared/bus";
 import type { RawClient } from "./support/udp.ts";
 import { ID, ISO_TIME, linesMatching, re, sentId, sleep, sql } from "./support/e2e.ts";
 import { useCluster, type LoginOptions } from "./support/fixture.ts";
@@ -97,6 +99,29 @@ describe("two gateways", () => {
     // WHO sees the users of both gateways
     const who = (await a.requestAll("WHO")).slice(0, -1).flatMap((l) => l.split(" ").slice(1));
     expect(who).toEqual(expect.arrayContaining(["gw_a", "gw_b", "gw_c"]));
+  });
+});
+
+describe("withheld pushes", () => {
+  test("a MSG the gateway withheld from a classic session is offered again after the session moved elsewhere", async () => {
+    const { c: first } = await login("wh_b", { register: true });
+    const [at] = await sql<{ gateway: string; addr: string }>(fx.db.url, "SELECT gateway, addr FROM sessions WHERE user_name = 'wh_b'");
+    // A classic push counts as delivered when it goes out; this one went to the first address
+    // and the gateway withheld it (amplification bound). Its notice is still on its way...
+    await sql(fx.db.url, "INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts) VALUES ('local:wh-1', now() - interval '5 s', 'someone', 'wh_b', 'withheld once', true, 1)");
+    // ... when the user logs in from another address (nothing undelivered to push there yet).
+    const second = await client(gw2());
+    const from = second.lines.length;
+    expect(await second.request("LOGIN wh_b secret1")).toMatch(/^OK LOGIN wh_b /);
+    const redis = new Redis(process.env.REDIS_URL!);
+    try {
+      await redis.xadd(`${fx.prefix}${IN_STREAM}`, "*", "p", encodeInbound(at!.gateway, [[0, at!.addr, `${WITHHELD}local:wh-1`]]));
+    } finally {
+      redis.disconnect();
+    }
+    // The message reached nobody: it is pushed to where the session is now.
+    await second.waitFor(/^MSG local:wh-1 someone \S+ withheld once$/, 5000, from);
+    expect(linesMatching(first, /^MSG local:wh-1 /)).toEqual([]);
   });
 });
 

@@ -61,14 +61,18 @@ export function linesMatching(c: RawClient, match: RegExp, from = 0): string[] {
 export { queryRows as sql } from "./db.ts";
 
 /** Sum of a counter (all label sets) in a service's /metrics. */
-export async function metricSum(p: ServiceProcess, name: string): Promise<number> {
+/** The sum of a metric's samples, over those with every label of `labels` when given. */
+export async function metricSum(p: ServiceProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
   const r = await fetch(`http://127.0.0.1:${p.httpPort}/metrics`, { signal: AbortSignal.timeout(3000) });
   const text = await r.text();
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   let sum = 0;
   for (const line of text.split("\n")) {
     if (line.startsWith("#")) continue;
     const m = /^(\S+?)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (m && m[1] === name) sum += Number(m[3]);
+    if (!m || m[1] !== name) continue;
+    const have = (m[2] ?? "").slice(1, -1).split(",");
+    if (wanted.every((w) => have.includes(w))) sum += Number(m[3]);
   }
   return sum;
 }

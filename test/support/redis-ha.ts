@@ -4,68 +4,18 @@
  * a temp directory, append-only file on. The test kills the primary with SIGKILL and waits for
  * the sentinels to promote a replica; close() kills every process left and removes the directory.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { freePorts } from "@pesan/cluster";
+import { RedisProcess } from "./throwaway.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const MASTER_NAME = "pesanha";
 /** How long a primary may not answer before a sentinel calls it down (the Redis default is 30 s). */
 export const DOWN_AFTER_MS = 1000;
-
-export class RedisProcess {
-  readonly port: number;
-  readonly dir: string;
-  private proc: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private args: string[] = [];
-
-  constructor(port: number, dir: string) {
-    this.port = port;
-    this.dir = dir;
-  }
-
-  get running(): boolean {
-    return this.proc !== undefined;
-  }
-
-  start(args: string[]): void {
-    mkdirSync(this.dir, { recursive: true });
-    this.args = args;
-    const proc = spawn("redis-server", args, { stdio: "ignore" });
-    this.proc = proc;
-    this.exited = new Promise((r) => proc.once("exit", () => r()));
-  }
-
-  /** Starts it again as it was first started (a server comes back with its append-only file). */
-  restart(): void {
-    if (!this.proc) this.start(this.args);
-  }
-
-  /** SIGSTOP / SIGCONT: alive, its connections open, but silent (a partition, a long pause), and back. */
-  signal(sig: "SIGSTOP" | "SIGCONT"): void {
-    this.proc?.kill(sig);
-  }
-
-  async kill(): Promise<void> {
-    this.proc?.kill("SIGKILL");
-    // A stopped process dies of SIGKILL too; SIGCONT only so its exit is reported at once.
-    this.proc?.kill("SIGCONT");
-    await this.exited;
-    this.proc = undefined;
-  }
-
-  log(): string {
-    try {
-      return readFileSync(join(this.dir, "log"), "utf8");
-    } catch {
-      return "";
-    }
-  }
-}
 
 /** Runs one command on a fresh connection (no retries: the caller polls). */
 async function ask<T>(port: number, fn: (c: Redis) => Promise<T>): Promise<T> {

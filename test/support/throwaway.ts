@@ -5,7 +5,7 @@
  * as root, initdb and postgres run as the `postgres` user (they refuse to run as root).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePorts } from "@pesan/cluster";
@@ -95,15 +95,67 @@ export class ThrowawayPostgres {
   }
 }
 
-export class ThrowawayRedis {
+/** One redis-server process in a directory of its own: started, signalled, killed, restarted as it was. */
+export class RedisProcess {
   readonly port: number;
   readonly dir: string;
   private proc: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
+  private args: string[] = [];
+
+  constructor(port: number, dir: string) {
+    this.port = port;
+    this.dir = dir;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined;
+  }
+
+  start(args: string[]): void {
+    mkdirSync(this.dir, { recursive: true });
+    this.args = args;
+    const proc = spawn("redis-server", args, { stdio: "ignore" });
+    this.proc = proc;
+    this.exited = new Promise((r) => proc.once("exit", () => r()));
+  }
+
+  /** Starts it again as it was first started (a server comes back with its append-only file). */
+  restart(): void {
+    if (!this.proc) this.start(this.args);
+  }
+
+  /** SIGSTOP / SIGCONT: alive, its connections open, but silent (a partition, a long pause), and back. */
+  signal(sig: "SIGSTOP" | "SIGCONT"): void {
+    this.proc?.kill(sig);
+  }
+
+  async kill(): Promise<void> {
+    this.proc?.kill("SIGKILL");
+    // A stopped process dies of SIGKILL too; SIGCONT only so its exit is reported at once.
+    this.proc?.kill("SIGCONT");
+    await this.exited;
+    this.proc = undefined;
+  }
+
+  log(): string {
+    try {
+      return readFileSync(join(this.dir, "log"), "utf8");
+    } catch {
+      return "";
+    }
+  }
+}
+
+export class ThrowawayRedis {
+  readonly port: number;
+  readonly dir: string;
+  private readonly proc: RedisProcess;
 
   private constructor(dir: string, port: number) {
     this.dir = dir;
     this.port = port;
+    this.proc = new RedisProcess(port, dir);
   }
 
   /** With the append-only file on (fsync every second), so what it acknowledged survives a kill. */
@@ -120,9 +172,7 @@ export class ThrowawayRedis {
   }
 
   async start(): Promise<void> {
-    const proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--appendonly", "yes", "--save", "", "--logfile", join(this.dir, "log")], { stdio: "ignore" });
-    this.proc = proc;
-    this.exited = new Promise((r) => proc.once("exit", () => r()));
+    this.proc.start(["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--appendonly", "yes", "--save", "", "--logfile", join(this.dir, "log")]);
     const { Redis } = await import("ioredis");
     const deadline = Date.now() + 20_000;
     for (;;) {
@@ -133,7 +183,7 @@ export class ThrowawayRedis {
         // Loading the append-only file answers LOADING until done.
         if ((await c.ping()) === "PONG") return;
       } catch {
-        if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not come up`);
+        if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not come up\n${this.proc.log()}`);
       } finally {
         c.disconnect();
       }
@@ -143,16 +193,12 @@ export class ThrowawayRedis {
 
   /** SIGSTOP / SIGCONT: a Redis that keeps its connections but does not answer, and back. */
   signal(sig: "SIGSTOP" | "SIGCONT"): void {
-    this.proc?.kill(sig);
+    this.proc.signal(sig);
   }
 
   /** SIGKILL: no chance to save anything more than the append-only file already holds. */
   async kill(): Promise<void> {
-    this.proc?.kill("SIGKILL");
-    // A stopped process dies of SIGKILL too; SIGCONT only so its exit is reported at once.
-    this.proc?.kill("SIGCONT");
-    await this.exited;
-    this.proc = undefined;
+    await this.proc.kill();
   }
 
   async destroy(): Promise<void> {

@@ -288,18 +288,15 @@ export async function countSessionsFromIp(q: Queryable, cluster: string, addrPre
 
 /**
  * MSGs the gateway withheld (amplification bound): a classic session's message counted as
- * delivered when pushed is undelivered again, and the stranded sweep offers it again. Only the
- * recipient's own messages at that address, and never one read since.
+ * delivered when pushed is undelivered again, and the stranded sweep offers it again, never
+ * one read since. Wherever the session is now: it may have moved (a LOGIN or RESUME elsewhere)
+ * between the push and this notice, and a message that reached nobody must not stay delivered.
+ * The gateway only withholds what a router pushed to the message's recipient, so the id is
+ * enough; a message pushed again meanwhile is at worst pushed once more, under its id.
  */
-export async function undeliverWithheld(q: Queryable, withheld: Array<{ id: string; gateway: string; addr: string }>): Promise<number> {
-  if (withheld.length === 0) return 0;
-  const r = await q.query(
-    `UPDATE messages m SET delivered = false, push_attempts = 0, next_push_at = NULL
-       FROM unnest($1::text[], $2::text[], $3::text[]) AS w(id, gateway, addr)
-       JOIN sessions s ON s.gateway = w.gateway AND s.addr = w.addr
-      WHERE m.id = w.id AND m.recipient = s.user_name AND m.delivered AND NOT m.read`,
-    [withheld.map((w) => w.id), withheld.map((w) => w.gateway), withheld.map((w) => w.addr)],
-  );
+export async function undeliverWithheld(q: Queryable, ids: string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const r = await q.query("UPDATE messages SET delivered = false, push_attempts = 0, next_push_at = NULL WHERE id = ANY($1::text[]) AND delivered AND NOT read", [ids]);
   return r.rowCount ?? 0;
 }
 
@@ -628,10 +625,12 @@ export interface Due extends StoredMessage {
 export async function takeDueResends(q: Queryable, cluster: string, now: Date, baseMs: number, maxDelayMs: number, maxAttempts: number, limit: number): Promise<Due[]> {
   // The first push of a message that came from another cluster is due at once (peer-sync
   // sets next_push_at when the recipient's session is here): a classic session has it then,
-  // a CAP ACK one gets the usual resends.
+  // a CAP ACK one gets the usual resends. A session that may not be pushed to before its
+  // first proof (PLAIN_SESSIONS) counts as none: that proof pushes what waits (validated()).
   const r = await q.query<MessageRow & { gateway: string | null; addr: string | null; push_attempts: number }>(
     `WITH due AS (
-       SELECT m.id, s.gateway, s.addr, s.cap_ack FROM messages m LEFT JOIN sessions s ON s.user_name = m.recipient AND s.cluster = $6
+       SELECT m.id, s.gateway, s.addr, s.cap_ack FROM messages m
+         LEFT JOIN sessions s ON s.user_name = m.recipient AND s.cluster = $6 AND (s.proven OR s.plain_ok)
         WHERE m.next_push_at IS NOT NULL AND m.next_push_at <= $1
         ORDER BY m.next_push_at LIMIT $4 FOR UPDATE OF m SKIP LOCKED
      ), upd AS (
@@ -652,14 +651,16 @@ export async function takeDueResends(q: Queryable, cluster: string, now: Date, b
 
 /**
  * Messages stored as offline while their recipient was logging in through another router
- * (the two transactions crossed): never pushed, recipient online now. Pushed by the sweep.
+ * (the two transactions crossed), or withheld by the gateway: never pushed, recipient online
+ * now. Pushed by the sweep, but not to a session that must first prove its address
+ * (PLAIN_SESSIONS): a classic push there would be withheld, and its first proof pushes them.
  */
 export async function takeStrandedForOnline(q: Queryable, cluster: string, olderThan: Date, nextPushAt: Date, limit: number): Promise<Due[]> {
   const r = await q.query<MessageRow & { gateway: string; addr: string; cap_ack: boolean }>(
     `WITH stranded AS (
        SELECT m.id, s.gateway, s.addr, s.cap_ack FROM sessions s
          JOIN messages m ON m.recipient = s.user_name AND NOT m.delivered AND m.push_attempts = 0 AND m.sent_at < $1
-        WHERE s.cluster = $4
+        WHERE s.cluster = $4 AND (s.proven OR s.plain_ok)
         LIMIT $3 FOR UPDATE OF m SKIP LOCKED
      )
      , upd AS (

@@ -34,7 +34,7 @@ export class Batch {
     this.writes = new BatchWrites(tx, this.once);
     this.reqs = incoming.map((inc, index) => {
       if (isGatewayNotice(inc)) {
-        if (inc.text.startsWith(WITHHELD)) this.writes.bufferWithheld(inc.text.slice(WITHHELD.length), inc.gateway, inc.addr);
+        if (inc.text.startsWith(WITHHELD)) this.writes.bufferWithheld(inc.text.slice(WITHHELD.length));
         return { index, in: inc, tag: undefined, req: undefined, lines: [] };
       }
       const p = parsedOf(inc);

@@ -17,7 +17,7 @@ export class BatchWrites {
   private sends: PendingSend[] = [];
   private acks: Array<{ id: string; recipient: string }> = [];
   private frames: Frame[] = [];
-  private withheld: Array<{ id: string; gateway: string; addr: string }> = [];
+  private withheld: string[] = [];
   private proven: Array<{ user: string; keyId: string }> = [];
   private afterFlushes: Array<() => Promise<void>> = [];
   /**
@@ -47,8 +47,8 @@ export class BatchWrites {
   }
 
   /** A MSG the gateway did not send (amplification bound): it is offered again later. */
-  bufferWithheld(id: string, gateway: string, addr: string): void {
-    this.withheld.push({ id, gateway, addr });
+  bufferWithheld(id: string): void {
+    this.withheld.push(id);
   }
 
   /** The session's first valid proof since its key was issued. */
