@@ -1,8 +1,13 @@
 /**
  * The router's SQL, one function per question. Every statement takes explicit times from the
  * injected clock, so tests control time and all routers agree on what "now" meant in a batch.
+ *
+ * The statements every batch or every resend tick runs are prepared (`prepared`, SQL_* below):
+ * unprepared, parsing and planning them cost Postgres more than running them (issue 13, README
+ * "Performance"). Each looks its array elements up by index, so the generic plan Postgres
+ * settles on after five runs fits a batch of any size.
  */
-import type { Queryable } from "@pesan/shared/db";
+import { prepared, type Queryable } from "@pesan/shared/db";
 import { sqlIsProbeName } from "@pesan/shared/names";
 import { framesFromRowsSql, sqlBool, sqlInstant, sqlText, SQL_TRUE } from "@pesan/shared/replication";
 import { nearestFirst } from "./server-order.ts";
@@ -111,6 +116,18 @@ export interface BatchView {
 
 const SESSION_JSON = (a: string): string => `json_build_object(${SESSION_COLS.split(", ").map((c) => `'${c}', ${a}.${c}`).join(", ")})`;
 
+const SQL_BATCH_VIEW = prepared("router.batchView", `SELECT
+       (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]') FROM sessions s
+         WHERE (s.gateway, s.addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS sessions,
+       (SELECT coalesce(json_agg(json_build_object('name', u.name, 's', CASE WHEN s.user_name IS NULL THEN NULL ELSE ${SESSION_JSON("s")} END)), '[]')
+          FROM users u LEFT JOIN sessions s ON s.user_name = u.name WHERE u.name = ANY($3::text[])) AS users,
+       (SELECT coalesce(json_agg(json_build_object('name', t.name,
+                 'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
+          FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
+       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id, 'entry_id', d.entry_id)), '[]')
+          FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
+          JOIN sessions s ON s.gateway = t.gateway AND s.addr = t.addr
+          JOIN send_dedup d ON d.token = s.token AND d.tag = t.tag AND d.created_at >= $8) AS replies`);
 /**
  * The four reads every batch starts with (its sessions by endpoint, usersWithSessions, boxSizes,
  * sendReplies) as one statement: each round trip to Postgres costs a few tenths of a
@@ -122,18 +139,7 @@ export async function batchView(
   v: { endpoints: Array<{ gateway: string; addr: string }>; targets: string[]; boxLimit: number; tagged: Array<{ gateway: string; addr: string; tag: string }>; staleBefore: Date },
 ): Promise<BatchView> {
   const r = await q.query<{ sessions: SessionRow[]; users: Array<{ name: string; s: SessionRow | null }>; boxes: Array<{ name: string; n: number }>; replies: Array<{ token: string; tag: string; reply: string; message_id: string | null; entry_id: string | null }> }>(
-    `SELECT
-       (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]') FROM sessions s
-         WHERE (s.gateway, s.addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS sessions,
-       (SELECT coalesce(json_agg(json_build_object('name', u.name, 's', CASE WHEN s.user_name IS NULL THEN NULL ELSE ${SESSION_JSON("s")} END)), '[]')
-          FROM users u LEFT JOIN sessions s ON s.user_name = u.name WHERE u.name = ANY($3::text[])) AS users,
-       (SELECT coalesce(json_agg(json_build_object('name', t.name,
-                 'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
-          FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
-       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id, 'entry_id', d.entry_id)), '[]')
-          FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
-          JOIN sessions s ON s.gateway = t.gateway AND s.addr = t.addr
-          JOIN send_dedup d ON d.token = s.token AND d.tag = t.tag AND d.created_at >= $8) AS replies`,
+    SQL_BATCH_VIEW,
     [
       v.endpoints.map((e) => e.gateway),
       v.endpoints.map((e) => e.addr),
@@ -236,11 +242,12 @@ const DELETED_FRAMES = framesFromRowsSql({
   from: "del WHERE replicated",
 });
 
+const SQL_TAKE_PENDING_PUSHES = prepared("router.takePendingPushes", `DELETE FROM pending_pushes WHERE id IN (SELECT id FROM pending_pushes ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING id, gateway, addr, line`);
 /** Lines peer-sync left for local clients (`BYE replaced`), oldest first, taken once. */
 export async function takePendingPushes(q: Queryable, limit: number): Promise<Array<{ gateway: string; addr: string; line: string }>> {
   const r = await q.query<{ id: string; gateway: string; addr: string; line: string }>(
-    `DELETE FROM pending_pushes WHERE id IN (SELECT id FROM pending_pushes ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-     RETURNING id, gateway, addr, line`,
+    SQL_TAKE_PENDING_PUSHES,
     [limit],
   );
   return r.rows.sort((a, b) => Number(a.id) - Number(b.id)).map((x) => ({ gateway: x.gateway, addr: x.addr, line: x.line }));
@@ -267,12 +274,13 @@ export async function upsertSession(q: Queryable, s: Session, cluster: string, n
   );
 }
 
+const SQL_MARK_PROVEN = prepared("router.markProven", `UPDATE sessions s SET proven = true FROM unnest($1::text[], $2::text[]) AS p(user_name, key_id)
+      WHERE s.user_name = p.user_name AND s.proof_key_id = p.key_id AND NOT s.proven`);
 /** The first valid proof since the key was issued (only for that key: a newer bind is not proven by it). */
 export async function markProven(q: Queryable, proofs: Array<{ user: string; keyId: string }>): Promise<void> {
   if (proofs.length === 0) return;
   await q.query(
-    `UPDATE sessions s SET proven = true FROM unnest($1::text[], $2::text[]) AS p(user_name, key_id)
-      WHERE s.user_name = p.user_name AND s.proof_key_id = p.key_id AND NOT s.proven`,
+    SQL_MARK_PROVEN,
     [proofs.map((p) => p.user), proofs.map((p) => p.keyId)],
   );
 }
@@ -286,6 +294,10 @@ export async function countSessionsFromIp(q: Queryable, cluster: string, addrPre
   return r.rows[0]?.n ?? 0;
 }
 
+const SQL_UNDELIVER_WITHHELD = prepared("router.undeliverWithheld", `UPDATE messages m SET delivered = false, push_attempts = 0, next_push_at = NULL
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS w(id, gateway, addr)
+       JOIN sessions s ON s.gateway = w.gateway AND s.addr = w.addr
+      WHERE m.id = w.id AND m.recipient = s.user_name AND m.delivered AND NOT m.read`);
 /**
  * MSGs the gateway withheld (amplification bound): a classic session's message counted as
  * delivered when pushed is undelivered again, and the stranded sweep offers it again. Only the
@@ -294,10 +306,7 @@ export async function countSessionsFromIp(q: Queryable, cluster: string, addrPre
 export async function undeliverWithheld(q: Queryable, withheld: Array<{ id: string; gateway: string; addr: string }>): Promise<number> {
   if (withheld.length === 0) return 0;
   const r = await q.query(
-    `UPDATE messages m SET delivered = false, push_attempts = 0, next_push_at = NULL
-       FROM unnest($1::text[], $2::text[], $3::text[]) AS w(id, gateway, addr)
-       JOIN sessions s ON s.gateway = w.gateway AND s.addr = w.addr
-      WHERE m.id = w.id AND m.recipient = s.user_name AND m.delivered AND NOT m.read`,
+    SQL_UNDELIVER_WITHHELD,
     [withheld.map((w) => w.id), withheld.map((w) => w.gateway), withheld.map((w) => w.addr)],
   );
   return r.rowCount ?? 0;
@@ -382,6 +391,13 @@ export async function countOnline(q: Queryable, cluster: string, exceptUser?: st
   return Number(r.rows[0]?.n ?? 0);
 }
 
+const SQL_ACK_MESSAGES = prepared("router.ackMessages", `WITH upd AS (
+       UPDATE messages m SET delivered = true, next_push_at = NULL
+         FROM unnest($1::text[], $2::text[]) AS a(id, recipient)
+        WHERE m.id = a.id AND m.recipient = a.recipient AND NOT m.delivered
+       RETURNING ${STATE_COLS}
+     )
+     ${STATE_FRAMES("upd", "x.replicated")}`);
 /**
  * Marks acknowledged pushes delivered; only the recipient's own messages. Returns the
  * message.state frames written for replicated ones.
@@ -389,23 +405,18 @@ export async function countOnline(q: Queryable, cluster: string, exceptUser?: st
 export async function ackMessages(q: Queryable, acks: Array<{ id: string; recipient: string }>): Promise<number> {
   if (acks.length === 0) return 0;
   const r = await q.query(
-    `WITH upd AS (
-       UPDATE messages m SET delivered = true, next_push_at = NULL
-         FROM unnest($1::text[], $2::text[]) AS a(id, recipient)
-        WHERE m.id = a.id AND m.recipient = a.recipient AND NOT m.delivered
-       RETURNING ${STATE_COLS}
-     )
-     ${STATE_FRAMES("upd", "x.replicated")}`,
+    SQL_ACK_MESSAGES,
     [acks.map((a) => a.id), acks.map((a) => a.recipient)],
   );
   // The statement is the frames' INSERT: its row count is how many went to peer_outbox.
   return r.rowCount;
 }
 
+const SQL_TOUCH_SESSIONS = prepared("router.touchSessions", "UPDATE sessions SET last_heard = $2 WHERE user_name = ANY($1::text[]) AND last_heard < $2");
 export async function touchSessions(q: Queryable, users: string[], now: Date): Promise<void> {
   if (users.length === 0) return;
   // Sorted so two routers touching overlapping sets lock rows in one order (no deadlock).
-  await q.query("UPDATE sessions SET last_heard = $2 WHERE user_name = ANY($1::text[]) AND last_heard < $2", [[...users].sort(), now]);
+  await q.query(SQL_TOUCH_SESSIONS, [[...users].sort(), now]);
 }
 
 /** Undelivered messages for a user, oldest first, marked as pushed now. */
@@ -474,6 +485,24 @@ export interface StoredSends {
   inserted: Set<string>;
 }
 
+const SQL_STORE_SENDS = prepared("router.storeSends", `WITH x AS (
+       SELECT * FROM json_to_recordset($1::json) AS f(id text, sent_at timestamptz, sender text, recipient text, body text, delivered boolean,
+         push_attempts int, next_push_at timestamptz, replicated boolean, token text, tag text, reply text, entry text)
+     ), claimed AS (
+       INSERT INTO send_dedup (token, tag, reply, message_id, entry_id, created_at)
+       SELECT token, tag, reply, id, entry, $2::timestamptz FROM x WHERE tag IS NOT NULL
+       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, entry_id = EXCLUDED.entry_id, created_at = EXCLUDED.created_at
+         WHERE send_dedup.created_at < $3::timestamptz
+       RETURNING token, tag
+     ), stored AS (
+       INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated)
+       SELECT id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated FROM x
+        WHERE x.tag IS NULL OR EXISTS (SELECT 1 FROM claimed c WHERE c.token = x.token AND c.tag = x.tag)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id
+     )
+     SELECT 'claimed' AS kind, token, tag, NULL AS id FROM claimed
+     UNION ALL SELECT 'inserted', NULL, NULL, id FROM stored`);
 /**
  * A batch's SENDs in one statement: claims the (session, tag) pairs of the tagged ones for
  * exactly-once SEND (a pair another transaction holds fresh, under 60 s, is not claimed) and
@@ -507,24 +536,7 @@ export async function storeSends(
     entry: d?.entry ?? null,
   }));
   const r = await q.query<{ kind: "claimed" | "inserted"; token: string | null; tag: string | null; id: string | null }>(
-    `WITH x AS (
-       SELECT * FROM json_to_recordset($1::json) AS f(id text, sent_at timestamptz, sender text, recipient text, body text, delivered boolean,
-         push_attempts int, next_push_at timestamptz, replicated boolean, token text, tag text, reply text, entry text)
-     ), claimed AS (
-       INSERT INTO send_dedup (token, tag, reply, message_id, entry_id, created_at)
-       SELECT token, tag, reply, id, entry, $2::timestamptz FROM x WHERE tag IS NOT NULL
-       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, entry_id = EXCLUDED.entry_id, created_at = EXCLUDED.created_at
-         WHERE send_dedup.created_at < $3::timestamptz
-       RETURNING token, tag
-     ), stored AS (
-       INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated)
-       SELECT id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated FROM x
-        WHERE x.tag IS NULL OR EXISTS (SELECT 1 FROM claimed c WHERE c.token = x.token AND c.tag = x.tag)
-       ON CONFLICT (id) DO NOTHING
-       RETURNING id
-     )
-     SELECT 'claimed' AS kind, token, tag, NULL AS id FROM claimed
-     UNION ALL SELECT 'inserted', NULL, NULL, id FROM stored`,
+    SQL_STORE_SENDS,
     [JSON.stringify(rows), now, staleBefore],
   );
   const out: StoredSends = { claimed: new Set(), inserted: new Set() };
@@ -535,11 +547,12 @@ export async function storeSends(
   return out;
 }
 
+const SQL_SEND_REPLIES = prepared("router.sendReplies", "SELECT token, tag, reply, message_id, entry_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3");
 /** First replies of tagged SENDs still inside the dedup window. */
 export async function sendReplies(q: Queryable, pairs: Array<{ token: string; tag: string }>, staleBefore: Date): Promise<Map<string, StoredReply>> {
   if (pairs.length === 0) return new Map();
   const r = await q.query<{ token: string; tag: string; reply: string; message_id: string | null; entry_id: string | null }>(
-    "SELECT token, tag, reply, message_id, entry_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
+    SQL_SEND_REPLIES,
     [pairs.map((p) => p.token), pairs.map((p) => p.tag), staleBefore],
   );
   return new Map(r.rows.map((x) => [dedupKey(x.token, x.tag), storedReply(x.reply, x.message_id, x.entry_id)]));
@@ -552,6 +565,8 @@ export interface TakenId {
   message?: { sender: string; recipient: string; body: string; sentAt: Date; delivered: boolean };
 }
 
+const SQL_TAKEN_IDS = prepared("router.takenIds", `SELECT id, sender, recipient, body, sent_at, delivered FROM messages WHERE id = ANY($1::text[])
+     UNION ALL SELECT t.id, NULL, NULL, NULL, NULL, NULL FROM message_tombstones t WHERE t.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = t.id)`);
 /**
  * Which of these ids a message here has, or had (tombstone): the candidates of tagged SENDs
  * (exactly-once.ts), whose message another cluster may have stored and replicated here.
@@ -559,8 +574,7 @@ export interface TakenId {
 export async function takenIds(q: Queryable, ids: string[]): Promise<Map<string, TakenId>> {
   if (ids.length === 0) return new Map();
   const r = await q.query<{ id: string; sender: string | null; recipient: string | null; body: string | null; sent_at: Date | string | null; delivered: boolean | null }>(
-    `SELECT id, sender, recipient, body, sent_at, delivered FROM messages WHERE id = ANY($1::text[])
-     UNION ALL SELECT t.id, NULL, NULL, NULL, NULL, NULL FROM message_tombstones t WHERE t.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = t.id)`,
+    SQL_TAKEN_IDS,
     [ids],
   );
   return new Map(
@@ -620,17 +634,7 @@ export interface Due extends StoredMessage {
   attempts: number;
 }
 
-/**
- * Reliable delivery: claims pushes whose resend is due (SKIP LOCKED, so routers share the
- * work), schedules the next one with exponential backoff, and stops after maxAttempts; the
- * message then stays undelivered and is offered again at the next login.
- */
-export async function takeDueResends(q: Queryable, cluster: string, now: Date, baseMs: number, maxDelayMs: number, maxAttempts: number, limit: number): Promise<Due[]> {
-  // The first push of a message that came from another cluster is due at once (peer-sync
-  // sets next_push_at when the recipient's session is here): a classic session has it then,
-  // a CAP ACK one gets the usual resends.
-  const r = await q.query<MessageRow & { gateway: string | null; addr: string | null; push_attempts: number }>(
-    `WITH due AS (
+const SQL_TAKE_DUE_RESENDS = prepared("router.takeDueResends", `WITH due AS (
        SELECT m.id, s.gateway, s.addr, s.cap_ack FROM messages m LEFT JOIN sessions s ON s.user_name = m.recipient AND s.cluster = $6
         WHERE m.next_push_at IS NOT NULL AND m.next_push_at <= $1
         ORDER BY m.next_push_at LIMIT $4 FOR UPDATE OF m SKIP LOCKED
@@ -642,7 +646,18 @@ export async function takeDueResends(q: Queryable, cluster: string, now: Date, b
          FROM due WHERE m.id = due.id
        RETURNING ${STATE_COLS}, due.gateway, due.addr, m.push_attempts
      ), st AS (${STATE_FRAMES("upd", "x.replicated AND x.delivered")})
-     SELECT * FROM upd`,
+     SELECT * FROM upd`);
+/**
+ * Reliable delivery: claims pushes whose resend is due (SKIP LOCKED, so routers share the
+ * work), schedules the next one with exponential backoff, and stops after maxAttempts; the
+ * message then stays undelivered and is offered again at the next login.
+ */
+export async function takeDueResends(q: Queryable, cluster: string, now: Date, baseMs: number, maxDelayMs: number, maxAttempts: number, limit: number): Promise<Due[]> {
+  // The first push of a message that came from another cluster is due at once (peer-sync
+  // sets next_push_at when the recipient's session is here): a classic session has it then,
+  // a CAP ACK one gets the usual resends.
+  const r = await q.query<MessageRow & { gateway: string | null; addr: string | null; push_attempts: number }>(
+    SQL_TAKE_DUE_RESENDS,
     [now, baseMs, maxAttempts, limit, maxDelayMs, cluster],
   );
   const out: Due[] = [];
