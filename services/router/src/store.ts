@@ -2,10 +2,13 @@
  * The router's SQL, one function per question. Every statement takes explicit times from the
  * injected clock, so tests control time and all routers agree on what "now" meant in a batch.
  *
- * The statements every batch or every resend tick runs are prepared (`prepared`, SQL_* below):
+ * The two statements every batch runs (batchView, storeSends) are prepared (`prepared`):
  * unprepared, parsing and planning them cost Postgres more than running them (issue 13, README
- * "Performance"). Each looks its array elements up by index, so the generic plan Postgres
- * settles on after five runs fits a batch of any size.
+ * "Performance"). Postgres then keeps one generic plan per connection, made with the table
+ * statistics of that moment (a fresh database's are of empty tables), so a prepared statement
+ * must have one plan that fits any batch size and any table size: per-element index lookups
+ * (batchView) or inserts (storeSends). Statements whose plan could turn into a scan stay
+ * unprepared.
  */
 import { prepared, type Queryable } from "@pesan/shared/db";
 import { sqlIsProbeName } from "@pesan/shared/names";
@@ -116,18 +119,29 @@ export interface BatchView {
 
 const SESSION_JSON = (a: string): string => `json_build_object(${SESSION_COLS.split(", ").map((c) => `'${c}', ${a}.${c}`).join(", ")})`;
 
-const SQL_BATCH_VIEW = prepared("router.batchView", `SELECT
-       (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]') FROM sessions s
-         WHERE (s.gateway, s.addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS sessions,
-       (SELECT coalesce(json_agg(json_build_object('name', u.name, 's', CASE WHEN s.user_name IS NULL THEN NULL ELSE ${SESSION_JSON("s")} END)), '[]')
-          FROM users u LEFT JOIN sessions s ON s.user_name = u.name WHERE u.name = ANY($3::text[])) AS users,
-       (SELECT coalesce(json_agg(json_build_object('name', t.name,
-                 'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
-          FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
-       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id, 'entry_id', d.entry_id)), '[]')
-          FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
-          JOIN sessions s ON s.gateway = t.gateway AND s.addr = t.addr
-          JOIN send_dedup d ON d.token = s.token AND d.tag = t.tag AND d.created_at >= $8) AS replies`);
+const SQL_BATCH_VIEW = prepared(
+  "router.batchView",
+  // Each array element is looked up on its own (LATERAL ... OFFSET 0 is planned as a separate
+  // subquery, not flattened into a join): the planner has no join orders to search, and even
+  // a custom plan cannot trade the index lookups for a hash join over all sessions, which it
+  // did above 20 or so elements and which cost more than the lookups on 3,000 sessions.
+  `SELECT
+     (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]')
+        FROM unnest($1::text[], $2::text[]) AS e(gateway, addr)
+        CROSS JOIN LATERAL (SELECT * FROM sessions s WHERE s.gateway = e.gateway AND s.addr = e.addr OFFSET 0) s) AS sessions,
+     (SELECT coalesce(json_agg(json_build_object('name', u.name, 's', CASE WHEN s.user_name IS NULL THEN NULL ELSE ${SESSION_JSON("s")} END)), '[]')
+        FROM unnest($3::text[]) AS t(name)
+        CROSS JOIN LATERAL (SELECT u.name FROM users u WHERE u.name = t.name OFFSET 0) u
+        LEFT JOIN LATERAL (SELECT * FROM sessions s WHERE s.user_name = u.name OFFSET 0) s ON true) AS users,
+     (SELECT coalesce(json_agg(json_build_object('name', t.name,
+               'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
+        FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
+     (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id, 'entry_id', d.entry_id)), '[]')
+        FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
+        CROSS JOIN LATERAL (SELECT s.token FROM sessions s WHERE s.gateway = t.gateway AND s.addr = t.addr OFFSET 0) s
+        CROSS JOIN LATERAL (SELECT * FROM send_dedup d WHERE d.token = s.token AND d.tag = t.tag AND d.created_at >= $8 OFFSET 0) d) AS replies`,
+);
+
 /**
  * The four reads every batch starts with (its sessions by endpoint, usersWithSessions, boxSizes,
  * sendReplies) as one statement: each round trip to Postgres costs a few tenths of a
@@ -138,12 +152,16 @@ export async function batchView(
   q: Queryable,
   v: { endpoints: Array<{ gateway: string; addr: string }>; targets: string[]; boxLimit: number; tagged: Array<{ gateway: string; addr: string; tag: string }>; staleBefore: Date },
 ): Promise<BatchView> {
+  // Each endpoint and target once: the lookups below are per element (the IN and = ANY forms
+  // this replaced ignored repeats).
+  const endpoints = [...new Map(v.endpoints.map((e) => [`${e.gateway}\u0000${e.addr}`, e])).values()];
+  const targets = [...new Set(v.targets)];
   const r = await q.query<{ sessions: SessionRow[]; users: Array<{ name: string; s: SessionRow | null }>; boxes: Array<{ name: string; n: number }>; replies: Array<{ token: string; tag: string; reply: string; message_id: string | null; entry_id: string | null }> }>(
     SQL_BATCH_VIEW,
     [
-      v.endpoints.map((e) => e.gateway),
-      v.endpoints.map((e) => e.addr),
-      v.targets,
+      endpoints.map((e) => e.gateway),
+      endpoints.map((e) => e.addr),
+      targets,
       v.boxLimit,
       v.tagged.map((t) => t.gateway),
       v.tagged.map((t) => t.addr),
@@ -242,12 +260,11 @@ const DELETED_FRAMES = framesFromRowsSql({
   from: "del WHERE replicated",
 });
 
-const SQL_TAKE_PENDING_PUSHES = prepared("router.takePendingPushes", `DELETE FROM pending_pushes WHERE id IN (SELECT id FROM pending_pushes ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-     RETURNING id, gateway, addr, line`);
 /** Lines peer-sync left for local clients (`BYE replaced`), oldest first, taken once. */
 export async function takePendingPushes(q: Queryable, limit: number): Promise<Array<{ gateway: string; addr: string; line: string }>> {
   const r = await q.query<{ id: string; gateway: string; addr: string; line: string }>(
-    SQL_TAKE_PENDING_PUSHES,
+    `DELETE FROM pending_pushes WHERE id IN (SELECT id FROM pending_pushes ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING id, gateway, addr, line`,
     [limit],
   );
   return r.rows.sort((a, b) => Number(a.id) - Number(b.id)).map((x) => ({ gateway: x.gateway, addr: x.addr, line: x.line }));
@@ -274,13 +291,12 @@ export async function upsertSession(q: Queryable, s: Session, cluster: string, n
   );
 }
 
-const SQL_MARK_PROVEN = prepared("router.markProven", `UPDATE sessions s SET proven = true FROM unnest($1::text[], $2::text[]) AS p(user_name, key_id)
-      WHERE s.user_name = p.user_name AND s.proof_key_id = p.key_id AND NOT s.proven`);
 /** The first valid proof since the key was issued (only for that key: a newer bind is not proven by it). */
 export async function markProven(q: Queryable, proofs: Array<{ user: string; keyId: string }>): Promise<void> {
   if (proofs.length === 0) return;
   await q.query(
-    SQL_MARK_PROVEN,
+    `UPDATE sessions s SET proven = true FROM unnest($1::text[], $2::text[]) AS p(user_name, key_id)
+      WHERE s.user_name = p.user_name AND s.proof_key_id = p.key_id AND NOT s.proven`,
     [proofs.map((p) => p.user), proofs.map((p) => p.keyId)],
   );
 }
@@ -294,10 +310,6 @@ export async function countSessionsFromIp(q: Queryable, cluster: string, addrPre
   return r.rows[0]?.n ?? 0;
 }
 
-const SQL_UNDELIVER_WITHHELD = prepared("router.undeliverWithheld", `UPDATE messages m SET delivered = false, push_attempts = 0, next_push_at = NULL
-       FROM unnest($1::text[], $2::text[], $3::text[]) AS w(id, gateway, addr)
-       JOIN sessions s ON s.gateway = w.gateway AND s.addr = w.addr
-      WHERE m.id = w.id AND m.recipient = s.user_name AND m.delivered AND NOT m.read`);
 /**
  * MSGs the gateway withheld (amplification bound): a classic session's message counted as
  * delivered when pushed is undelivered again, and the stranded sweep offers it again. Only the
@@ -306,7 +318,10 @@ const SQL_UNDELIVER_WITHHELD = prepared("router.undeliverWithheld", `UPDATE mess
 export async function undeliverWithheld(q: Queryable, withheld: Array<{ id: string; gateway: string; addr: string }>): Promise<number> {
   if (withheld.length === 0) return 0;
   const r = await q.query(
-    SQL_UNDELIVER_WITHHELD,
+    `UPDATE messages m SET delivered = false, push_attempts = 0, next_push_at = NULL
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS w(id, gateway, addr)
+       JOIN sessions s ON s.gateway = w.gateway AND s.addr = w.addr
+      WHERE m.id = w.id AND m.recipient = s.user_name AND m.delivered AND NOT m.read`,
     [withheld.map((w) => w.id), withheld.map((w) => w.gateway), withheld.map((w) => w.addr)],
   );
   return r.rowCount ?? 0;
@@ -391,13 +406,6 @@ export async function countOnline(q: Queryable, cluster: string, exceptUser?: st
   return Number(r.rows[0]?.n ?? 0);
 }
 
-const SQL_ACK_MESSAGES = prepared("router.ackMessages", `WITH upd AS (
-       UPDATE messages m SET delivered = true, next_push_at = NULL
-         FROM unnest($1::text[], $2::text[]) AS a(id, recipient)
-        WHERE m.id = a.id AND m.recipient = a.recipient AND NOT m.delivered
-       RETURNING ${STATE_COLS}
-     )
-     ${STATE_FRAMES("upd", "x.replicated")}`);
 /**
  * Marks acknowledged pushes delivered; only the recipient's own messages. Returns the
  * message.state frames written for replicated ones.
@@ -405,18 +413,23 @@ const SQL_ACK_MESSAGES = prepared("router.ackMessages", `WITH upd AS (
 export async function ackMessages(q: Queryable, acks: Array<{ id: string; recipient: string }>): Promise<number> {
   if (acks.length === 0) return 0;
   const r = await q.query(
-    SQL_ACK_MESSAGES,
+    `WITH upd AS (
+       UPDATE messages m SET delivered = true, next_push_at = NULL
+         FROM unnest($1::text[], $2::text[]) AS a(id, recipient)
+        WHERE m.id = a.id AND m.recipient = a.recipient AND NOT m.delivered
+       RETURNING ${STATE_COLS}
+     )
+     ${STATE_FRAMES("upd", "x.replicated")}`,
     [acks.map((a) => a.id), acks.map((a) => a.recipient)],
   );
   // The statement is the frames' INSERT: its row count is how many went to peer_outbox.
   return r.rowCount;
 }
 
-const SQL_TOUCH_SESSIONS = prepared("router.touchSessions", "UPDATE sessions SET last_heard = $2 WHERE user_name = ANY($1::text[]) AND last_heard < $2");
 export async function touchSessions(q: Queryable, users: string[], now: Date): Promise<void> {
   if (users.length === 0) return;
   // Sorted so two routers touching overlapping sets lock rows in one order (no deadlock).
-  await q.query(SQL_TOUCH_SESSIONS, [[...users].sort(), now]);
+  await q.query("UPDATE sessions SET last_heard = $2 WHERE user_name = ANY($1::text[]) AND last_heard < $2", [[...users].sort(), now]);
 }
 
 /** Undelivered messages for a user, oldest first, marked as pushed now. */
@@ -485,6 +498,8 @@ export interface StoredSends {
   inserted: Set<string>;
 }
 
+// Prepared: its plan is the same whatever the statistics (inserts of the given rows through the
+// tables' unique indexes), so the generic one is never worse than a custom one.
 const SQL_STORE_SENDS = prepared("router.storeSends", `WITH x AS (
        SELECT * FROM json_to_recordset($1::json) AS f(id text, sent_at timestamptz, sender text, recipient text, body text, delivered boolean,
          push_attempts int, next_push_at timestamptz, replicated boolean, token text, tag text, reply text, entry text)
@@ -547,12 +562,11 @@ export async function storeSends(
   return out;
 }
 
-const SQL_SEND_REPLIES = prepared("router.sendReplies", "SELECT token, tag, reply, message_id, entry_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3");
 /** First replies of tagged SENDs still inside the dedup window. */
 export async function sendReplies(q: Queryable, pairs: Array<{ token: string; tag: string }>, staleBefore: Date): Promise<Map<string, StoredReply>> {
   if (pairs.length === 0) return new Map();
   const r = await q.query<{ token: string; tag: string; reply: string; message_id: string | null; entry_id: string | null }>(
-    SQL_SEND_REPLIES,
+    "SELECT token, tag, reply, message_id, entry_id FROM send_dedup WHERE (token, tag) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND created_at >= $3",
     [pairs.map((p) => p.token), pairs.map((p) => p.tag), staleBefore],
   );
   return new Map(r.rows.map((x) => [dedupKey(x.token, x.tag), storedReply(x.reply, x.message_id, x.entry_id)]));
@@ -565,8 +579,6 @@ export interface TakenId {
   message?: { sender: string; recipient: string; body: string; sentAt: Date; delivered: boolean };
 }
 
-const SQL_TAKEN_IDS = prepared("router.takenIds", `SELECT id, sender, recipient, body, sent_at, delivered FROM messages WHERE id = ANY($1::text[])
-     UNION ALL SELECT t.id, NULL, NULL, NULL, NULL, NULL FROM message_tombstones t WHERE t.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = t.id)`);
 /**
  * Which of these ids a message here has, or had (tombstone): the candidates of tagged SENDs
  * (exactly-once.ts), whose message another cluster may have stored and replicated here.
@@ -574,7 +586,8 @@ const SQL_TAKEN_IDS = prepared("router.takenIds", `SELECT id, sender, recipient,
 export async function takenIds(q: Queryable, ids: string[]): Promise<Map<string, TakenId>> {
   if (ids.length === 0) return new Map();
   const r = await q.query<{ id: string; sender: string | null; recipient: string | null; body: string | null; sent_at: Date | string | null; delivered: boolean | null }>(
-    SQL_TAKEN_IDS,
+    `SELECT id, sender, recipient, body, sent_at, delivered FROM messages WHERE id = ANY($1::text[])
+     UNION ALL SELECT t.id, NULL, NULL, NULL, NULL, NULL FROM message_tombstones t WHERE t.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = t.id)`,
     [ids],
   );
   return new Map(
@@ -634,7 +647,17 @@ export interface Due extends StoredMessage {
   attempts: number;
 }
 
-const SQL_TAKE_DUE_RESENDS = prepared("router.takeDueResends", `WITH due AS (
+/**
+ * Reliable delivery: claims pushes whose resend is due (SKIP LOCKED, so routers share the
+ * work), schedules the next one with exponential backoff, and stops after maxAttempts; the
+ * message then stays undelivered and is offered again at the next login.
+ */
+export async function takeDueResends(q: Queryable, cluster: string, now: Date, baseMs: number, maxDelayMs: number, maxAttempts: number, limit: number): Promise<Due[]> {
+  // The first push of a message that came from another cluster is due at once (peer-sync
+  // sets next_push_at when the recipient's session is here): a classic session has it then,
+  // a CAP ACK one gets the usual resends.
+  const r = await q.query<MessageRow & { gateway: string | null; addr: string | null; push_attempts: number }>(
+    `WITH due AS (
        SELECT m.id, s.gateway, s.addr, s.cap_ack FROM messages m LEFT JOIN sessions s ON s.user_name = m.recipient AND s.cluster = $6
         WHERE m.next_push_at IS NOT NULL AND m.next_push_at <= $1
         ORDER BY m.next_push_at LIMIT $4 FOR UPDATE OF m SKIP LOCKED
@@ -646,18 +669,7 @@ const SQL_TAKE_DUE_RESENDS = prepared("router.takeDueResends", `WITH due AS (
          FROM due WHERE m.id = due.id
        RETURNING ${STATE_COLS}, due.gateway, due.addr, m.push_attempts
      ), st AS (${STATE_FRAMES("upd", "x.replicated AND x.delivered")})
-     SELECT * FROM upd`);
-/**
- * Reliable delivery: claims pushes whose resend is due (SKIP LOCKED, so routers share the
- * work), schedules the next one with exponential backoff, and stops after maxAttempts; the
- * message then stays undelivered and is offered again at the next login.
- */
-export async function takeDueResends(q: Queryable, cluster: string, now: Date, baseMs: number, maxDelayMs: number, maxAttempts: number, limit: number): Promise<Due[]> {
-  // The first push of a message that came from another cluster is due at once (peer-sync
-  // sets next_push_at when the recipient's session is here): a classic session has it then,
-  // a CAP ACK one gets the usual resends.
-  const r = await q.query<MessageRow & { gateway: string | null; addr: string | null; push_attempts: number }>(
-    SQL_TAKE_DUE_RESENDS,
+     SELECT * FROM upd`,
     [now, baseMs, maxAttempts, limit, maxDelayMs, cluster],
   );
   const out: Due[] = [];
