@@ -17,10 +17,12 @@ export interface QueryResult<R> {
 
 /**
  * A statement Postgres parses and plans once per connection (a named prepared statement) and
- * then only executes: for the per-batch statements, whose planning cost more than their
- * execution (issue 13; README "Performance"). Only for statements whose best plan does not
- * depend on their parameters' values (arrays of any length looked up by index): after five
- * executions Postgres may keep one generic plan for all of them. Make one with `prepared`.
+ * then only executes: for the per-batch statements, whose parsing and planning cost more than
+ * their execution (issue 13; README "Performance"). Only for statements that have one plan fit
+ * for any parameters and any table statistics (each array element looked up by index, or only
+ * inserts): after five executions Postgres may keep one generic plan, made with the statistics
+ * of that moment (a fresh database's tables are empty) until the table is next analysed.
+ * Make one with `prepared`.
  */
 export interface Statement {
   readonly name: string;
@@ -326,7 +328,7 @@ export class PgliteDb implements Db {
     return new PgliteDb(db);
   }
 
-  /** A prepared statement runs as its text: one process, one connection, nothing to save over a network. */
+  /** PGlite's query takes no statement name: a prepared statement runs as its text here. */
   async query<R extends Row = Row>(sql: string | Statement, params?: unknown[]): Promise<QueryResult<R>> {
     const r = await this.pg.query<R>(textOf(sql), params);
     return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
