@@ -24,7 +24,7 @@ function recording(db: PgDb): Db {
     withTransaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: TransactionOptions): Promise<T> {
       const t = { durable: opts?.durable !== false, sql: [] as string[] };
       seen.push(t);
-      return db.withTransaction((tx) => fn({ query: (sql, params) => (t.sql.push(sql), tx.query(sql, params)), exec: (sql) => tx.exec(sql) }), opts);
+      return db.withTransaction((tx) => fn({ query: (sql, params) => (t.sql.push(typeof sql === "string" ? sql : sql.text), tx.query(sql, params)), exec: (sql) => tx.exec(sql) }), opts);
     },
   });
 }

@@ -1,8 +1,16 @@
 /**
  * The router's SQL, one function per question. Every statement takes explicit times from the
  * injected clock, so tests control time and all routers agree on what "now" meant in a batch.
+ *
+ * The two statements every batch runs (batchView, storeSends) are prepared (`prepared`):
+ * unprepared, parsing and planning them cost Postgres more than running them (issue 13, README
+ * "Performance"). Postgres then keeps one generic plan per connection, made with the table
+ * statistics of that moment (a fresh database's are of empty tables), so a prepared statement
+ * must have one plan that fits any batch size and any table size: per-element index lookups
+ * (batchView) or inserts (storeSends). Statements whose plan could turn into a scan stay
+ * unprepared.
  */
-import type { Queryable } from "@pesan/shared/db";
+import { prepared, type Queryable } from "@pesan/shared/db";
 import { sqlIsProbeName } from "@pesan/shared/names";
 import { framesFromRowsSql, sqlBool, sqlInstant, sqlText, SQL_TRUE } from "@pesan/shared/replication";
 import { nearestFirst } from "./server-order.ts";
@@ -111,6 +119,29 @@ export interface BatchView {
 
 const SESSION_JSON = (a: string): string => `json_build_object(${SESSION_COLS.split(", ").map((c) => `'${c}', ${a}.${c}`).join(", ")})`;
 
+const SQL_BATCH_VIEW = prepared(
+  "router.batchView",
+  // Each array element is looked up on its own (LATERAL ... OFFSET 0 is planned as a separate
+  // subquery, not flattened into a join): the planner has no join orders to search, and even
+  // a custom plan cannot trade the index lookups for a hash join over all sessions, which it
+  // did above 20 or so elements and which cost more than the lookups on 3,000 sessions.
+  `SELECT
+     (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]')
+        FROM unnest($1::text[], $2::text[]) AS e(gateway, addr)
+        CROSS JOIN LATERAL (SELECT * FROM sessions s WHERE s.gateway = e.gateway AND s.addr = e.addr OFFSET 0) s) AS sessions,
+     (SELECT coalesce(json_agg(json_build_object('name', u.name, 's', CASE WHEN s.user_name IS NULL THEN NULL ELSE ${SESSION_JSON("s")} END)), '[]')
+        FROM unnest($3::text[]) AS t(name)
+        CROSS JOIN LATERAL (SELECT u.name FROM users u WHERE u.name = t.name OFFSET 0) u
+        LEFT JOIN LATERAL (SELECT * FROM sessions s WHERE s.user_name = u.name OFFSET 0) s ON true) AS users,
+     (SELECT coalesce(json_agg(json_build_object('name', t.name,
+               'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
+        FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
+     (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id, 'entry_id', d.entry_id)), '[]')
+        FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
+        CROSS JOIN LATERAL (SELECT s.token FROM sessions s WHERE s.gateway = t.gateway AND s.addr = t.addr OFFSET 0) s
+        CROSS JOIN LATERAL (SELECT * FROM send_dedup d WHERE d.token = s.token AND d.tag = t.tag AND d.created_at >= $8 OFFSET 0) d) AS replies`,
+);
+
 /**
  * The four reads every batch starts with (its sessions by endpoint, usersWithSessions, boxSizes,
  * sendReplies) as one statement: each round trip to Postgres costs a few tenths of a
@@ -121,23 +152,16 @@ export async function batchView(
   q: Queryable,
   v: { endpoints: Array<{ gateway: string; addr: string }>; targets: string[]; boxLimit: number; tagged: Array<{ gateway: string; addr: string; tag: string }>; staleBefore: Date },
 ): Promise<BatchView> {
+  // Each endpoint and target once: the lookups below are per element (the IN and = ANY forms
+  // this replaced ignored repeats).
+  const endpoints = [...new Map(v.endpoints.map((e) => [`${e.gateway}\u0000${e.addr}`, e])).values()];
+  const targets = [...new Set(v.targets)];
   const r = await q.query<{ sessions: SessionRow[]; users: Array<{ name: string; s: SessionRow | null }>; boxes: Array<{ name: string; n: number }>; replies: Array<{ token: string; tag: string; reply: string; message_id: string | null; entry_id: string | null }> }>(
-    `SELECT
-       (SELECT coalesce(json_agg(${SESSION_JSON("s")}), '[]') FROM sessions s
-         WHERE (s.gateway, s.addr) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS sessions,
-       (SELECT coalesce(json_agg(json_build_object('name', u.name, 's', CASE WHEN s.user_name IS NULL THEN NULL ELSE ${SESSION_JSON("s")} END)), '[]')
-          FROM users u LEFT JOIN sessions s ON s.user_name = u.name WHERE u.name = ANY($3::text[])) AS users,
-       (SELECT coalesce(json_agg(json_build_object('name', t.name,
-                 'n', (SELECT count(*)::int FROM (SELECT 1 FROM messages m WHERE m.recipient = t.name AND NOT m.delivered LIMIT $4) x))), '[]')
-          FROM unnest($3::text[]) AS t(name) WHERE $4 > 0) AS boxes,
-       (SELECT coalesce(json_agg(json_build_object('token', d.token, 'tag', d.tag, 'reply', d.reply, 'message_id', d.message_id, 'entry_id', d.entry_id)), '[]')
-          FROM unnest($5::text[], $6::text[], $7::text[]) AS t(gateway, addr, tag)
-          JOIN sessions s ON s.gateway = t.gateway AND s.addr = t.addr
-          JOIN send_dedup d ON d.token = s.token AND d.tag = t.tag AND d.created_at >= $8) AS replies`,
+    SQL_BATCH_VIEW,
     [
-      v.endpoints.map((e) => e.gateway),
-      v.endpoints.map((e) => e.addr),
-      v.targets,
+      endpoints.map((e) => e.gateway),
+      endpoints.map((e) => e.addr),
+      targets,
       v.boxLimit,
       v.tagged.map((t) => t.gateway),
       v.tagged.map((t) => t.addr),
@@ -471,6 +495,26 @@ export interface StoredSends {
   inserted: Set<string>;
 }
 
+// Prepared: its plan is the same whatever the statistics (inserts of the given rows through the
+// tables' unique indexes), so the generic one is never worse than a custom one.
+const SQL_STORE_SENDS = prepared("router.storeSends", `WITH x AS (
+       SELECT * FROM json_to_recordset($1::json) AS f(id text, sent_at timestamptz, sender text, recipient text, body text, delivered boolean,
+         push_attempts int, next_push_at timestamptz, replicated boolean, token text, tag text, reply text, entry text)
+     ), claimed AS (
+       INSERT INTO send_dedup (token, tag, reply, message_id, entry_id, created_at)
+       SELECT token, tag, reply, id, entry, $2::timestamptz FROM x WHERE tag IS NOT NULL
+       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, entry_id = EXCLUDED.entry_id, created_at = EXCLUDED.created_at
+         WHERE send_dedup.created_at < $3::timestamptz
+       RETURNING token, tag
+     ), stored AS (
+       INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated)
+       SELECT id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated FROM x
+        WHERE x.tag IS NULL OR EXISTS (SELECT 1 FROM claimed c WHERE c.token = x.token AND c.tag = x.tag)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id
+     )
+     SELECT 'claimed' AS kind, token, tag, NULL AS id FROM claimed
+     UNION ALL SELECT 'inserted', NULL, NULL, id FROM stored`);
 /**
  * A batch's SENDs in one statement: claims the (session, tag) pairs of the tagged ones for
  * exactly-once SEND (a pair another transaction holds fresh, under 60 s, is not claimed) and
@@ -504,24 +548,7 @@ export async function storeSends(
     entry: d?.entry ?? null,
   }));
   const r = await q.query<{ kind: "claimed" | "inserted"; token: string | null; tag: string | null; id: string | null }>(
-    `WITH x AS (
-       SELECT * FROM json_to_recordset($1::json) AS f(id text, sent_at timestamptz, sender text, recipient text, body text, delivered boolean,
-         push_attempts int, next_push_at timestamptz, replicated boolean, token text, tag text, reply text, entry text)
-     ), claimed AS (
-       INSERT INTO send_dedup (token, tag, reply, message_id, entry_id, created_at)
-       SELECT token, tag, reply, id, entry, $2::timestamptz FROM x WHERE tag IS NOT NULL
-       ON CONFLICT (token, tag) DO UPDATE SET reply = EXCLUDED.reply, message_id = EXCLUDED.message_id, entry_id = EXCLUDED.entry_id, created_at = EXCLUDED.created_at
-         WHERE send_dedup.created_at < $3::timestamptz
-       RETURNING token, tag
-     ), stored AS (
-       INSERT INTO messages (id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated)
-       SELECT id, sent_at, sender, recipient, body, delivered, push_attempts, next_push_at, replicated FROM x
-        WHERE x.tag IS NULL OR EXISTS (SELECT 1 FROM claimed c WHERE c.token = x.token AND c.tag = x.tag)
-       ON CONFLICT (id) DO NOTHING
-       RETURNING id
-     )
-     SELECT 'claimed' AS kind, token, tag, NULL AS id FROM claimed
-     UNION ALL SELECT 'inserted', NULL, NULL, id FROM stored`,
+    SQL_STORE_SENDS,
     [JSON.stringify(rows), now, staleBefore],
   );
   const out: StoredSends = { claimed: new Set(), inserted: new Set() };

@@ -13,7 +13,7 @@ import { numberOption, parseCli } from "./args.ts";
 import { Peer } from "./bench-client.ts";
 import pg from "pg";
 import { startCluster, type Cluster } from "./cluster.ts";
-import { cpuBetween, cpuMs, peakRssMb } from "./proc-stats.ts";
+import { cpuBetween, cpuMs, isLocalHost, parentOf, peakRssMb, processName, redisPidFromInfo, serverCpuMs } from "./proc-stats.ts";
 import { dropKeys } from "./redis-keys.ts";
 
 const HELP = `usage: pnpm bench [--mode single|cross|failover|soak] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
@@ -26,6 +26,10 @@ come from addresses of their own; 1 (the default) sends all from 127.0.0.1, as .
 does, so that every per-IP budget (docs/protocol.md "Security") is shared by every user.
 The JSON line also gives the CPU each kind of process spent per delivered message in the
 steady phase (cpu_us_per_msg) and every process's peak RSS in MiB (peak_rss_mb).
+cpu_us_per_msg.postgres and .redis are the servers' (Postgres: the postmaster and every process
+it started, its other databases' work included; Redis: redis-server), given only when
+DATABASE_URL / REDIS_URL name this machine (loopback) and the server's process is found here
+(not in a container); else they are left out.
 
 Needs Postgres and Redis: DATABASE_URL (a role that may CREATE DATABASE; default
 postgres://postgres@127.0.0.1:5432/postgres) and REDIS_URL (default redis://127.0.0.1:6379).
@@ -188,6 +192,34 @@ async function runPhase(
   };
 }
 
+/**
+ * The pids of the Postgres server (its postmaster: the parent of this connection's backend)
+ * and of redis-server, when they run on this machine; the bench counts their CPU per message.
+ */
+async function localServers(admin: pg.Client, databaseUrl: string, redisUrl: string): Promise<Map<"postgres" | "redis", number>> {
+  const out = new Map<"postgres" | "redis", number>();
+  if (isLocalHost(new URL(databaseUrl).hostname)) {
+    const backend = Number((await admin.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid);
+    const p = parentOf(backend);
+    // A pid from a server in a container names some other process here, or none.
+    if (p && p.name.startsWith("postgres") && p.parentName.startsWith("postgres")) out.set("postgres", p.pid);
+    else log("Postgres's processes are not on this machine: no cpu_us_per_msg.postgres");
+  }
+  if (isLocalHost(new URL(redisUrl).hostname)) {
+    const { Redis } = await import("ioredis");
+    const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    try {
+      await r.connect();
+      const pid = redisPidFromInfo(await r.info("server"));
+      if (pid !== undefined && processName(pid)?.startsWith("redis-server")) out.set("redis", pid);
+      else log("redis-server is not on this machine: no cpu_us_per_msg.redis");
+    } finally {
+      r.disconnect();
+    }
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   // --mode cross|failover: two linked clusters (bench-peers.ts); single (default) is below.
   const mi = process.argv.indexOf("--mode");
@@ -287,7 +319,12 @@ async function main(): Promise<void> {
       ...cluster.routers.map((r, i) => [`router-${i + 1}`, r.proc?.pid] as const),
       ["bench", process.pid],
     ]);
-    const cpuNow = () => new Map([...procs].map(([name, pid]) => [name, pid === undefined ? undefined : cpuMs(pid)]));
+    const servers = await localServers(admin, adminUrl, redisUrl);
+    const cpuNow = () =>
+      new Map([
+        ...[...procs].map(([name, pid]) => [name, pid === undefined ? undefined : cpuMs(pid)] as const),
+        ...[...servers].map(([name, pid]) => [name, serverCpuMs(pid)] as const),
+      ]);
     const cpuBefore = cpuNow();
     const steady = await runPhase(pairs, "steady", { window: o.window, durationMs: o.seconds * 1000 });
     const cpuSteady = cpuBetween(cpuBefore, cpuNow());
@@ -376,7 +413,12 @@ async function main(): Promise<void> {
       routers: o.routers,
       proofs: o.proofs,
       client_ips: o.clientIps,
-      cpu_us_per_msg: { gateway: perMsg("gateway"), router: perMsg("router"), clients: perMsg("bench") },
+      cpu_us_per_msg: {
+        gateway: perMsg("gateway"),
+        router: perMsg("router"),
+        clients: perMsg("bench"),
+        ...Object.fromEntries([...servers.keys()].filter((k) => cpuSteady.has(k)).map((k) => [k, perMsg(k)])),
+      },
       peak_rss_mb: peakRss,
       node: process.version,
     };

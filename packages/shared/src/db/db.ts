@@ -15,8 +15,30 @@ export interface QueryResult<R> {
   rowCount: number;
 }
 
+/**
+ * A statement Postgres parses and plans once per connection (a named prepared statement) and
+ * then only executes: for the per-batch statements, whose parsing and planning cost more than
+ * their execution (issue 13; README "Performance"). Only for statements that have one plan fit
+ * for any parameters and any table statistics (each array element looked up by index, or only
+ * inserts): after five executions Postgres may keep one generic plan, made with the statistics
+ * of that moment (a fresh database's tables are empty) until the table is next analysed.
+ * Make one with `prepared`.
+ */
+export interface Statement {
+  readonly name: string;
+  readonly text: string;
+}
+
+const STATEMENT_NAME = /^[a-z][a-zA-Z0-9_.]{0,62}$/;
+/** A named statement; the name must be unique in the process (node-postgres refuses one name for two texts). */
+export function prepared(name: string, text: string): Statement {
+  if (!STATEMENT_NAME.test(name)) throw new Error(`bad prepared statement name ${JSON.stringify(name)}`);
+  return { name, text };
+}
+
 export interface Queryable {
-  query<R extends Row = Row>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+  /** sql: a statement's text (parsed and planned at every call) or a prepared one (`prepared`). */
+  query<R extends Row = Row>(sql: string | Statement, params?: unknown[]): Promise<QueryResult<R>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }
@@ -156,11 +178,12 @@ export class PgDb implements Db {
    * transaction can have none. pool.query releases a client whose statement failed as broken,
    * so a timed-out one is discarded there too.
    */
-  private statement(text: string, values: unknown[] | undefined, timeoutMs: number): pg.QueryConfig {
-    return timeoutMs > 0 ? ({ text, values, query_timeout: timeoutMs } as pg.QueryConfig) : { text, values };
+  private statement(sql: string | Statement, values: unknown[] | undefined, timeoutMs: number): pg.QueryConfig {
+    const q: pg.QueryConfig = typeof sql === "string" ? { text: sql, values } : { name: sql.name, text: sql.text, values };
+    return timeoutMs > 0 ? ({ ...q, query_timeout: timeoutMs } as pg.QueryConfig) : q;
   }
 
-  async query<R extends Row = Row>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+  async query<R extends Row = Row>(sql: string | Statement, params?: unknown[]): Promise<QueryResult<R>> {
     const r = await this.pool.query(this.statement(sql, params, this.queryTimeoutMs));
     return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
   }
@@ -186,7 +209,7 @@ export class PgDb implements Db {
       try {
         await client.query(this.statement(begin, undefined, timeout));
         const tx: Queryable = {
-          query: async <R extends Row>(sql: string, params?: unknown[]) => {
+          query: async <R extends Row>(sql: string | Statement, params?: unknown[]) => {
             const r = await client.query(this.statement(sql, params, timeout));
             return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
           },
@@ -285,6 +308,8 @@ export class PgDb implements Db {
   }
 }
 
+const textOf = (sql: string | Statement): string => (typeof sql === "string" ? sql : sql.text);
+
 /** Embedded Postgres. One connection, so transactions are serialized by PGlite itself. */
 export class PgliteDb implements Db {
   readonly kind = "pglite";
@@ -303,8 +328,9 @@ export class PgliteDb implements Db {
     return new PgliteDb(db);
   }
 
-  async query<R extends Row = Row>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
-    const r = await this.pg.query<R>(sql, params);
+  /** PGlite's query takes no statement name: a prepared statement runs as its text here. */
+  async query<R extends Row = Row>(sql: string | Statement, params?: unknown[]): Promise<QueryResult<R>> {
+    const r = await this.pg.query<R>(textOf(sql), params);
     return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
   }
 
@@ -316,8 +342,8 @@ export class PgliteDb implements Db {
   async withTransaction<T>(fn: (tx: Queryable) => Promise<T>, _opts?: TransactionOptions): Promise<T> {
     return this.pg.transaction(async (t) =>
       fn({
-        query: async <R extends Row>(sql: string, params?: unknown[]) => {
-          const r = await t.query<R>(sql, params);
+        query: async <R extends Row>(sql: string | Statement, params?: unknown[]) => {
+          const r = await t.query<R>(textOf(sql), params);
           return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
         },
         exec: async (sql: string) => void (await t.exec(sql)),
