@@ -15,6 +15,8 @@ import pg from "pg";
 import { startCluster, type Cluster } from "./cluster.ts";
 import { cpuBetween, cpuMs, isLocalHost, parentOf, peakRssMb, processName, redisPidFromInfo, serverCpuMs } from "./proc-stats.ts";
 import { dropKeys } from "./redis-keys.ts";
+import { createRedisClient, isCluster } from "@pesan/shared/bus";
+import { parseRedisUrl } from "@pesan/shared/config";
 
 const HELP = `usage: pnpm bench [--mode single|cross|failover|soak] [--pairs 50] [--window 64] [--seconds 10] [--rate 2000] [--latency-seconds 5]
                   [--offline 5000] [--gateways 2] [--routers 2] [--shards 1] [--proofs on|off] [--client-ips 1] [--logs DIR]
@@ -194,10 +196,11 @@ async function runPhase(
 
 /**
  * The pids of the Postgres server (its postmaster: the parent of this connection's backend)
- * and of redis-server, when they run on this machine; the bench counts their CPU per message.
+ * and of redis-server (each master's, `redis-1` ... on Redis Cluster), when they run on this
+ * machine; the bench counts their CPU per message.
  */
-async function localServers(admin: pg.Client, databaseUrl: string, redisUrl: string): Promise<Map<"postgres" | "redis", number>> {
-  const out = new Map<"postgres" | "redis", number>();
+async function localServers(admin: pg.Client, databaseUrl: string, redisUrl: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
   if (isLocalHost(new URL(databaseUrl).hostname)) {
     const backend = Number((await admin.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid);
     const p = parentOf(backend);
@@ -205,13 +208,15 @@ async function localServers(admin: pg.Client, databaseUrl: string, redisUrl: str
     if (p && p.name.startsWith("postgres") && p.parentName.startsWith("postgres")) out.set("postgres", p.pid);
     else log("Postgres's processes are not on this machine: no cpu_us_per_msg.postgres");
   }
-  if (isLocalHost(new URL(redisUrl).hostname)) {
-    const { Redis } = await import("ioredis");
-    const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  const target = parseRedisUrl(redisUrl);
+  const hosts = target.kind === "single" ? [new URL(target.url).hostname] : target.kind === "cluster" ? target.nodes.map((n) => n.host) : target.sentinels.map((s) => s.host);
+  if (hosts.every(isLocalHost)) {
+    const r = createRedisClient(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
     try {
       await r.connect();
-      const pid = redisPidFromInfo(await r.info("server"));
-      if (pid !== undefined && processName(pid)?.startsWith("redis-server")) out.set("redis", pid);
+      const nodes = isCluster(r) ? r.nodes("master") : [r];
+      const pids = (await Promise.all(nodes.map(async (n) => redisPidFromInfo(await n.info("server"))))).filter((pid) => pid !== undefined && processName(pid)?.startsWith("redis-server"));
+      if (pids.length === nodes.length) pids.forEach((pid, i) => out.set(pids.length === 1 ? "redis" : `redis-${i + 1}`, pid!));
       else log("redis-server is not on this machine: no cpu_us_per_msg.redis");
     } finally {
       r.disconnect();
@@ -417,7 +422,8 @@ async function main(): Promise<void> {
         gateway: perMsg("gateway"),
         router: perMsg("router"),
         clients: perMsg("bench"),
-        ...Object.fromEntries([...servers.keys()].filter((k) => cpuSteady.has(k)).map((k) => [k, perMsg(k)])),
+        // Summed over a Redis Cluster's masters (redis-1, redis-2, ...), like the gateways.
+        ...Object.fromEntries([...new Set([...servers.keys()].filter((k) => cpuSteady.has(k)).map((k) => k.replace(/-\d+$/, "")))].map((k) => [k, perMsg(k)])),
       },
       peak_rss_mb: peakRss,
       node: process.version,
