@@ -14,6 +14,7 @@ import { PesanClient, RequestTimeoutError, Transport } from "@pesan/client";
 import { numberOption, parseCli } from "./args.ts";
 import { freePorts, ServiceProcess, startCluster, type Cluster } from "./cluster.ts";
 import { dropKeys } from "./redis-keys.ts";
+import { cleanupOnSignals, once } from "./interrupt.ts";
 
 function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -54,12 +55,14 @@ async function startLinked(): Promise<Linked> {
   };
   const clusters: Cluster[] = [];
   const syncs: ServiceProcess[] = [];
-  const stop = async () => {
+  const stop = once(async () => {
     await Promise.all([...syncs.map((s) => s.stop()), ...clusters.map((c) => c.stop())]);
     for (const d of dbs) await admin.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     await dropKeys(redisUrl, `pesanbench:${run}`).catch(() => undefined);
-  };
+  });
+  // Until the process exits: after stop() has run, a signal only exits.
+  cleanupOnSignals(stop, (line) => process.stderr.write(`[bench] ${line}\n`));
   try {
     for (const [i, n] of names.entries()) {
       clusters.push(

@@ -15,6 +15,7 @@ import pg from "pg";
 import { startCluster, type Cluster } from "./cluster.ts";
 import { cpuBetween, cpuMs, isLocalHost, parentOf, peakRssMb, processName, redisPidFromInfo, serverCpuMs } from "./proc-stats.ts";
 import { dropKeys } from "./redis-keys.ts";
+import { cleanupOnSignals, once } from "./interrupt.ts";
 import { createRedisClient, isCluster } from "@pesan/shared/bus";
 import { parseRedisUrl } from "@pesan/shared/config";
 
@@ -286,8 +287,16 @@ async function main(): Promise<void> {
   const prefix = `pesanbench:${randomBytes(3).toString("hex")}:`;
   let cluster: Cluster | undefined;
   const peers: Peer[] = [];
+  const cleanup = once(async () => {
+    for (const p of peers) p.close();
+    await cluster?.stop();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+    await dropKeys(redisUrl, prefix);
+  });
+  const offSignals = cleanupOnSignals(cleanup, log);
   try {
-    log(`starting ${o.gateways} gateway(s) and ${o.routers} router(s), database ${dbName}`);
+    log(`starting ${o.gateways} gateway(s) and ${o.routers} router(s), database ${dbName}, Redis key prefix ${prefix}`);
     cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways: o.gateways, routers: o.routers, busPrefix: prefix, logDir: o.logs, env: { LOG_LEVEL: "warn", BUS_SHARDS: String(o.shards), ...BENCH_HASH_COST, ...(o.proofs ? {} : PLAIN_UNBOUNDED) } });
     const addrs = cluster.addresses;
     const run = randomBytes(2).toString("hex");
@@ -430,11 +439,8 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
-    for (const p of peers) p.close();
-    await cluster?.stop();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
-    await admin.end();
-    await dropKeys(redisUrl, prefix);
+    offSignals();
+    await cleanup();
   }
 }
 

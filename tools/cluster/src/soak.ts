@@ -14,6 +14,7 @@ import pg from "pg";
 import { numberOption, parseCli } from "./args.ts";
 import { Peer } from "./bench-client.ts";
 import { startCluster, type Cluster } from "./cluster.ts";
+import { cleanupOnSignals, once } from "./interrupt.ts";
 import { peakRssMb } from "./proc-stats.ts";
 import { dropKeys, scanKeys } from "./redis-keys.ts";
 import { readFileSync } from "node:fs";
@@ -114,6 +115,15 @@ export async function main(argv: string[]): Promise<void> {
   let cluster: Cluster | undefined;
   const peers: Peer[] = [];
   const db = new pg.Client({ connectionString: u.toString() });
+  const cleanup = once(async () => {
+    for (const p of peers) p.close();
+    await cluster?.stop();
+    await db.end().catch(() => undefined);
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+    await dropKeys(redisUrl, prefix);
+  });
+  const offSignals = cleanupOnSignals(cleanup, log);
   try {
     log(`starting ${gateways} gateway(s) and ${routers} routers, database ${dbName}`);
     cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways, routers, busPrefix: prefix, logDir: values.logs, env: { LOG_LEVEL: "warn", PASSWORD_HASH_COST: "10" } });
@@ -239,11 +249,7 @@ export async function main(argv: string[]): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
-    for (const p of peers) p.close();
-    await cluster?.stop();
-    await db.end().catch(() => undefined);
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
-    await admin.end();
-    await dropKeys(redisUrl, prefix);
+    offSignals();
+    await cleanup();
   }
 }
