@@ -16,7 +16,7 @@ import { Redis } from "ioredis";
 import { sql } from "../support/e2e.ts";
 import { startCountedLoad, type CountedLoad } from "../support/load.ts";
 import { expectExactlyOnce } from "../support/outage.ts";
-import { ComposeProject, docker, ensureImages, progress, randomSecret, sleep, waitUntil, type Container } from "./support.ts";
+import { ComposeProject, docker, ensureImages, progress, randomSecret, run, sleep, waitUntil, type Container } from "./support.ts";
 import { requireTools } from "../support/needs.ts";
 
 // Not a skip: without Docker this file fails naming what is missing (./pesan test --without
@@ -33,7 +33,11 @@ const TTL_S = 10;
 let project: ComposeProject;
 let address = "";
 let password = "";
+let images: Record<string, string> = {};
 const figures: Record<string, number | string> = {};
+/** Tests that got to their end: fewer than all, and afterAll shows the containers' logs. */
+let finished = 0;
+const TESTS = 6;
 
 interface Member {
   name: string;
@@ -187,13 +191,14 @@ async function throughKill(label: string, kill: () => Promise<void>, promoted: (
 }
 
 beforeAll(async () => {
-  const images = await ensureImages();
-  figures.imagesSeconds = Math.round(images.seconds);
-  progress(`images ready in ${images.seconds.toFixed(0)} s: ${JSON.stringify(images.env)}`);
+  const built = await ensureImages();
+  images = built.env;
+  figures.imagesSeconds = Math.round(built.seconds);
+  progress(`images ready in ${built.seconds.toFixed(0)} s: ${JSON.stringify(images)}`);
   const [udpPort, httpPort, syncPort] = await freePorts(3);
   password = randomSecret();
   project = new ComposeProject("docker-compose.ha.yml", "ha", {
-    ...images.env,
+    ...images,
     POSTGRES_PASSWORD: password,
     PESAN_PG_REPLICATION_PASSWORD: randomSecret(),
     PESAN_PROBE_PASSWORD: randomSecret(),
@@ -224,7 +229,7 @@ beforeAll(async () => {
 afterAll(async () => {
   process.stdout.write(`compose HA figures: ${JSON.stringify(figures)}\n`);
   if (project) {
-    if (expect.getState().numPassingAsserts === 0) process.stderr.write(await project.logs());
+    if (finished < TESTS) process.stderr.write(await project.logs());
     await project.down();
   }
 }, 300_000);
@@ -239,7 +244,19 @@ test("`docker-compose -f docker-compose.ha.yml up -d` reaches healthy: a Patroni
   await waitUntil("a Patroni leader and two replicas, one the sync standby", pgComplete, 30_000, 500);
   expect(await redisPrimary()).toBe("redis-1");
   await waitUntil("redis-2 a replica of redis-1 in sync", () => redisReplicaOfPrimary("redis-2"), 30_000, 500);
+  // The default PESAN_PG_SYNC=on reached Patroni's cluster-wide settings.
+  const [pg] = await project.service("pg-1");
+  const config = (await (await fetch(`http://${pg!.ip}:8008/config`, { signal: AbortSignal.timeout(2000) })).json()) as Record<string, unknown>;
+  expect(config).toMatchObject({ synchronous_mode: true, synchronous_mode_strict: false, ttl: TTL_S, primary_start_timeout: 0 });
+  finished++;
 });
+
+test("a bad PESAN_PG_SYNC stops a Patroni node at start, naming it and the values it takes", async () => {
+  const r = await run("docker", ["run", "--rm", "-e", "PATRONI_NAME=x", "-e", "PATRONI_ETCD3_HOSTS=etcd-1:2379", "-e", "POSTGRES_PASSWORD=x", "-e", "PATRONI_REPLICATION_PASSWORD=y", "-e", "PESAN_PG_SYNC=yes", images.PESAN_PATRONI_IMAGE ?? "pesan-local/patroni:15"], { timeoutMs: 60_000 });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain('PESAN_PG_SYNC must be off, on or strict (got "yes")');
+  finished++;
+}, 60_000);
 
 test("a client on the host chats through nginx; an offline message arrives at the next login", async () => {
   const opts = { servers: [address], heartbeatMs: 1000, requestTimeoutMs: 3000, capAck: true };
@@ -261,6 +278,7 @@ test("a client on the host chats through nginx; an offline message arrives at th
     await budi.login("h_budi", "secret22");
     const offline = await waitUntil("the offline message at the next login", () => got.find((m) => m.text === "while you were away"), 10_000);
     expect(offline.from).toBe("h_ani");
+    finished++;
   } finally {
     await ani.close();
     await budi.close();
@@ -296,6 +314,7 @@ test("docker kill (SIGKILL) of the Patroni leader's container under load: a repl
   figures.pgRejoinedMs = Date.now() - t0;
   expect((await members())?.find((m) => m.name === old.service)?.role).not.toBe("leader");
   await project.waitHealthy(60_000, CONTAINERS);
+  finished++;
 }, 240_000);
 
 test("docker kill (SIGKILL) of the Redis primary under load: the sentinels promote the replica, every OK SENT survives exactly once; the old primary rejoins as a replica", async () => {
@@ -337,6 +356,7 @@ test("docker kill (SIGKILL) of the Redis primary under load: the sentinels promo
   await waitUntil(`${oldName} back as a replica of ${promoted}`, () => redisReplicaOfPrimary(oldName), 60_000, 500);
   figures.redisRejoinedMs = Date.now() - t0;
   await project.waitHealthy(60_000, CONTAINERS);
+  finished++;
 }, 240_000);
 
 test("after both failovers a fresh client still chats through nginx", async () => {
@@ -354,6 +374,7 @@ test("after both failovers a fresh client still chats through nginx", async () =
     await d.login("h_dedi", "secret44");
     await c.send("h_dedi", "after the failovers");
     await waitUntil("the message at dedi", () => got.some((m) => m.text === "after the failovers"), 5000);
+    finished++;
   } finally {
     await c.close();
     await d.close();
