@@ -46,9 +46,10 @@ interface Member {
 }
 
 /** Patroni's view of the cluster, asked of the first node that answers (GET /cluster). */
-async function members(): Promise<Member[] | undefined> {
+async function members(cs?: Container[]): Promise<Member[] | undefined> {
+  const all = cs ?? (await project.containers());
   for (const n of PG_NODES) {
-    const [c] = await project.service(n);
+    const c = all.find((x) => x.service === n);
     if (!c || c.status !== "running" || !c.ip) continue;
     try {
       const r = await fetch(`http://${c.ip}:8008/cluster`, { signal: AbortSignal.timeout(2000) });
@@ -62,9 +63,11 @@ async function members(): Promise<Member[] | undefined> {
 
 /** The container of the Patroni leader, once it takes writes. */
 async function leader(not?: string): Promise<Container | undefined> {
-  const m = (await members())?.find((x) => x.role === "leader" && x.state === "running" && x.name !== not);
+  // One `docker ps` + `inspect` per poll: the test polls while the machine is under load.
+  const cs = await project.containers();
+  const m = (await members(cs))?.find((x) => x.role === "leader" && x.state === "running" && x.name !== not);
   if (!m) return undefined;
-  const [c] = await project.service(m.name);
+  const c = cs.find((x) => x.service === m.name);
   if (!c?.ip) return undefined;
   try {
     const [r] = await sql<{ ro: string }>(`postgres://postgres:${password}@${c.ip}:5432/pesan`, "SELECT current_setting('transaction_read_only') AS ro");
@@ -99,8 +102,9 @@ async function askSentinel<T>(c: Container, fn: (r: Redis) => Promise<T>): Promi
 /** The Redis primary as a majority of the sentinels names it (a service name: announce-hostnames). */
 async function redisPrimary(): Promise<string | undefined> {
   const votes = new Map<string, number>();
+  const cs = await project.containers();
   for (const s of ["sentinel-1", "sentinel-2", "sentinel-3"]) {
-    const [c] = await project.service(s);
+    const c = cs.find((x) => x.service === s);
     if (!c?.ip) continue;
     try {
       const addr = (await askSentinel(c, (r) => r.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "pesan"))) as [string, string] | null;
@@ -296,7 +300,7 @@ test("docker kill (SIGKILL) of the Patroni leader's container under load: a repl
         await docker(["kill", old.id]);
       },
       async () => {
-        elected = (await waitUntil("a new Patroni leader taking writes", () => leader(old.service), 60_000, 100)).service;
+        elected = (await waitUntil("a new Patroni leader taking writes", () => leader(old.service), 60_000, 250)).service;
       },
     );
     expect(elected).not.toBe(old.service);
@@ -341,7 +345,7 @@ test("docker kill (SIGKILL) of the Redis primary under load: the sentinels promo
             }
           },
           60_000,
-          100,
+          250,
         );
       },
     );
