@@ -26,7 +26,7 @@ test("the Dockerfile has no lint findings, and every service has a target", () =
   expect(text).toMatch(/^ARG NODE_IMAGE=node:24\.\d+\.\d+-/m);
 });
 
-test.each(["docker-compose.yml", "docker-compose.two-clusters.yml"])("%s passes dclint", (file) => {
+test.each(["docker-compose.yml", "docker-compose.two-clusters.yml", "docker-compose.ha.yml"])("%s passes dclint", (file) => {
   const r = spawnSync(
     process.execPath,
     [
@@ -49,10 +49,17 @@ test.each(["docker-compose.yml", "docker-compose.two-clusters.yml"])("%s passes 
   expect(r.status).toBe(0);
 });
 
-const COMPOSE_FILES = ["docker-compose.yml", "docker-compose.two-clusters.yml"];
+const COMPOSE_FILES = ["docker-compose.yml", "docker-compose.two-clusters.yml", "docker-compose.ha.yml"];
 const SECRETS: Record<string, string[]> = {
   "docker-compose.yml": ["POSTGRES_PASSWORD", "PESAN_PROBE_PASSWORD"],
   "docker-compose.two-clusters.yml": ["POSTGRES_PASSWORD", "PESAN_SYNC_KEY_AB"],
+  "docker-compose.ha.yml": ["POSTGRES_PASSWORD", "PESAN_PG_REPLICATION_PASSWORD", "PESAN_PROBE_PASSWORD"],
+};
+/** The base images each file takes from a variable (./pesan images selects them). */
+const IMAGE_VARIABLES: Record<string, string[]> = {
+  "docker-compose.yml": ["PESAN_POSTGRES_IMAGE", "PESAN_REDIS_IMAGE", "PESAN_NGINX_IMAGE", "PESAN_NODE_IMAGE"],
+  "docker-compose.two-clusters.yml": ["PESAN_POSTGRES_IMAGE", "PESAN_REDIS_IMAGE", "PESAN_NGINX_IMAGE", "PESAN_NODE_IMAGE"],
+  "docker-compose.ha.yml": ["PESAN_PATRONI_IMAGE", "PESAN_REDIS_IMAGE", "PESAN_NGINX_IMAGE", "PESAN_NODE_IMAGE"],
 };
 
 testCompose.each(COMPOSE_FILES)("%s has no default secret: docker-compose refuses to start without each, naming it", (file) => {
@@ -74,7 +81,7 @@ testCompose.each(COMPOSE_FILES)("%s has no default secret: docker-compose refuse
 });
 
 testCompose.each(COMPOSE_FILES)("%s: every service rotates its logs, takes its image from a variable or pesan/, and the ones with children run an init", (file) => {
-  const env = { ...process.env, POSTGRES_PASSWORD: "x".repeat(40), PESAN_PROBE_PASSWORD: "x".repeat(40), PESAN_SYNC_KEY_AB: "x".repeat(64) };
+  const env = { ...process.env, POSTGRES_PASSWORD: "x".repeat(40), PESAN_PROBE_PASSWORD: "x".repeat(40), PESAN_SYNC_KEY_AB: "x".repeat(64), PESAN_PG_REPLICATION_PASSWORD: "x".repeat(40) };
   const r = spawnSync("docker-compose", ["-f", join(REPO_ROOT, file), "config"], { encoding: "utf8", env });
   expect(r.status).toBe(0);
   const raw = readFileSync(join(REPO_ROOT, file), "utf8");
@@ -84,9 +91,9 @@ testCompose.each(COMPOSE_FILES)("%s: every service rotates its logs, takes its i
   for (const b of blocks) {
     const name = b.trim().split(":")[0];
     expect([name, /driver: json-file/.test(b) && /max-size:/.test(b) && /max-file:/.test(b)]).toEqual([name, true]);
-    if (/^ {2}(monitor-bot|nginx)/.test(b)) expect([name, /\n    init: true/.test(b)]).toEqual([name, true]);
+    if (/^ {2}(monitor-bot|nginx|pg-\d)/.test(b)) expect([name, /\n    init: true/.test(b)]).toEqual([name, true]);
   }
-  for (const v of ["PESAN_POSTGRES_IMAGE", "PESAN_REDIS_IMAGE", "PESAN_NGINX_IMAGE", "PESAN_NODE_IMAGE"]) expect(raw).toContain(`\${${v}:-`);
+  for (const v of IMAGE_VARIABLES[file]!) expect(raw).toContain(`\${${v}:-`);
 });
 
 test(".env.example documents every variable the Compose files read", () => {

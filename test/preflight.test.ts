@@ -52,7 +52,7 @@ test("--untested lists what the --without list leaves untested, file by file", (
     [
       "pesan test: UNTESTED (left out with --without chromium,docker):",
       "  chromium: test/monitor-dashboard.test.ts",
-      "  docker: test/compose/compose.test.ts; test/compose/two-clusters.test.ts; test/deploy.test.ts: the Compose files checked by docker-compose config",
+      "  docker: test/compose/compose.test.ts; test/compose/two-clusters.test.ts; test/compose/ha.test.ts; test/deploy.test.ts: the Compose files checked by docker-compose config",
       "",
     ].join("\n"),
   );

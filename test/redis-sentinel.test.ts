@@ -13,13 +13,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCluster, type Cluster } from "@pesan/cluster";
+import { createRedisClient, redisRetryDelay } from "@pesan/shared/bus";
+import type { Redis } from "ioredis";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { describeFailover, failoverUnderLoad } from "./support/failover.ts";
 import { requireTools } from "./support/needs.ts";
+import { until } from "./support/patroni.ts";
 import { DOWN_AFTER_MS, RedisSentinelSet } from "./support/redis-ha.ts";
 
 requireTools("redis");
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dir = mkdtempSync(join(tmpdir(), "pesan-redis-sentinel-"));
 let set: RedisSentinelSet;
 let db: TestDatabase;
@@ -69,3 +73,30 @@ test("a primary that stops answering but stays up (SIGSTOP): the processes move 
   });
   console.log(`redis sentinel, primary stopped: ${describeFailover(f, DETECT)}`);
 }, 180_000);
+
+test("a connection disconnected while it asks the sentinels for the primary connects again by itself (ioredis alone ends it for good)", async () => {
+  // What +switch-master during a reconnect does (ioredis's failover detector disconnects the
+  // connector): reproduced here with disconnect(true), while the sentinels are stopped so that
+  // the question is certainly in flight.
+  const c = createRedisClient(set.url, { maxRetriesPerRequest: null, retryStrategy: (n) => redisRetryDelay(n) }) as Redis;
+  c.on("error", () => undefined);
+  try {
+    expect(await c.ping()).toBe("PONG");
+    let ended = false;
+    c.once("end", () => (ended = true));
+    for (const s of set.sentinels) s.signal("SIGSTOP");
+    try {
+      c.disconnect(true);
+      await until("reconnecting: asking the sentinels", 5000, async () => (c.status === "connecting" ? true : undefined), 10);
+      await sleep(200);
+      c.disconnect(true);
+    } finally {
+      for (const s of set.sentinels) s.signal("SIGCONT");
+    }
+    await until("ioredis ending the connection", 5000, async () => (ended ? true : undefined), 20);
+    await until("the connection ready again", 10_000, async () => (c.status === "ready" ? true : undefined), 50);
+    expect(await c.ping()).toBe("PONG");
+  } finally {
+    c.disconnect();
+  }
+}, 60_000);

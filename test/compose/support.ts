@@ -42,6 +42,9 @@ export function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; t
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
     });
+    // A command that exits before reading its stdin (docker ps, polled often) makes this write
+    // fail with EPIPE; its result is its exit code and output, so the error is not one.
+    p.stdin.on("error", () => undefined);
     p.stdin.end(o.input ?? "");
   });
 }

@@ -7,6 +7,8 @@
 # on a debootstrap base) and selects it through the PESAN_*_IMAGE variables, written to .env
 # (a marked block; your other lines stay) and printed. Then it builds pesan's own images
 # (pesan/<service>:$PESAN_TAG) from the one Dockerfile, one dependency install for all.
+# Patroni and etcd (docker-compose.ha.yml) have no official image: pesan-local/patroni:15 is
+# always built from Debian packages (tools/images/patroni/Dockerfile), in every mode.
 #
 # Re-running is fast: the debootstrap base and the Node base are kept while they exist
 # (--rebuild-bases makes them again), everything else comes from Docker's layer cache.
@@ -26,6 +28,8 @@ usage: ./pesan images [--local | --official] [--no-env-file] [--print-env] [--re
   --no-env-file    do not write the PESAN_*_IMAGE selection into .env
   --print-env      print the selection (KEY=VALUE lines) on stdout; progress goes to stderr
   --rebuild-bases  make the debootstrap base and the Node base again
+Always built from Debian packages (no official image exists): pesan-local/patroni:15, Patroni,
+PostgreSQL 15 and etcd for docker-compose.ha.yml (PESAN_PATRONI_IMAGE there).
 Environment: PESAN_TAG (default latest) tags pesan/<service>; PESAN_BUILD_CA names a CA bundle
 the dependency install trusts (default /etc/ssl/certs/ca-certificates.crt; empty: none).
 HELP
@@ -152,6 +156,7 @@ REDIS_IMAGE=$(official "$redis_default")
 [ -n "$REDIS_IMAGE" ] || REDIS_IMAGE=$(standin redis 7)
 NGINX_IMAGE=$(official "$nginx_default")
 [ -n "$NGINX_IMAGE" ] || NGINX_IMAGE=$(standin nginx 1.22)
+PATRONI_IMAGE=$(standin patroni 15)
 
 # The dependency install inside the build reaches the npm registry over HTTPS; behind a
 # TLS-intercepting proxy it must trust the host's CA bundle. Only the install stage sees it.
@@ -166,7 +171,7 @@ for s in "${SERVICES[@]}"; do
   build "pesan/$s:$TAG" --target "$s" --build-arg "NODE_IMAGE=$NODE_IMAGE" -t "pesan/$s:$TAG" . || exit 1
 done
 
-selection=$(printf 'PESAN_NODE_IMAGE=%s\nPESAN_POSTGRES_IMAGE=%s\nPESAN_REDIS_IMAGE=%s\nPESAN_NGINX_IMAGE=%s\n' "$NODE_IMAGE" "$POSTGRES_IMAGE" "$REDIS_IMAGE" "$NGINX_IMAGE")
+selection=$(printf 'PESAN_NODE_IMAGE=%s\nPESAN_POSTGRES_IMAGE=%s\nPESAN_REDIS_IMAGE=%s\nPESAN_NGINX_IMAGE=%s\nPESAN_PATRONI_IMAGE=%s\n' "$NODE_IMAGE" "$POSTGRES_IMAGE" "$REDIS_IMAGE" "$NGINX_IMAGE" "$PATRONI_IMAGE")
 if [ "$env_file" = 1 ]; then
   # Replace our marked block in .env (Compose reads it), keep every other line.
   begin="# >>> ./pesan images: base images for this machine (re-run ./pesan images to refresh)"

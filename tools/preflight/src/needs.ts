@@ -78,7 +78,7 @@ export const NEEDS: readonly Need[] = [
       { label: "debootstrap", check: { command: "debootstrap" }, package: "debootstrap" },
       { label: "a running Docker engine", check: { dockerEngine: true } },
     ],
-    files: ["test/compose/compose.test.ts", "test/compose/two-clusters.test.ts"],
+    files: ["test/compose/compose.test.ts", "test/compose/two-clusters.test.ts", "test/compose/ha.test.ts"],
     tests: ["test/deploy.test.ts: the Compose files checked by docker-compose config"],
   },
   {

@@ -60,11 +60,51 @@ export function clusterOptions(t: Extract<RedisTarget, { kind: "cluster" }>, bas
 
 export type RedisClient = Redis | Cluster;
 
+/**
+ * ioredis ends a Sentinel connection for good (status "end", every later command fails with
+ * "Connection is closed.") when its connector is disconnected while it is asking the sentinels
+ * for the primary: its connect() then throws, and a throw there is final. The failover detector
+ * does exactly that when +switch-master arrives during a reconnect, and so does disconnect(true)
+ * during a connect. Seen in test/compose/ha.test.ts: after the Redis primary was killed, a
+ * gateway's blocking connection stayed dead and its clients got no replies. So a Sentinel
+ * connection that ends without being closed by its owner (disconnect() or quit()) connects
+ * again, with the client's own reconnect delays.
+ */
+export function reconnectAfterUnexpectedEnd(c: Redis): Redis {
+  let closing = false;
+  let attempts = 0;
+  const disconnect = c.disconnect.bind(c);
+  c.disconnect = (reconnect = false) => {
+    if (!reconnect) closing = true;
+    disconnect(reconnect);
+  };
+  const quit = c.quit.bind(c) as (...a: unknown[]) => Promise<"OK">;
+  c.quit = ((...a: unknown[]) => {
+    closing = true;
+    return quit(...a);
+  }) as typeof c.quit;
+  c.on("ready", () => (attempts = 0));
+  c.on("end", () => {
+    if (closing) return;
+    const d = c.options.retryStrategy?.(++attempts);
+    const timer = setTimeout(
+      () => {
+        // connect() from "end" starts over: the sentinels are asked again.
+        if (!closing && c.status === "end") c.connect().catch(() => undefined);
+      },
+      typeof d === "number" ? d : 1000,
+    );
+    // Nothing to wait for when the process is on its way out.
+    timer.unref();
+  });
+  return c;
+}
+
 export function createRedisClient(url: string, base: RedisOptions): RedisClient {
   const t = parseRedisUrl(url);
   if (t.kind === "single") return new Redis(t.url, { ...base, reconnectOnError: reconnectOnReadonly });
   if (t.kind === "cluster") return new Cluster(t.nodes, clusterOptions(t, base));
-  return new Redis(sentinelOptions(t, base));
+  return reconnectAfterUnexpectedEnd(new Redis(sentinelOptions(t, base)));
 }
 
 export function isCluster(c: RedisClient): c is Cluster {
@@ -73,5 +113,7 @@ export function isCluster(c: RedisClient): c is Cluster {
 
 /** A second client with the same options (a consumer's blocking reads): the same primary or cluster, followed the same way. */
 export function duplicateClient(c: RedisClient): RedisClient {
-  return isCluster(c) ? c.duplicate() : c.duplicate();
+  if (isCluster(c)) return c.duplicate();
+  const d = c.duplicate();
+  return c.options.sentinels?.length ? reconnectAfterUnexpectedEnd(d) : d;
 }

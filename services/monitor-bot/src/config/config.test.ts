@@ -227,6 +227,17 @@ describe("the file", () => {
     for (const s of t!.services) expect(s).toMatchObject({ replicas: true, check: { name: s.name } });
   });
 
+  test("monitor.compose-ha.yaml watches every service of docker-compose.ha.yml, each store node on its own, with the multi-host DATABASE_URL", () => {
+    const compose = parse(readFileSync(join(__dirname, "..", "..", "..", "..", "docker-compose.ha.yml"), "utf8"), { merge: true }) as { services: Record<string, unknown> };
+    const c = loadMonitorConfig(join(__dirname, "..", "..", "monitor.compose-ha.yaml"), { DATABASE_URL: "postgres://postgres:pesan@pg-1:5432,pg-2:5432,pg-3:5432/pesan?target_session_attrs=read-write" });
+    const [t] = c.targets;
+    expect(t).toMatchObject({ kind: "local", name: "docker-host", disk: ["/"] });
+    expect(t!.services.map((s) => s.name).sort()).toEqual(Object.keys(compose.services).sort());
+    for (const s of t!.services) expect(s).toMatchObject({ replicas: true, check: { name: s.name } });
+    // The components too: every service, none of them a redis+sentinel or multi-host URL.
+    expect(c.components.map((x) => x.name).sort()).toEqual([...Object.keys(compose.services).filter((n) => n !== "router" && n !== "udp-gateway"), "router", "gateway", "gateway-health"].sort());
+  });
+
   test("monitor.example.yaml is valid (with its key files and variables provided)", () => {
     const text = readFileSync(join(__dirname, "..", "..", "monitor.example.yaml"), "utf8");
     const tree = parse(text) as { targets: Array<Record<string, unknown>>; actions: unknown[] };
