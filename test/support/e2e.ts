@@ -60,8 +60,7 @@ export function linesMatching(c: RawClient, match: RegExp, from = 0): string[] {
 /** Runs SQL on a database (a fresh connection each time: tests issue few queries). */
 export { queryRows as sql } from "./db.ts";
 
-/** Sum of a counter (all label sets) in a service's /metrics. */
-/** The sum of a metric's samples, over those with every label of `labels` when given. */
+/** The sum of a metric's samples in a service's /metrics: all label sets, or those with every label of `labels`. */
 export async function metricSum(p: ServiceProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
   const r = await fetch(`http://127.0.0.1:${p.httpPort}/metrics`, { signal: AbortSignal.timeout(3000) });
   const text = await r.text();

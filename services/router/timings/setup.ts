@@ -3,7 +3,13 @@ import { migrate, PgDb } from "@pesan/shared/db";
 import pg from "pg";
 const admin = new pg.Client({ connectionString: process.argv[2] });
 await admin.connect();
-await admin.query("DROP DATABASE IF EXISTS plantimings WITH (FORCE)");
+// Never drops a database it did not make: a second run says so unless told to replace it.
+const exists = (await admin.query("SELECT 1 FROM pg_database WHERE datname = 'plantimings'")).rowCount! > 0;
+if (exists && process.argv[3] !== "--replace") {
+  console.error("database plantimings exists (a previous run's?): pass --replace to drop and make it again");
+  process.exit(2);
+}
+if (exists) await admin.query("DROP DATABASE plantimings WITH (FORCE)");
 await admin.query("CREATE DATABASE plantimings");
 await admin.end();
 const u = new URL(process.argv[2]!); u.pathname = "/plantimings";

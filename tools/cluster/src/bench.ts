@@ -286,10 +286,12 @@ async function main(): Promise<void> {
   u.pathname = `/${dbName}`;
   const prefix = `pesanbench:${randomBytes(3).toString("hex")}:`;
   let cluster: Cluster | undefined;
+  // A signal during the start must stop what it started too: the clean-up waits for it.
+  let starting: Promise<Cluster> | undefined;
   const peers: Peer[] = [];
   const cleanup = once(async () => {
     for (const p of peers) p.close();
-    await cluster?.stop();
+    await (cluster ?? (await starting?.catch(() => undefined)))?.stop();
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     await dropKeys(redisUrl, prefix);
@@ -297,7 +299,8 @@ async function main(): Promise<void> {
   const offSignals = cleanupOnSignals(cleanup, log);
   try {
     log(`starting ${o.gateways} gateway(s) and ${o.routers} router(s), database ${dbName}, Redis key prefix ${prefix}`);
-    cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways: o.gateways, routers: o.routers, busPrefix: prefix, logDir: o.logs, env: { LOG_LEVEL: "warn", BUS_SHARDS: String(o.shards), ...BENCH_HASH_COST, ...(o.proofs ? {} : PLAIN_UNBOUNDED) } });
+    starting = startCluster({ databaseUrl: u.toString(), redisUrl, gateways: o.gateways, routers: o.routers, busPrefix: prefix, logDir: o.logs, env: { LOG_LEVEL: "warn", BUS_SHARDS: String(o.shards), ...BENCH_HASH_COST, ...(o.proofs ? {} : PLAIN_UNBOUNDED) } });
+    cluster = await starting;
     const addrs = cluster.addresses;
     const run = randomBytes(2).toString("hex");
     const pairs: Pair[] = [];

@@ -113,11 +113,13 @@ export async function main(argv: string[]): Promise<void> {
   u.pathname = `/${dbName}`;
   const prefix = `pesansoak:${randomBytes(3).toString("hex")}:`;
   let cluster: Cluster | undefined;
+  // A signal during the start must stop what it started too: the clean-up waits for it.
+  let starting: Promise<Cluster> | undefined;
   const peers: Peer[] = [];
   const db = new pg.Client({ connectionString: u.toString() });
   const cleanup = once(async () => {
     for (const p of peers) p.close();
-    await cluster?.stop();
+    await (cluster ?? (await starting?.catch(() => undefined)))?.stop();
     await db.end().catch(() => undefined);
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
@@ -126,7 +128,8 @@ export async function main(argv: string[]): Promise<void> {
   const offSignals = cleanupOnSignals(cleanup, log);
   try {
     log(`starting ${gateways} gateway(s) and ${routers} routers, database ${dbName}`);
-    cluster = await startCluster({ databaseUrl: u.toString(), redisUrl, gateways, routers, busPrefix: prefix, logDir: values.logs, env: { LOG_LEVEL: "warn", PASSWORD_HASH_COST: "10" } });
+    starting = startCluster({ databaseUrl: u.toString(), redisUrl, gateways, routers, busPrefix: prefix, logDir: values.logs, env: { LOG_LEVEL: "warn", PASSWORD_HASH_COST: "10" } });
+    cluster = await starting;
     await db.connect();
     const addrs = cluster.addresses;
     const run = randomBytes(2).toString("hex");

@@ -25,3 +25,11 @@ test("a cut connection or a server shutting down is both", () => {
   }
   expect(isConnectionUnusable(undefined)).toBe(false);
 });
+
+test("a prepared statement the connection lost is retried, on a new connection (which prepares it again)", () => {
+  for (const e of [err("26000", 'prepared statement "router.batchView" does not exist'), err("0A000", "cached plan must not change result type")]) {
+    expect([e.message, isTransientDbError(e), isConnectionUnusable(e)]).toEqual([e.message, true, true]);
+  }
+  // Another unsupported feature is the caller's bug, not the connection's.
+  expect(isTransientDbError(err("0A000", "FOR UPDATE is not allowed with aggregate functions"))).toBe(false);
+});

@@ -12,6 +12,17 @@ const TRANSIENT_NODE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ET
  */
 const READ_ONLY = "25006";
 
+/**
+ * A prepared statement (db.ts `prepared`) that this connection can no longer run: node-postgres
+ * prepares a name once per connection and never again, so these would repeat on every batch
+ * that connection serves. 26000: the server forgot it (DISCARD ALL, a transaction-mode pooler
+ * in front); 0A000 with this text: a migration changed the type of a column it returns. A new
+ * connection prepares it afresh.
+ */
+function preparedStatementLost(code: string, msg: string): boolean {
+  return code === "26000" || (code === "0A000" && /cached plan must not change result type/.test(msg));
+}
+
 /** node-postgres's error for a query past its query_timeout (PgDb's queryTimeoutMs). */
 const QUERY_TIMEOUT = /^Query read timeout$/;
 
@@ -26,7 +37,7 @@ function messageOf(err: object): string {
 export function isTransientDbError(err: unknown): boolean {
   if (typeof err !== "object" || err === null) return false;
   const code = codeOf(err);
-  if (TRANSIENT_NODE_CODES.has(code) || code === READ_ONLY) return true;
+  if (TRANSIENT_NODE_CODES.has(code) || code === READ_ONLY || preparedStatementLost(code, messageOf(err))) return true;
   // SQLSTATE classes: 08 connection exception, 53 insufficient resources, 57 operator
   // intervention (shutdown, crash recovery), 40 rollback (serialization, deadlock).
   if (/^(08|53|57|40)[0-9A-Z]{3}$/.test(code)) return true;
@@ -45,7 +56,7 @@ export function isTransientDbError(err: unknown): boolean {
 export function isConnectionUnusable(err: unknown): boolean {
   if (typeof err !== "object" || err === null) return false;
   const code = codeOf(err);
-  if (code === READ_ONLY || TRANSIENT_NODE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code)) return true;
   const msg = messageOf(err);
+  if (code === READ_ONLY || TRANSIENT_NODE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code) || preparedStatementLost(code, msg)) return true;
   return QUERY_TIMEOUT.test(msg) || /Connection terminated|Client has encountered a connection error|Connection is closed/i.test(msg);
 }
