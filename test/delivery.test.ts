@@ -3,8 +3,7 @@
  * order and exactly once, delivery across gateways, reliable delivery (CAP ACK: resends,
  * re-offer at login, ACK stops resends), and exactly-once SEND under client retry.
  */
-import { Redis } from "ioredis";
-import { encodeInbound, IN_STREAM, WITHHELD } from "@pesan/shared/bus";
+import { createRedisClient, encodeInbound, inStreamOf, WITHHELD } from "@pesan/shared/bus";
 import type { RawClient } from "./support/udp.ts";
 import { ID, ISO_TIME, linesMatching, re, sentId, sleep, sql } from "./support/e2e.ts";
 import { useCluster, type LoginOptions } from "./support/fixture.ts";
@@ -113,9 +112,10 @@ describe("withheld pushes", () => {
     const second = await client(gw2());
     const from = second.lines.length;
     expect(await second.request("LOGIN wh_b secret1")).toMatch(/^OK LOGIN wh_b /);
-    const redis = new Redis(process.env.REDIS_URL!);
+    // On the stream that gateway publishes to (the cluster runs one shard).
+    const redis = createRedisClient(process.env.REDIS_URL!, {});
     try {
-      await redis.xadd(`${fx.prefix}${IN_STREAM}`, "*", "p", encodeInbound(at!.gateway, [[0, at!.addr, `${WITHHELD}local:wh-1`]]));
+      await redis.xadd(`${fx.prefix}${inStreamOf(at!.gateway, 1)}`, "*", "p", encodeInbound(at!.gateway, [[0, at!.addr, `${WITHHELD}local:wh-1`]]));
     } finally {
       redis.disconnect();
     }
