@@ -86,6 +86,8 @@ export async function createEmbedded(config: EmbeddedConfig, logger = createLogg
   // On a shared Redis, other gateways and routers may read and write the same bus.
   if (redisBus) await redisBus.checkShards(config.BUS_SHARDS, logger);
   const bus: Bus = redisBus ?? new MemoryBus(config.BUS_PREFIX);
+  // What the server runs with, as Postgres reports it (README "Performance" measures by it).
+  const pglite = db.kind === "pglite" ? { shared_buffers: String((await db.query<{ shared_buffers: string }>("SHOW shared_buffers")).rows[0]?.shared_buffers) } : undefined;
   const applied = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const routerOpts = routerOptionsFrom(config);
@@ -105,7 +107,7 @@ export async function createEmbedded(config: EmbeddedConfig, logger = createLogg
     registry,
     logger,
     checks: dependencyChecks({ db, bus }, { db: "database", bus: "bus" }),
-    info: () => ({ service: "embedded", udp: gateway.address, database: db.kind, bus: bus.kind }),
+    info: () => ({ service: "embedded", udp: gateway.address, database: db.kind, bus: bus.kind, ...(pglite ? { pglite } : {}) }),
   });
   return {
     components: [
