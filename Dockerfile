@@ -91,4 +91,4 @@ RUN mkdir -p /data && chown node:node /data
 VOLUME /data
 EXPOSE 4999/udp 9090 8080
 USER node
-CMD ["node", "apps/embedded/src/main.ts"]
+CMD ["node", "--liftoff-only", "apps/embedded/src/main.ts"]

@@ -2,7 +2,7 @@
  * `pnpm start` as a user runs it: one process, PGlite on disk, in-process bus, real UDP.
  * kill -9 and start again: accounts and offline messages are still there.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePorts, ServiceProcess } from "@pesan/cluster";
@@ -41,10 +41,62 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("health says embedded PGlite and in-process bus", async () => {
+test("health says embedded PGlite (with the default shared_buffers) and in-process bus", async () => {
   const h = (await (await fetch(`http://127.0.0.1:${proc.httpPort}/healthz`)).json()) as { database: string; bus: string };
-  expect(h).toMatchObject({ status: "ok", database: "pglite", bus: "memory" });
+  expect(h).toMatchObject({ status: "ok", database: "pglite", bus: "memory", pglite: { shared_buffers: "16MB" } });
 });
+
+/** The embedded mode on a data directory of its own, the monitor off (not under test here). */
+function embeddedWith(extra: Record<string, string>, udp: number, http: number, dataDir: string): ServiceProcess {
+  const env: Record<string, string> = {
+    DATA_DIR: dataDir,
+    UDP_HOST: "127.0.0.1",
+    UDP_PORT: String(udp),
+    HTTP_PORT: String(http),
+    MONITOR: "false",
+    PASSWORD_HASH_COST: "10",
+    DATABASE_URL: "",
+    REDIS_URL: "",
+    ...extra,
+  };
+  return new ServiceProcess("embedded", "embedded-settings", env, http, udp, undefined);
+}
+
+test("PGLITE_SHARED_BUFFERS is what PGlite runs with, and chat works with it", async () => {
+  const own = mkdtempSync(join(tmpdir(), "pesan-embedded-sb-"));
+  const [udp, http] = await freePorts(2);
+  const p = embeddedWith({ PGLITE_SHARED_BUFFERS: "8MB" }, udp!, http!, own);
+  const carol = await RawClient.open(`127.0.0.1:${udp}`);
+  try {
+    p.start();
+    await p.waitReady(60_000);
+    const h = (await (await fetch(`http://127.0.0.1:${http}/healthz`)).json()) as object;
+    expect(h).toMatchObject({ status: "ok", database: "pglite", pglite: { shared_buffers: "8MB" } });
+    expect(await carol.request("REGISTER carol secret3")).toBe("OK REGISTERED carol");
+    expect(await carol.request("LOGIN carol secret3")).toMatch(/^OK LOGIN carol /);
+    expect(await carol.request("SEND carol note to self")).toMatch(/^OK SENT \S+ DELIVERED$/);
+    await carol.waitFor(/^MSG \S+ carol \S+ note to self$/);
+  } finally {
+    carol.close();
+    await p.stop();
+    rmSync(own, { recursive: true, force: true });
+  }
+}, 90_000);
+
+test.each(["16", "lots", "64 MB", "64mb", "64KB", "100kB", "2GB"])("PGLITE_SHARED_BUFFERS=%j stops the start naming the setting, before any data is written", async (bad) => {
+  const own = join(mkdtempSync(join(tmpdir(), "pesan-embedded-bad-")), "data");
+  const [udp, http] = await freePorts(2);
+  const p = embeddedWith({ PGLITE_SHARED_BUFFERS: bad }, udp!, http!, own);
+  try {
+    p.start();
+    await expect(p.waitReady(30_000)).rejects.toThrow(/PGLITE_SHARED_BUFFERS: expected a size with a unit \(kB, MB or GB, e\.g\. 16MB\) from 128kB to 1GB/);
+    expect(await p.exited).not.toBe(0);
+    expect(existsSync(own)).toBe(false);
+  } finally {
+    await p.stop();
+    rmSync(join(own, ".."), { recursive: true, force: true });
+  }
+}, 60_000);
 
 test("chat, store an offline message, kill -9, restart, and get it at login", async () => {
   const alice = await RawClient.open(address);

@@ -39,6 +39,7 @@ const ENTRY_POINTS: EntryPoint[] = [
   { name: "topology", cmd: [NODE, "tools/cluster/src/topology-cli.ts"] },
   { name: "nginx:render", cmd: [NODE, "tools/cluster/src/nginx-render.ts"] },
   { name: "bench", cmd: [NODE, "tools/cluster/src/bench.ts"] },
+  { name: "embedded-measure", cmd: [NODE, "tools/cluster/src/embedded-measure.ts"] },
   { name: "bench --mode soak", cmd: [NODE, "tools/cluster/src/bench.ts", "--mode", "soak"] },
   { name: "bench --mode cross", cmd: [NODE, "tools/cluster/src/bench.ts", "--mode", "cross"] },
   { name: "bench --mode failover", cmd: [NODE, "tools/cluster/src/bench.ts", "--mode", "failover"] },

@@ -21,11 +21,35 @@ import { MONITOR_PACKAGE_DIR } from "@pesan/monitor-bot/package-dir";
 /** The built-in monitor config: it watches this very process. */
 const EMBEDDED_MONITOR_CONFIG = new URL("../monitor.embedded.yaml", import.meta.url).pathname;
 
+const SIZE_UNITS_KB: Record<string, number> = { kB: 1, MB: 1024, GB: 1024 * 1024 };
+
+/**
+ * A Postgres memory size ("16MB"; units kB, MB, GB as Postgres spells them) from minKb to maxKb,
+ * checked here so that a bad value stops the start naming the setting instead of surfacing as
+ * PGlite's "failed to initialize".
+ */
+export function postgresSize(minKb: number, maxKb: number) {
+  return z.string().refine(
+    (v) => {
+      const m = /^(\d+)(kB|MB|GB)$/.exec(v);
+      const kb = m ? Number(m[1]) * SIZE_UNITS_KB[m[2]!]! : NaN;
+      return kb >= minKb && kb <= maxKb;
+    },
+    { message: `expected a size with a unit (kB, MB or GB, e.g. 16MB) from ${minKb}kB to ${maxKb / 1024 / 1024}GB` },
+  );
+}
+
 export const embeddedSchema = z.object({
   ...routerSettings,
   ...gatewaySettings,
   HTTP_PORT: port().default(9090),
   DATA_DIR: z.string().min(1).default(".pesan-data"),
+  /**
+   * PGlite's shared_buffers. Postgres's default, 128MB, cost 60-100 MiB of resident memory for
+   * a database this small (README "Performance"); 128kB is Postgres's minimum (16 pages), 1GB
+   * leaves room in PGlite's 2 GiB WASM heap.
+   */
+  PGLITE_SHARED_BUFFERS: postgresSize(128, 1024 * 1024).default("16MB"),
   GATEWAY_ID: gatewaySettings.GATEWAY_ID.default("embedded"),
   // Quiet by default: the newcomer's terminal shows how to chat, not every request.
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
@@ -51,11 +75,19 @@ export interface Embedded {
 
 export async function createEmbedded(config: EmbeddedConfig, logger = createLogger("pesan", config.LOG_LEVEL)): Promise<Embedded> {
   const registry = createRegistry("pesan");
-  const db = await openDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, applicationName: "pesan-embedded", queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
+  const db = await openDb({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    applicationName: "pesan-embedded",
+    queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+    pgliteSettings: { shared_buffers: config.PGLITE_SHARED_BUFFERS },
+  });
   const redisBus = config.REDIS_URL ? new RedisBus(config.REDIS_URL, config.BUS_PREFIX, { maxBytesInFlight: config.PUBLISH_MAX_BYTES }) : undefined;
   // On a shared Redis, other gateways and routers may read and write the same bus.
   if (redisBus) await redisBus.checkShards(config.BUS_SHARDS, logger);
   const bus: Bus = redisBus ?? new MemoryBus(config.BUS_PREFIX);
+  // What the server runs with, as Postgres reports it (README "Performance" measures by it).
+  const pglite = db.kind === "pglite" ? { shared_buffers: String((await db.query<{ shared_buffers: string }>("SHOW shared_buffers")).rows[0]?.shared_buffers) } : undefined;
   const applied = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const routerOpts = routerOptionsFrom(config);
@@ -75,7 +107,7 @@ export async function createEmbedded(config: EmbeddedConfig, logger = createLogg
     registry,
     logger,
     checks: dependencyChecks({ db, bus }, { db: "database", bus: "bus" }),
-    info: () => ({ service: "embedded", udp: gateway.address, database: db.kind, bus: bus.kind }),
+    info: () => ({ service: "embedded", udp: gateway.address, database: db.kind, bus: bus.kind, ...(pglite ? { pglite } : {}) }),
   });
   return {
     components: [

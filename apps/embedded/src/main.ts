@@ -11,6 +11,8 @@ With no settings it keeps data in PGlite (embedded Postgres) under .pesan-data/ 
 in-process bus. Set DATABASE_URL and REDIS_URL to use a real Postgres and Redis instead.
 Common settings (environment): UDP_PORT=4999  HTTP_PORT=9090  DATA_DIR=.pesan-data
   SERVER_NAME=local  QUOTA=10000  SESSION_LEASE_MS=180000  LOG_LEVEL=info
+  PGLITE_SHARED_BUFFERS=16MB  PGlite's shared_buffers (kB, MB or GB; 128kB to 1GB): more
+                              holds more of a big database in memory, at that much more RSS
 Every router and gateway setting applies; see README.md.
 `;
 

@@ -27,6 +27,21 @@ const ENTRY = {
   "peer-sync": join(REPO_ROOT, "services/peer-sync/src/main.ts"),
 };
 
+/**
+ * Node flags each role runs with, the same as its `pnpm` script and its image (package.json's
+ * "start", the Dockerfile's CMD), so tests and measurements run what users run. The embedded
+ * mode runs PGlite's WASM on V8's baseline compiler only: optimizing its 9 MB of code took about
+ * 550 MiB at the start and kept 60-100 MiB resident, for no faster messaging (README
+ * "Performance").
+ */
+export const NODE_FLAGS: Record<keyof typeof ENTRY, readonly string[]> = {
+  gateway: [],
+  router: [],
+  embedded: ["--liftoff-only"],
+  monitor: [],
+  "peer-sync": [],
+};
+
 /** What each role's /healthz says its service is. */
 const SERVICE_NAME: Record<keyof typeof ENTRY, string> = {
   gateway: "udp-gateway",
@@ -68,6 +83,8 @@ export class ServiceProcess {
   /** The end of the process's output, for the error when it dies during start-up. */
   private tail = "";
   exited: Promise<number | null> = Promise.resolve(null);
+  /** Flags given to node before the entry point; the role's NODE_FLAGS unless changed before start(). */
+  nodeFlags: readonly string[];
 
   constructor(role: Role, id: string, env: Record<string, string>, httpPort: number, udpPort: number | undefined, logFile: string | undefined) {
     this.role = role;
@@ -76,12 +93,13 @@ export class ServiceProcess {
     this.httpPort = httpPort;
     this.udpPort = udpPort;
     this.logFile = logFile;
+    this.nodeFlags = NODE_FLAGS[role];
   }
 
   start(): void {
     this.log = this.logFile ? createWriteStream(this.logFile, { flags: "a" }) : undefined;
     this.tail = "";
-    const proc = spawn(process.execPath, [ENTRY[this.role]], {
+    const proc = spawn(process.execPath, [...this.nodeFlags, ENTRY[this.role]], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...this.env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -320,10 +320,15 @@ export class PgliteDb implements Db {
     this.pg = db;
   }
 
-  /** dataDir undefined: in memory. */
-  static async open(dataDir?: string): Promise<PgliteDb> {
+  /**
+   * dataDir undefined: in memory. settings: postgresql.conf parameters (name -> value), given
+   * to the server as `-c name=value` on top of PGlite's own start parameters, so the data
+   * directory's postgresql.conf stays as initdb wrote it.
+   */
+  static async open(dataDir?: string, settings: Record<string, string> = {}): Promise<PgliteDb> {
     const { PGlite } = await import("@electric-sql/pglite");
-    const db = dataDir === undefined ? new PGlite() : new PGlite(dataDir);
+    const startParams = [...PGlite.defaultStartParams, ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
+    const db = new PGlite(dataDir, { startParams });
     await db.waitReady;
     return new PgliteDb(db);
   }
@@ -371,7 +376,8 @@ export class PgliteDb implements Db {
   }
 }
 
-export async function openDb(opts: { databaseUrl?: string; dataDir?: string; applicationName?: string; poolMax?: number; queryTimeoutMs?: number }): Promise<Db> {
+/** pgliteSettings: postgresql.conf parameters for PGlite (ignored with databaseUrl). */
+export async function openDb(opts: { databaseUrl?: string; dataDir?: string; applicationName?: string; poolMax?: number; queryTimeoutMs?: number; pgliteSettings?: Record<string, string> }): Promise<Db> {
   if (opts.databaseUrl) return new PgDb(opts.databaseUrl, { applicationName: opts.applicationName, max: opts.poolMax, queryTimeoutMs: opts.queryTimeoutMs });
-  return PgliteDb.open(opts.dataDir);
+  return PgliteDb.open(opts.dataDir, opts.pgliteSettings);
 }
