@@ -195,7 +195,7 @@ async function throughKill(label: string, kill: () => Promise<void>, promoted: (
 }
 
 beforeAll(async () => {
-  const built = await ensureImages();
+  const built = await ensureImages({ ha: true });
   images = built.env;
   figures.imagesSeconds = Math.round(built.seconds);
   progress(`images ready in ${built.seconds.toFixed(0)} s: ${JSON.stringify(images)}`);
@@ -256,7 +256,7 @@ test("`docker-compose -f docker-compose.ha.yml up -d` reaches healthy: a Patroni
 });
 
 test("a bad PESAN_PG_SYNC stops a Patroni node at start, naming it and the values it takes", async () => {
-  const r = await run("docker", ["run", "--rm", "-e", "PATRONI_NAME=x", "-e", "PATRONI_ETCD3_HOSTS=etcd-1:2379", "-e", "POSTGRES_PASSWORD=x", "-e", "PATRONI_REPLICATION_PASSWORD=y", "-e", "PESAN_PG_SYNC=yes", images.PESAN_PATRONI_IMAGE ?? "pesan-local/patroni:15"], { timeoutMs: 60_000 });
+  const r = await run("docker", ["run", "--rm", "-e", "PATRONI_NAME=x", "-e", "PATRONI_ETCD3_HOSTS=etcd-1:2379", "-e", "POSTGRES_PASSWORD=x", "-e", "PATRONI_REPLICATION_PASSWORD=y", "-e", "PESAN_PG_SYNC=yes", images.PESAN_PATRONI_IMAGE!], { timeoutMs: 60_000 });
   expect(r.code).toBe(2);
   expect(r.stderr).toContain('PESAN_PG_SYNC must be off, on or strict (got "yes")');
   finished++;
