@@ -132,7 +132,9 @@ export class ComposeProject {
         startedAt: c.State.StartedAt,
         restartCount: c.RestartCount,
         hostname: c.Config.Hostname,
-        ip: Object.values(c.NetworkSettings.Networks)[0]?.IPAddress ?? "",
+        // The project's default network (the one every service but etcd is on; the host reaches
+        // it), else the only one.
+        ip: (c.NetworkSettings.Networks[`${this.name}_default`] ?? Object.values(c.NetworkSettings.Networks)[0])?.IPAddress ?? "",
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
