@@ -53,7 +53,7 @@ const COMPOSE_FILES = ["docker-compose.yml", "docker-compose.two-clusters.yml", 
 const SECRETS: Record<string, string[]> = {
   "docker-compose.yml": ["POSTGRES_PASSWORD", "PESAN_PROBE_PASSWORD"],
   "docker-compose.two-clusters.yml": ["POSTGRES_PASSWORD", "PESAN_SYNC_KEY_AB"],
-  "docker-compose.ha.yml": ["POSTGRES_PASSWORD", "PESAN_PG_REPLICATION_PASSWORD", "PESAN_PROBE_PASSWORD"],
+  "docker-compose.ha.yml": ["POSTGRES_PASSWORD", "PESAN_PG_REPLICATION_PASSWORD", "PESAN_PATRONI_API_PASSWORD", "PESAN_PROBE_PASSWORD"],
 };
 /** The base images each file takes from a variable (./pesan images selects them). */
 const IMAGE_VARIABLES: Record<string, string[]> = {
@@ -81,7 +81,7 @@ testCompose.each(COMPOSE_FILES)("%s has no default secret: docker-compose refuse
 });
 
 testCompose.each(COMPOSE_FILES)("%s: every service rotates its logs, takes its image from a variable or pesan/, and the ones with children run an init", (file) => {
-  const env = { ...process.env, POSTGRES_PASSWORD: "x".repeat(40), PESAN_PROBE_PASSWORD: "x".repeat(40), PESAN_SYNC_KEY_AB: "x".repeat(64), PESAN_PG_REPLICATION_PASSWORD: "x".repeat(40) };
+  const env = { ...process.env, POSTGRES_PASSWORD: "x".repeat(40), PESAN_PROBE_PASSWORD: "x".repeat(40), PESAN_SYNC_KEY_AB: "x".repeat(64), PESAN_PG_REPLICATION_PASSWORD: "x".repeat(40), PESAN_PATRONI_API_PASSWORD: "x".repeat(40) };
   const r = spawnSync("docker-compose", ["-f", join(REPO_ROOT, file), "config"], { encoding: "utf8", env });
   expect(r.status).toBe(0);
   const raw = readFileSync(join(REPO_ROOT, file), "utf8");

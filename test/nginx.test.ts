@@ -24,7 +24,7 @@ test("the committed Compose nginx configs are the template's renderings", () => 
 
 test.each(["docker-compose.yml", "docker-compose.two-clusters.yml", "docker-compose.ha.yml"])("%s is a valid Compose file", (file) => {
   // The secrets have no defaults (test/deploy.test.ts checks that they are required).
-  const env = { ...process.env, POSTGRES_PASSWORD: "p".repeat(24), PESAN_PROBE_PASSWORD: "q".repeat(24), PESAN_SYNC_KEY_AB: "k".repeat(64), PESAN_PG_REPLICATION_PASSWORD: "r".repeat(24) };
+  const env = { ...process.env, POSTGRES_PASSWORD: "p".repeat(24), PESAN_PROBE_PASSWORD: "q".repeat(24), PESAN_SYNC_KEY_AB: "k".repeat(64), PESAN_PG_REPLICATION_PASSWORD: "r".repeat(24), PESAN_PATRONI_API_PASSWORD: "s".repeat(24) };
   const r = spawnSync("docker-compose", ["-f", join(REPO_ROOT, file), "config", "-q"], { encoding: "utf8", env });
   if (r.error) throw new Error("docker-compose is not installed (apt-get install docker-compose)");
   expect(r.stderr).toBe("");

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCluster, type Cluster } from "@pesan/cluster";
 import { createRedisClient, redisRetryDelay } from "@pesan/shared/bus";
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { createTestDatabase, type TestDatabase } from "./support/db.ts";
 import { describeFailover, failoverUnderLoad } from "./support/failover.ts";
 import { requireTools } from "./support/needs.ts";
@@ -82,6 +82,65 @@ test("a connection disconnected while it asks the sentinels for the primary conn
   c.on("error", () => undefined);
   try {
     expect(await c.ping()).toBe("PONG");
+    let ended = false;
+    c.once("end", () => (ended = true));
+    for (const s of set.sentinels) s.signal("SIGSTOP");
+    try {
+      c.disconnect(true);
+      await until("reconnecting: asking the sentinels", 5000, async () => (c.status === "connecting" ? true : undefined), 10);
+      await sleep(200);
+      c.disconnect(true);
+    } finally {
+      for (const s of set.sentinels) s.signal("SIGCONT");
+    }
+    await until("ioredis ending the connection", 5000, async () => (ended ? true : undefined), 20);
+    await until("the connection ready again", 10_000, async () => (c.status === "ready" ? true : undefined), 50);
+    expect(await c.ping()).toBe("PONG");
+  } finally {
+    c.disconnect();
+  }
+}, 60_000);
+
+test.each(["disconnect", "quit"] as const)("a connection its owner closed (%s()) stays closed: status end, no reconnect within 3 s, at the primary or the sentinels", async (how) => {
+  // The connection's name marks it in CLIENT LIST at the primary (ioredis names the data
+  // connection, not its questions to the sentinels: those are counted by the "connecting" event).
+  const name = `closed-${how}-${process.pid}`;
+  const primary = (await set.primaryPort())!;
+  const c = createRedisClient(set.url, { maxRetriesPerRequest: null, connectionName: name }) as Redis;
+  c.on("error", () => undefined);
+  const admin = new Redis({ port: primary, host: "127.0.0.1", lazyConnect: true });
+  admin.on("error", () => undefined);
+  await admin.connect();
+  const named = async () => ((await admin.call("CLIENT", "LIST")) as string).split("\n").filter((l) => l.includes(` name=${name} `)).length;
+  try {
+    expect(await c.ping()).toBe("PONG");
+    expect(await named()).toBe(1);
+    let connecting = 0;
+    c.on("connecting", () => connecting++);
+    c.on("reconnecting", () => connecting++);
+    if (how === "quit") await c.quit();
+    else c.disconnect();
+    await until("the connection ended", 5000, async () => (c.status === "end" ? true : undefined), 20);
+    // Past the longest reconnect delay (1 s) three times over.
+    await sleep(3000);
+    expect({ status: c.status, connecting, atPrimary: await named() }).toEqual({ status: "end", connecting: 0, atPrimary: 0 });
+  } finally {
+    c.disconnect();
+    admin.disconnect();
+  }
+}, 30_000);
+
+test("without a retryStrategy of the caller's, a Sentinel connection reconnects with the jittered delays (50 ms to 1 s), and after an unexpected end too", async () => {
+  const c = createRedisClient(set.url, { maxRetriesPerRequest: null }) as Redis;
+  c.on("error", () => undefined);
+  try {
+    const rs = c.options.retryStrategy!;
+    const delays = [1, 2, 3, 10, 50].map((n) => rs(n));
+    for (const [i, d] of delays.entries()) expect(d).toBeGreaterThanOrEqual([25, 50, 100, 500, 500][i]!);
+    for (const [i, d] of delays.entries()) expect(d).toBeLessThanOrEqual([50, 100, 200, 1000, 1000][i]!);
+    expect(c.options.sentinelRetryStrategy).toBe(rs);
+    expect(await c.ping()).toBe("PONG");
+    // The unexpected end of the test above, without a retryStrategy of the caller's.
     let ended = false;
     c.once("end", () => (ended = true));
     for (const s of set.sentinels) s.signal("SIGSTOP");

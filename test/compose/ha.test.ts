@@ -33,11 +33,12 @@ const TTL_S = 10;
 let project: ComposeProject;
 let address = "";
 let password = "";
+let apiPassword = "";
 let images: Record<string, string> = {};
 const figures: Record<string, number | string> = {};
 /** Tests that got to their end: fewer than all, and afterAll shows the containers' logs. */
 let finished = 0;
-const TESTS = 6;
+const TESTS = 8;
 
 interface Member {
   name: string;
@@ -188,23 +189,25 @@ async function throughKill(label: string, kill: () => Promise<void>, promoted: (
     const r = await expectExactlyOnce(await dbUrl(), load, label);
     // Nothing of pesan exited or was restarted: its processes followed the new primary.
     expect(startTimes(await project.containers())).toEqual(before);
-    return { promotedMs, gapMs: longestGap(load), sent: r.sent, retried: r.retried, unavailable: r.unavailable, lost: 0, duplicated: 0 };
+    return { promotedMs, gapMs: longestGap(load), sent: r.sent, retried: r.retried, unavailable: r.unavailable, lost: r.lost, duplicated: r.duplicated };
   } finally {
     load.close();
   }
 }
 
 beforeAll(async () => {
-  const built = await ensureImages();
+  const built = await ensureImages({ ha: true });
   images = built.env;
   figures.imagesSeconds = Math.round(built.seconds);
   progress(`images ready in ${built.seconds.toFixed(0)} s: ${JSON.stringify(images)}`);
   const [udpPort, httpPort, syncPort] = await freePorts(3);
   password = randomSecret();
+  apiPassword = randomSecret();
   project = new ComposeProject("docker-compose.ha.yml", "ha", {
     ...images,
     POSTGRES_PASSWORD: password,
     PESAN_PG_REPLICATION_PASSWORD: randomSecret(),
+    PESAN_PATRONI_API_PASSWORD: apiPassword,
     PESAN_PROBE_PASSWORD: randomSecret(),
     PESAN_UDP_BIND: "127.0.0.1",
     PESAN_UDP_PORT: String(udpPort),
@@ -256,9 +259,49 @@ test("`docker-compose -f docker-compose.ha.yml up -d` reaches healthy: a Patroni
 });
 
 test("a bad PESAN_PG_SYNC stops a Patroni node at start, naming it and the values it takes", async () => {
-  const r = await run("docker", ["run", "--rm", "-e", "PATRONI_NAME=x", "-e", "PATRONI_ETCD3_HOSTS=etcd-1:2379", "-e", "POSTGRES_PASSWORD=x", "-e", "PATRONI_REPLICATION_PASSWORD=y", "-e", "PESAN_PG_SYNC=yes", images.PESAN_PATRONI_IMAGE ?? "pesan-local/patroni:15"], { timeoutMs: 60_000 });
+  const r = await run("docker", ["run", "--rm", "-e", "PATRONI_NAME=x", "-e", "PATRONI_ETCD3_HOSTS=etcd-1:2379", "-e", "POSTGRES_PASSWORD=x", "-e", "PATRONI_REPLICATION_PASSWORD=y", "-e", "PESAN_PATRONI_API_PASSWORD=z", "-e", "PESAN_PG_SYNC=yes", images.PESAN_PATRONI_IMAGE!], { timeoutMs: 60_000 });
   expect(r.code).toBe(2);
   expect(r.stderr).toContain('PESAN_PG_SYNC must be off, on or strict (got "yes")');
+  finished++;
+}, 60_000);
+
+test("Patroni's REST API changes nothing without its password, its GETs stay open; etcd and the nodes' peer names are out of reach of nginx and pesan's services", async () => {
+  const cs = await project.containers();
+  const pg = cs.find((c) => c.service === "pg-1")!;
+  const api = (path: string, init: RequestInit = {}) => fetch(`http://${pg.ip}:8008${path}`, { ...init, signal: AbortSignal.timeout(5000) });
+  const leaderBefore = (await members(cs))?.find((m) => m.role === "leader")?.name;
+  expect(leaderBefore).toBeDefined();
+  // The healthchecks' and the monitor's GETs need no password.
+  expect((await api("/health")).status).toBe(200);
+  expect((await api("/cluster")).status).toBe(200);
+  const basic = (pw: string) => ({ Authorization: `Basic ${Buffer.from(`patroni:${pw}`).toString("base64")}` });
+  const switchover = JSON.stringify({ leader: leaderBefore });
+  for (const headers of [{}, basic("wrong")]) {
+    expect((await api("/switchover", { method: "POST", body: switchover, headers })).status).toBe(401);
+    expect((await api("/restart", { method: "POST", body: "{}", headers })).status).toBe(401);
+    expect((await api("/reinitialize", { method: "POST", body: "{}", headers })).status).toBe(401);
+    expect((await api("/config", { method: "PATCH", body: JSON.stringify({ ttl: 999 }), headers })).status).toBe(401);
+  }
+  // Refused means nothing changed: the same leader, the same TTL.
+  await sleep(2000);
+  expect((await members())?.find((m) => m.role === "leader")?.name).toBe(leaderBefore);
+  expect(((await (await api("/config")).json()) as { ttl: number }).ttl).toBe(TTL_S);
+  // With the password the API takes it (a change to the value it has already).
+  expect((await api("/config", { method: "PATCH", body: JSON.stringify({ ttl: TTL_S }), headers: basic(apiPassword) })).status).toBe(200);
+  // Networks: etcd only on stores; nginx and pesan's services only on default.
+  for (const c of cs) {
+    const nets = Object.keys(JSON.parse(await docker(["inspect", "-f", "{{json .NetworkSettings.Networks}}", c.id])) as Record<string, unknown>).sort();
+    const want = c.service.startsWith("etcd-") ? [`${project.name}_stores`] : PG_NODES.includes(c.service) ? [`${project.name}_default`, `${project.name}_stores`] : [`${project.name}_default`];
+    expect([c.service, nets]).toEqual([c.service, want]);
+  }
+  // From inside a router: Postgres's node answers, etcd and the peer names do not resolve.
+  const router = cs.find((c) => c.service === "router")!;
+  const probe = `const f = async (u) => { try { return String((await fetch(u, { signal: AbortSignal.timeout(3000) })).status); } catch (e) { return "unreachable:" + (e.cause?.code ?? e.message); } };
+Promise.all(["http://pg-1:8008/health", "http://etcd-1:2379/health", "http://pg-1-peer:8008/health"].map(f)).then((a) => console.log(a.join(" ")));`;
+  const [pgAnswer, etcdAnswer, peerAnswer] = (await docker(["exec", router.id, "node", "-e", probe])).trim().split(" ");
+  expect(pgAnswer).toBe("200");
+  expect(etcdAnswer).toMatch(/^unreachable:/);
+  expect(peerAnswer).toMatch(/^unreachable:/);
   finished++;
 }, 60_000);
 
@@ -363,7 +406,58 @@ test("docker kill (SIGKILL) of the Redis primary under load: the sentinels promo
   finished++;
 }, 240_000);
 
-test("after both failovers a fresh client still chats through nginx", async () => {
+test("after the Redis failover, stop and start of every Redis server and sentinel at once: the promoted primary stays the primary (a server with data waits for the sentinels), the other its replica", async () => {
+  const before = await waitUntil("the sentinels naming a primary", redisPrimary, 30_000, 500);
+  // The Redis test before this one made redis-2 the primary: the case a cold start got wrong.
+  expect(before).not.toBe("redis-1");
+  const other = before === "redis-1" ? "redis-2" : "redis-1";
+  const redis = ["redis-1", "redis-2", "sentinel-1", "sentinel-2", "sentinel-3"];
+  // A write only the primary has: its replica is stopped first. A restart that made the stale
+  // replica the primary again (or the primary its replica) would throw it away.
+  progress(`stop ${other}, a write on ${before}, then stop + start of ${redis.join(" ")}`);
+  await project.compose(["stop", "-t", "5", other]);
+  const marker = randomSecret();
+  const [p] = await project.service(before);
+  const w = new Redis({ host: p!.ip, port: 6379, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  w.on("error", () => undefined);
+  try {
+    await w.connect();
+    expect(await w.set("hatest:coldstart", marker)).toBe("OK");
+  } finally {
+    w.disconnect();
+  }
+  await project.compose(["stop", "-t", "5", "sentinel-1", "sentinel-2", "sentinel-3", before]);
+  expect((await project.containers()).filter((c) => redis.includes(c.service) && c.status === "running").map((c) => c.name)).toEqual([]);
+  const t0 = Date.now();
+  await project.compose(["start", ...redis]);
+  await waitUntil(`${other} a replica of ${before} again`, () => redisReplicaOfPrimary(other), 120_000, 500);
+  figures.redisColdStartMs = Date.now() - t0;
+  expect(await redisPrimary()).toBe(before);
+  expect((await redisInfo(before)).role).toBe("master");
+  // Each server's own decision at this start, as it logged it: no detour through a wrong role.
+  const decided = async (service: string) => {
+    const [c] = await project.service(service);
+    const r = await run("docker", ["logs", "--since", new Date(t0 - 1000).toISOString(), c!.id], { timeoutMs: 30_000 });
+    return `${r.stdout}${r.stderr}`.split("\n").filter((l) => l.startsWith("pesan redis: ")).map((l) => l.trim());
+  };
+  expect(await decided(before)).toEqual([`pesan redis: ${before} starts as the primary`]);
+  expect(await decided(other)).toEqual([`pesan redis: ${other} starts as a replica of ${before}`]);
+  for (const s of [before, other]) {
+    const [c] = await project.service(s);
+    const r = new Redis({ host: c!.ip, port: 6379, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on("error", () => undefined);
+    try {
+      await r.connect();
+      await waitUntil(`the write on ${s}`, async () => (await r.get("hatest:coldstart")) === marker || undefined, 10_000, 200);
+    } finally {
+      r.disconnect();
+    }
+  }
+  await project.waitHealthy(120_000, CONTAINERS);
+  finished++;
+}, 300_000);
+
+test("after both failovers and the Redis cold start a fresh client still chats through nginx", async () => {
   await sleep(500);
   const c = new PesanClient({ servers: [address], heartbeatMs: 1000, requestTimeoutMs: 3000, capAck: true });
   const d = new PesanClient({ servers: [address], heartbeatMs: 1000, requestTimeoutMs: 3000, capAck: true });

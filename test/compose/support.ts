@@ -61,12 +61,13 @@ export async function dockerAnswers(): Promise<boolean> {
 
 /**
  * `./pesan images` (through its script, without touching .env): builds what is missing, and
- * returns the base image selection (PESAN_*_IMAGE) to hand to docker-compose.
+ * returns the base image selection (PESAN_*_IMAGE) to hand to docker-compose. `ha`: also the
+ * Patroni image of docker-compose.ha.yml (`--ha`).
  */
-export async function ensureImages(): Promise<{ env: Record<string, string>; seconds: number }> {
+export async function ensureImages(o: { ha?: boolean } = {}): Promise<{ env: Record<string, string>; seconds: number }> {
   const t0 = Date.now();
-  const r = await run(join(REPO_ROOT, "tools/images/build.sh"), ["--no-env-file", "--print-env"], { timeoutMs: 30 * 60_000, echo: "images" });
-  if (r.code !== 0) throw new Error(`./pesan images failed:\n${r.stderr.slice(-3000)}`);
+  const r = await run(join(REPO_ROOT, "tools/images/build.sh"), ["--no-env-file", "--print-env", ...(o.ha ? ["--ha"] : [])], { timeoutMs: 30 * 60_000, echo: "images" });
+  if (r.code !== 0) throw new Error(`./pesan images${o.ha ? " --ha" : ""} failed:\n${r.stderr.slice(-3000)}`);
   const env: Record<string, string> = {};
   for (const l of r.stdout.split("\n")) {
     const m = /^(PESAN_\w+_IMAGE)=(\S+)$/.exec(l);
@@ -131,7 +132,9 @@ export class ComposeProject {
         startedAt: c.State.StartedAt,
         restartCount: c.RestartCount,
         hostname: c.Config.Hostname,
-        ip: Object.values(c.NetworkSettings.Networks)[0]?.IPAddress ?? "",
+        // The project's default network (the one every service but etcd is on; the host reaches
+        // it), else the only one.
+        ip: (c.NetworkSettings.Networks[`${this.name}_default`] ?? Object.values(c.NetworkSettings.Networks)[0])?.IPAddress ?? "",
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./pesan images: builds every image the Compose files use.
+# ./pesan images: builds every image docker-compose.yml uses (--ha: docker-compose.ha.yml's too).
 #
 # The Compose files name the upstream official base images (node, postgres, redis, nginx). For
 # each one this tries a pull (or uses it when it is already here); when Docker Hub cannot be
@@ -7,8 +7,9 @@
 # on a debootstrap base) and selects it through the PESAN_*_IMAGE variables, written to .env
 # (a marked block; your other lines stay) and printed. Then it builds pesan's own images
 # (pesan/<service>:$PESAN_TAG) from the one Dockerfile, one dependency install for all.
-# Patroni and etcd (docker-compose.ha.yml) have no official image: pesan-local/patroni:15 is
-# always built from Debian packages (tools/images/patroni/Dockerfile), in every mode.
+# With --ha also what docker-compose.ha.yml needs beyond that: Patroni and etcd have no
+# official image, so pesan-local/patroni:15 is built from Debian packages
+# (tools/images/patroni/Dockerfile, on the debootstrap base) in every mode, --official too.
 #
 # Re-running is fast: the debootstrap base and the Node base are kept while they exist
 # (--rebuild-bases makes them again), everything else comes from Docker's layer cache.
@@ -19,23 +20,24 @@ cd "$(dirname "$0")/../.."
 
 usage() {
   cat <<'HELP'
-usage: ./pesan images [--local | --official] [--no-env-file] [--print-env] [--rebuild-bases]
-                      [--help] [--version]
+usage: ./pesan images [--local | --official] [--ha] [--no-env-file] [--print-env]
+                      [--rebuild-bases] [--help] [--version]
 
   (default)        pull each official base image; build a Debian stand-in where that fails
   --local          do not try Docker Hub: always use the Debian stand-ins
   --official       official base images only: fail when one cannot be pulled
   --no-env-file    do not write the PESAN_*_IMAGE selection into .env
   --print-env      print the selection (KEY=VALUE lines) on stdout; progress goes to stderr
+  --ha             also build what docker-compose.ha.yml needs: pesan-local/patroni:15 (Patroni,
+                   PostgreSQL 15 and etcd; PESAN_PATRONI_IMAGE there). No official image exists,
+                   so it is always built from Debian packages (needs debootstrap), --official too
   --rebuild-bases  make the debootstrap base and the Node base again
-Always built from Debian packages (no official image exists): pesan-local/patroni:15, Patroni,
-PostgreSQL 15 and etcd for docker-compose.ha.yml (PESAN_PATRONI_IMAGE there).
 Environment: PESAN_TAG (default latest) tags pesan/<service>; PESAN_BUILD_CA names a CA bundle
 the dependency install trusts (default /etc/ssl/certs/ca-certificates.crt; empty: none).
 HELP
 }
 
-mode=auto env_file=1 print_env=0 rebuild_bases=0
+mode=auto env_file=1 print_env=0 rebuild_bases=0 ha=0
 for a in "$@"; do
   case "$a" in
     --local) mode=local ;;
@@ -43,6 +45,7 @@ for a in "$@"; do
     --no-env-file) env_file=0 ;;
     --print-env) print_env=1 ;;
     --rebuild-bases) rebuild_bases=1 ;;
+    --ha) ha=1 ;;
     -h | --help) usage; exit 0 ;;
     -V | --version) echo "pesan $(sed -n 's/^  "version": *"\([^"]*\)".*/\1/p' package.json | head -n 1)"; exit 0 ;;
     *) echo "pesan images: unknown option $a" >&2; usage >&2; exit 2 ;;
@@ -156,7 +159,9 @@ REDIS_IMAGE=$(official "$redis_default")
 [ -n "$REDIS_IMAGE" ] || REDIS_IMAGE=$(standin redis 7)
 NGINX_IMAGE=$(official "$nginx_default")
 [ -n "$NGINX_IMAGE" ] || NGINX_IMAGE=$(standin nginx 1.22)
-PATRONI_IMAGE=$(standin patroni 15)
+# Only on request: the plain docker-compose.yml does not need it, and it takes debootstrap.
+PATRONI_IMAGE=""
+[ "$ha" = 0 ] || PATRONI_IMAGE=$(standin patroni 15)
 
 # The dependency install inside the build reaches the npm registry over HTTPS; behind a
 # TLS-intercepting proxy it must trust the host's CA bundle. Only the install stage sees it.
@@ -171,7 +176,8 @@ for s in "${SERVICES[@]}"; do
   build "pesan/$s:$TAG" --target "$s" --build-arg "NODE_IMAGE=$NODE_IMAGE" -t "pesan/$s:$TAG" . || exit 1
 done
 
-selection=$(printf 'PESAN_NODE_IMAGE=%s\nPESAN_POSTGRES_IMAGE=%s\nPESAN_REDIS_IMAGE=%s\nPESAN_NGINX_IMAGE=%s\nPESAN_PATRONI_IMAGE=%s\n' "$NODE_IMAGE" "$POSTGRES_IMAGE" "$REDIS_IMAGE" "$NGINX_IMAGE" "$PATRONI_IMAGE")
+selection=$(printf 'PESAN_NODE_IMAGE=%s\nPESAN_POSTGRES_IMAGE=%s\nPESAN_REDIS_IMAGE=%s\nPESAN_NGINX_IMAGE=%s\n' "$NODE_IMAGE" "$POSTGRES_IMAGE" "$REDIS_IMAGE" "$NGINX_IMAGE")
+[ -z "$PATRONI_IMAGE" ] || selection=$(printf '%s\nPESAN_PATRONI_IMAGE=%s\n' "$selection" "$PATRONI_IMAGE")
 if [ "$env_file" = 1 ]; then
   # Replace our marked block in .env (Compose reads it), keep every other line.
   begin="# >>> ./pesan images: base images for this machine (re-run ./pesan images to refresh)"

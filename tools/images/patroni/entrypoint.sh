@@ -9,6 +9,9 @@
 #   PATRONI_NAME (required; also the address the others reach it at), PATRONI_SCOPE (pesan),
 #   PATRONI_ETCD3_HOSTS (host:port,...), POSTGRES_PASSWORD (the superuser's, required),
 #   PATRONI_REPLICATION_PASSWORD (required), POSTGRES_DB (pesan),
+#   PESAN_PATRONI_API_PASSWORD (required): Basic auth (user patroni) of the REST API's unsafe
+#   methods (POST /switchover, /restart, /reinitialize, PATCH /config...); GETs stay open,
+#   PATRONI_PEER_HOST (PATRONI_NAME): the name the other nodes reach this one at,
 #   PESAN_PG_SYNC: off | on | strict (Patroni's synchronous_mode, synchronous_mode_strict),
 #   PATRONI_TTL (30), PATRONI_LOOP_WAIT (10), PATRONI_RETRY_TIMEOUT (10).
 # The bootstrap settings (PESAN_PG_SYNC and the timings) are written into etcd when the cluster
@@ -46,6 +49,7 @@ esac
 : "${PATRONI_ETCD3_HOSTS:?PATRONI_ETCD3_HOSTS must be set (the etcd members, host:port,...)}"
 : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set (the superuser's password)}"
 : "${PATRONI_REPLICATION_PASSWORD:?PATRONI_REPLICATION_PASSWORD must be set (the replication user's password)}"
+: "${PESAN_PATRONI_API_PASSWORD:?PESAN_PATRONI_API_PASSWORD must be set (the REST API password for switchover, restart, reinitialize)}"
 case "${PESAN_PG_SYNC:=on}" in
 off | on | strict) ;;
 *) echo "PESAN_PG_SYNC must be off, on or strict (got \"$PESAN_PG_SYNC\")" >&2; exit 2 ;;
@@ -64,12 +68,16 @@ import json, os
 e = os.environ
 sync = e["PESAN_PG_SYNC"]
 name = e["PATRONI_NAME"]
+peer = e.get("PATRONI_PEER_HOST") or name
 hba = ["local all all trust", "host replication replicator all scram-sha-256", "host all all all scram-sha-256"]
 print(json.dumps({
     "scope": e.get("PATRONI_SCOPE", "pesan"),
     "name": name,
     "log": {"level": "INFO"},
-    "restapi": {"listen": "0.0.0.0:8008", "connect_address": f"{name}:8008"},
+    # Patroni asks for the password on the unsafe methods only (POST, PUT, PATCH, DELETE): the
+    # healthchecks' and the other nodes' GETs need none. patronictl reads it from here too.
+    "restapi": {"listen": "0.0.0.0:8008", "connect_address": f"{peer}:8008",
+                "authentication": {"username": "patroni", "password": e["PESAN_PATRONI_API_PASSWORD"]}},
     "etcd3": {"hosts": [h.strip() for h in e["PATRONI_ETCD3_HOSTS"].split(",") if h.strip()]},
     "bootstrap": {
         "dcs": {
@@ -93,7 +101,7 @@ print(json.dumps({
     },
     "postgresql": {
         "listen": "0.0.0.0:5432",
-        "connect_address": f"{name}:5432",
+        "connect_address": f"{peer}:5432",
         # A directory below the volume's root: Patroni creates it with the mode Postgres wants.
         "data_dir": "/var/lib/postgresql/data/pgdata",
         "bin_dir": "/usr/lib/postgresql/15/bin",

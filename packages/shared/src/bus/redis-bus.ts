@@ -1,8 +1,7 @@
 /** The Redis streams backend: XADD / XREADGROUP / XAUTOCLAIM / XACK (+XDEL). */
 import type { Logger } from "../observability/log.ts";
 import { agreeOnShards, SHARDS_KEY } from "./shards.ts";
-import { backoffDelay } from "../retry/backoff.ts";
-import { createRedisClient, duplicateClient, isCluster, type RedisClient } from "./redis-client.ts";
+import { createRedisClient, duplicateClient, isCluster, redisRetryDelay, type RedisClient } from "./redis-client.ts";
 import { BusUnavailableError, ConsumerLoop, type Bus, type BusEntry, type ConsumerOptions, type BatchHandler, type Consumer, type PublishItem, type StreamBackend } from "./bus.ts";
 
 type RawEntries = Array<[string, string[]]>;
@@ -36,10 +35,7 @@ export const DEFAULT_MAX_PUBLISH_BYTES = 64 * 1024 * 1024;
  */
 const LOST = new Set(["reconnecting", "close", "end"]);
 
-/** Reconnect delays (ioredis counts attempts from 1): from 50 ms, doubling, at most 1 s apart, with jitter. */
-export function redisRetryDelay(times: number, random = Math.random): number {
-  return backoffDelay(times - 1, 50, 1000, random);
-}
+export { redisRetryDelay };
 
 export class RedisBus implements Bus {
   readonly kind = "redis";

@@ -6,6 +6,12 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import { parseRedisUrl, type RedisTarget } from "../config/redis-url.ts";
+import { backoffDelay } from "../retry/backoff.ts";
+
+/** Reconnect delays (ioredis counts attempts from 1): from 50 ms, doubling, at most 1 s apart, with jitter. */
+export function redisRetryDelay(times: number, random = Math.random): number {
+  return backoffDelay(times - 1, 50, 1000, random);
+}
 
 /**
  * After a failover the old primary, if it is still up (or back), is a replica that answers
@@ -19,8 +25,12 @@ export function reconnectOnReadonly(err: Error): 1 | false {
 
 /** The ioredis options for a parsed target, on top of the caller's; the URL of a single server is separate. */
 export function sentinelOptions(t: Extract<RedisTarget, { kind: "sentinel" }>, base: RedisOptions): RedisOptions {
+  // Without one of the caller's, the jittered delays of every other reconnect here (ioredis's
+  // own default would apply to its reconnects, but not to reconnectAfterUnexpectedEnd's).
+  const retryStrategy = base.retryStrategy ?? ((n: number) => redisRetryDelay(n));
   return {
     ...base,
+    retryStrategy,
     sentinels: t.sentinels.map((s) => ({ host: s.host, port: s.port })),
     name: t.name,
     role: "master",
@@ -34,7 +44,7 @@ export function sentinelOptions(t: Extract<RedisTarget, { kind: "sentinel" }>, b
     // peer never closes its side (2 s by default, which was 2 s more of the gap: SIGSTOP test).
     disconnectTimeout: 200,
     // All sentinels away: ask again from 50 ms up to 1 s apart, like any other reconnect.
-    ...(base.retryStrategy ? { sentinelRetryStrategy: base.retryStrategy } : {}),
+    sentinelRetryStrategy: retryStrategy,
     reconnectOnError: reconnectOnReadonly,
   };
 }
@@ -68,7 +78,8 @@ export type RedisClient = Redis | Cluster;
  * during a connect. Seen in test/compose/ha.test.ts: after the Redis primary was killed, a
  * gateway's blocking connection stayed dead and its clients got no replies. So a Sentinel
  * connection that ends without being closed by its owner (disconnect() or quit()) connects
- * again, with the client's own reconnect delays.
+ * again, with the client's own reconnect delays (redisRetryDelay's without a retryStrategy: a
+ * fixed delay would bring every process's connections back at the same moment).
  */
 export function reconnectAfterUnexpectedEnd(c: Redis): Redis {
   let closing = false;
@@ -86,14 +97,14 @@ export function reconnectAfterUnexpectedEnd(c: Redis): Redis {
   c.on("ready", () => (attempts = 0));
   c.on("end", () => {
     if (closing) return;
-    const d = c.options.retryStrategy?.(++attempts);
-    const timer = setTimeout(
-      () => {
-        // connect() from "end" starts over: the sentinels are asked again.
-        if (!closing && c.status === "end") c.connect().catch(() => undefined);
-      },
-      typeof d === "number" ? d : 1000,
-    );
+    attempts++;
+    const d = c.options.retryStrategy ? c.options.retryStrategy(attempts) : redisRetryDelay(attempts);
+    // A retryStrategy that returns no number asks for no more reconnects, as in ioredis.
+    if (typeof d !== "number") return;
+    const timer = setTimeout(() => {
+      // connect() from "end" starts over: the sentinels are asked again.
+      if (!closing && c.status === "end") c.connect().catch(() => undefined);
+    }, d);
     // Nothing to wait for when the process is on its way out.
     timer.unref();
   });

@@ -227,8 +227,12 @@ describe("the file", () => {
     for (const s of t!.services) expect(s).toMatchObject({ replicas: true, check: { name: s.name } });
   });
 
-  test("monitor.compose-ha.yaml watches every service of docker-compose.ha.yml, each store node on its own, with the multi-host DATABASE_URL", () => {
-    const compose = parse(readFileSync(join(__dirname, "..", "..", "..", "..", "docker-compose.ha.yml"), "utf8"), { merge: true }) as { services: Record<string, unknown> };
+  test("monitor.compose-ha.yaml watches every service of docker-compose.ha.yml but etcd (on a network the monitor does not join), each store node on its own, with the multi-host DATABASE_URL", () => {
+    const parsed = parse(readFileSync(join(__dirname, "..", "..", "..", "..", "docker-compose.ha.yml"), "utf8"), { merge: true }) as { services: Record<string, { networks?: unknown }> };
+    // The monitor is on the default network only; etcd only on stores.
+    expect(parsed.services["monitor-bot"]!.networks).toBeUndefined();
+    expect(parsed.services["etcd-1"]!.networks).toEqual(["stores"]);
+    const compose = { services: Object.fromEntries(Object.entries(parsed.services).filter(([n]) => !n.startsWith("etcd-"))) };
     const c = loadMonitorConfig(join(__dirname, "..", "..", "monitor.compose-ha.yaml"), { DATABASE_URL: "postgres://postgres:pesan@pg-1:5432,pg-2:5432,pg-3:5432/pesan?target_session_attrs=read-write" });
     const [t] = c.targets;
     expect(t).toMatchObject({ kind: "local", name: "docker-host", disk: ["/"] });
