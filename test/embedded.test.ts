@@ -5,7 +5,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePorts, ServiceProcess } from "@pesan/cluster";
+import { embeddedEnv, freePorts, ServiceProcess } from "@pesan/cluster";
 import { defaultHostName } from "../services/monitor-bot/src/index.ts";
 import { waitFor } from "./support/monitor.ts";
 import { RawClient } from "./support/udp.ts";
@@ -20,17 +20,8 @@ beforeAll(async () => {
   const [http, monitorPort] = await freePorts(2);
   monitor = `http://127.0.0.1:${monitorPort}`;
   address = `127.0.0.1:${udp}`;
-  const env: Record<string, string> = {
-    DATA_DIR: dir,
-    UDP_HOST: "127.0.0.1",
-    UDP_PORT: String(udp),
-    HTTP_PORT: String(http),
-    MONITOR_PORT: String(monitorPort),
-    PASSWORD_HASH_COST: "10",
-    // The embedded mode must not pick these up from the test environment.
-    DATABASE_URL: "",
-    REDIS_URL: "",
-  };
+  // The embedded mode must not pick DATABASE_URL or REDIS_URL up from the test environment.
+  const env = embeddedEnv({ dataDir: dir, udpPort: udp!, httpPort: http!, monitorPort: monitorPort! });
   proc = new ServiceProcess("embedded", "embedded", env, http!, udp, join(dir, "embedded.log"));
   proc.start();
   await proc.waitReady(60_000);
@@ -48,17 +39,7 @@ test("health says embedded PGlite (with the default shared_buffers) and in-proce
 
 /** The embedded mode on a data directory of its own, the monitor off (not under test here). */
 function embeddedWith(extra: Record<string, string>, udp: number, http: number, dataDir: string): ServiceProcess {
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    UDP_HOST: "127.0.0.1",
-    UDP_PORT: String(udp),
-    HTTP_PORT: String(http),
-    MONITOR: "false",
-    PASSWORD_HASH_COST: "10",
-    DATABASE_URL: "",
-    REDIS_URL: "",
-    ...extra,
-  };
+  const env = { ...embeddedEnv({ dataDir, udpPort: udp, httpPort: http }), ...extra };
   return new ServiceProcess("embedded", "embedded-settings", env, http, udp, undefined);
 }
 

@@ -74,27 +74,35 @@ test("a primary that stops answering but stays up (SIGSTOP): the processes move 
   console.log(`redis sentinel, primary stopped: ${describeFailover(f, DETECT)}`);
 }, 180_000);
 
+/**
+ * Disconnects c while it is asking the sentinels for the primary (they are stopped meanwhile,
+ * so the question is certainly in flight), waits for ioredis to end it, then for it to be
+ * ready again by itself.
+ */
+async function endWhileAskingSentinels(c: Redis): Promise<void> {
+  let ended = false;
+  c.once("end", () => (ended = true));
+  for (const s of set.sentinels) s.signal("SIGSTOP");
+  try {
+    c.disconnect(true);
+    await until("reconnecting: asking the sentinels", 5000, async () => (c.status === "connecting" ? true : undefined), 10);
+    await sleep(200);
+    c.disconnect(true);
+  } finally {
+    for (const s of set.sentinels) s.signal("SIGCONT");
+  }
+  await until("ioredis ending the connection", 5000, async () => (ended ? true : undefined), 20);
+  await until("the connection ready again", 10_000, async () => (c.status === "ready" ? true : undefined), 50);
+}
+
 test("a connection disconnected while it asks the sentinels for the primary connects again by itself (ioredis alone ends it for good)", async () => {
   // What +switch-master during a reconnect does (ioredis's failover detector disconnects the
-  // connector): reproduced here with disconnect(true), while the sentinels are stopped so that
-  // the question is certainly in flight.
+  // connector): reproduced with disconnect(true) while the question is in flight.
   const c = createRedisClient(set.url, { maxRetriesPerRequest: null, retryStrategy: (n) => redisRetryDelay(n) }) as Redis;
   c.on("error", () => undefined);
   try {
     expect(await c.ping()).toBe("PONG");
-    let ended = false;
-    c.once("end", () => (ended = true));
-    for (const s of set.sentinels) s.signal("SIGSTOP");
-    try {
-      c.disconnect(true);
-      await until("reconnecting: asking the sentinels", 5000, async () => (c.status === "connecting" ? true : undefined), 10);
-      await sleep(200);
-      c.disconnect(true);
-    } finally {
-      for (const s of set.sentinels) s.signal("SIGCONT");
-    }
-    await until("ioredis ending the connection", 5000, async () => (ended ? true : undefined), 20);
-    await until("the connection ready again", 10_000, async () => (c.status === "ready" ? true : undefined), 50);
+    await endWhileAskingSentinels(c);
     expect(await c.ping()).toBe("PONG");
   } finally {
     c.disconnect();
@@ -141,19 +149,7 @@ test("without a retryStrategy of the caller's, a Sentinel connection reconnects 
     expect(c.options.sentinelRetryStrategy).toBe(rs);
     expect(await c.ping()).toBe("PONG");
     // The unexpected end of the test above, without a retryStrategy of the caller's.
-    let ended = false;
-    c.once("end", () => (ended = true));
-    for (const s of set.sentinels) s.signal("SIGSTOP");
-    try {
-      c.disconnect(true);
-      await until("reconnecting: asking the sentinels", 5000, async () => (c.status === "connecting" ? true : undefined), 10);
-      await sleep(200);
-      c.disconnect(true);
-    } finally {
-      for (const s of set.sentinels) s.signal("SIGCONT");
-    }
-    await until("ioredis ending the connection", 5000, async () => (ended ? true : undefined), 20);
-    await until("the connection ready again", 10_000, async () => (c.status === "ready" ? true : undefined), 50);
+    await endWhileAskingSentinels(c);
     expect(await c.ping()).toBe("PONG");
   } finally {
     c.disconnect();

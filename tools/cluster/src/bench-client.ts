@@ -55,3 +55,28 @@ export class Peer {
   }
 }
 
+
+/** A sent request awaiting its answer: its line (without the tag) and when it last went out. */
+export interface InFlight {
+  line: string;
+  at: number;
+}
+
+/**
+ * Sends again, under the same tag, every request unanswered for `afterMs` (the server answers a
+ * tagged repeat once), checking every 500 ms: `inflight[i]` holds the requests `senders[i]` has
+ * out. clearInterval the result to stop.
+ */
+export function resendUnanswered(senders: Peer[], inflight: Array<Map<string, InFlight>>, afterMs = 2000): NodeJS.Timeout {
+  return setInterval(() => {
+    const now = performance.now();
+    senders.forEach((sender, i) => {
+      for (const [tag, f] of inflight[i]!) {
+        if (now - f.at > afterMs) {
+          f.at = now;
+          sender.send(`@${tag} ${f.line}`);
+        }
+      }
+    });
+  }, 500);
+}

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { numberOption, parseCli } from "./args.ts";
-import { Peer } from "./bench-client.ts";
+import { Peer, resendUnanswered, type InFlight } from "./bench-client.ts";
 import pg from "pg";
 import { startCluster, type Cluster } from "./cluster.ts";
 import { cpuBetween, cpuMs, isLocalHost, parentOf, peakRssMb, processName, redisPidFromInfo, serverCpuMs } from "./proc-stats.ts";
@@ -118,7 +118,7 @@ async function runPhase(
   const seen = new Set<string>();
   const started = performance.now();
   const stopAt = started + opts.durationMs;
-  const inflight = pairs.map(() => new Map<string, { line: string; at: number }>());
+  const inflight = pairs.map(() => new Map<string, InFlight>());
   let seq = 0;
   pairs.forEach((p, i) => {
     p.sender.onLine = (l) => {
@@ -150,17 +150,7 @@ async function runPhase(
     while (performance.now() < stopAt && inflight[i]!.size < opts.window) sendOne(i);
   };
   // Retry what got no answer in 2 s, with the same tag: the server answers it once.
-  const retry = setInterval(() => {
-    const now = performance.now();
-    pairs.forEach((p, i) => {
-      for (const [tag, f] of inflight[i]!) {
-        if (now - f.at > 2000) {
-          f.at = now;
-          p.sender.send(`@${tag} ${f.line}`);
-        }
-      }
-    });
-  }, 500);
+  const retry = resendUnanswered(pairs.map((p) => p.sender), inflight);
   let paced: NodeJS.Timeout | undefined;
   if (opts.ratePerSec !== undefined) {
     const perTick = opts.ratePerSec / 1000; // 1 ms ticks, carried fraction

@@ -71,6 +71,25 @@ export type Role = keyof typeof ENTRY;
 
 const TAIL_CHARS = 4000;
 
+/**
+ * The environment of an embedded process (apps/embedded) on loopback ports and a data
+ * directory of its own: PGlite and the in-process bus whatever the caller's environment says
+ * (DATABASE_URL and REDIS_URL emptied), a cheap password hash, the monitor on monitorPort or off.
+ */
+export function embeddedEnv(o: { dataDir: string; udpPort: number; httpPort: number; monitorPort?: number }): Record<string, string> {
+  return {
+    DATA_DIR: o.dataDir,
+    UDP_HOST: "127.0.0.1",
+    UDP_PORT: String(o.udpPort),
+    HTTP_PORT: String(o.httpPort),
+    ...(o.monitorPort === undefined ? { MONITOR: "false" } : { MONITOR_PORT: String(o.monitorPort) }),
+    // Registration's hashing cost is not what these processes are for; the default only slows set-up.
+    PASSWORD_HASH_COST: "10",
+    DATABASE_URL: "",
+    REDIS_URL: "",
+  };
+}
+
 export class ServiceProcess {
   readonly role: Role;
   readonly id: string;

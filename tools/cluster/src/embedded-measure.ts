@@ -11,8 +11,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Peer } from "./bench-client.ts";
-import { freePorts, NODE_FLAGS, ServiceProcess } from "./cluster.ts";
+import { Peer, resendUnanswered, type InFlight } from "./bench-client.ts";
+import { embeddedEnv, freePorts, NODE_FLAGS, ServiceProcess } from "./cluster.ts";
 import { numberOption, parseCli } from "./args.ts";
 
 const HELP = `usage: node tools/cluster/src/embedded-measure.ts [--runs 3] [--idle-seconds 30] [--load-seconds 10] [--pairs 10] [--window 8] [--offline 2000]
@@ -67,7 +67,7 @@ interface Pair {
 /** --pairs senders, each keeping --window SENDs in flight; MSG ids counted once at the receivers. */
 async function load(pairs: Pair[], window: number, durationMs: number): Promise<number> {
   const seen = new Set<string>();
-  const inflight = pairs.map(() => new Map<string, { line: string; at: number }>());
+  const inflight = pairs.map(() => new Map<string, InFlight>());
   const stopAt = performance.now() + durationMs;
   let seq = 0;
   const sendOne = (i: number) => {
@@ -89,17 +89,7 @@ async function load(pairs: Pair[], window: number, durationMs: number): Promise<
       if (l.startsWith("MSG ")) seen.add(l.split(" ", 2)[1]!);
     };
   });
-  const retry = setInterval(() => {
-    const now = performance.now();
-    pairs.forEach((p, i) => {
-      for (const [tag, f] of inflight[i]!) {
-        if (now - f.at > 2000) {
-          f.at = now;
-          p.sender.send(`@${tag} ${f.line}`);
-        }
-      }
-    });
-  }, 500);
+  const retry = resendUnanswered(pairs.map((p) => p.sender), inflight);
   const started = performance.now();
   pairs.forEach((_, i) => pump(i));
   await sleep(durationMs);
@@ -144,17 +134,7 @@ async function offline(pairs: Pair[], total: number): Promise<{ stored: number; 
 async function oneRun(run: number, o: { idleMs: number; loadMs: number; pairs: number; window: number; offline: number; nodeFlags: string[] }): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), "pesan-embedded-measure-"));
   const [udp, http, monitorPort] = await freePorts(3);
-  const env: Record<string, string> = {
-    DATA_DIR: dir,
-    UDP_HOST: "127.0.0.1",
-    UDP_PORT: String(udp),
-    HTTP_PORT: String(http),
-    MONITOR_PORT: String(monitorPort),
-    // Registration's hashing cost is not what is measured; the default (12) only slows set-up.
-    PASSWORD_HASH_COST: "10",
-    DATABASE_URL: "",
-    REDIS_URL: "",
-  };
+  const env = embeddedEnv({ dataDir: dir, udpPort: udp!, httpPort: http!, monitorPort: monitorPort! });
   const proc = new ServiceProcess("embedded", `embedded-${run}`, env, http!, udp, join(dir, "embedded.log"));
   proc.nodeFlags = o.nodeFlags;
   const address = `127.0.0.1:${udp}`;
